@@ -1,0 +1,49 @@
+// Command mycel-demo is the small static HTTP server of Mycel's demo image
+// (`make image`): it answers every request with the pod's name and a
+// greeting taken from $GREETING, and logs each request to stdout.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", ":8080", "listen address")
+	exitAfter := flag.Duration("exit-after", 0, "exit with -exit-code after this long (for restart tests)")
+	exitCode := flag.Int("exit-code", 1, "exit code used with -exit-after")
+	flag.Parse()
+	host, _ := os.Hostname()
+	greeting := os.Getenv("GREETING")
+	if greeting == "" {
+		greeting = "hello from mycel"
+	}
+	log.SetOutput(os.Stdout)
+	log.Printf("mycel-demo starting on %s (host %s, greeting %q)", *addr, host, greeting)
+	if *exitAfter > 0 {
+		go func() {
+			time.Sleep(*exitAfter)
+			log.Printf("exiting with code %d as asked", *exitCode)
+			os.Exit(*exitCode)
+		}()
+	}
+	// As PID 1 in a container, SIGTERM is ignored unless handled.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-stop
+		log.Printf("stopping")
+		os.Exit(0)
+	}()
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		log.Printf("%s %s from %s", r.Method, r.URL.Path, r.RemoteAddr)
+		fmt.Fprintf(w, "%s: %s\n", host, greeting)
+	})
+	log.Fatal(http.ListenAndServe(*addr, nil))
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mycelfabric/mycel"
+	"github.com/mycelfabric/mycel/securityplane/ca"
+)
+
+func caCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "ca", Short: "Manage the trust domain's certificate authority"}
+	var td, dir string
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a trust domain's root CA",
+		Example: `  mycel ca init --trust-domain example.org --dir /etc/mycel/ca`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := ca.Init(dir, td)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created trust domain %s in %s\nCA fingerprint: %s\n", a.TrustDomain().Name(), dir, a.Fingerprint())
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&td, "trust-domain", "", "trust domain name, e.g. example.org (required)")
+	initCmd.Flags().StringVar(&dir, "dir", "", "directory to keep the CA in (required)")
+	initCmd.MarkFlagRequired("trust-domain")
+	initCmd.MarkFlagRequired("dir")
+	cmd.AddCommand(initCmd)
+	return cmd
+}
+
+func kubeconfigCmd() *cobra.Command {
+	var dir, user, server, out string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Write a kubeconfig with a client certificate of the trust domain",
+		Example: `  mycel kubeconfig --dir /etc/mycel/ca --user alice --server https://127.0.0.1:6443 --out alice.kubeconfig
+  KUBECONFIG=alice.kubeconfig kubectl get nodes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := ca.Load(dir)
+			if err != nil {
+				return err
+			}
+			data, err := mycel.Kubeconfig(a, user, ttl, mycel.KubeconfigContext{Name: "mycel", Server: server})
+			if err != nil {
+				return err
+			}
+			if out == "" || out == "-" {
+				_, err = cmd.OutOrStdout().Write(data)
+				return err
+			}
+			if err := ca.WriteFile(out, data, 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s for spiffe://%s/user/%s\n", out, a.TrustDomain().Name(), user)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "the CA directory (required)")
+	cmd.Flags().StringVar(&user, "user", "", "user name; the certificate names spiffe://TD/user/NAME (required)")
+	cmd.Flags().StringVar(&server, "server", "", "API URL, e.g. https://127.0.0.1:6443 (required)")
+	cmd.Flags().StringVar(&out, "out", "-", "file to write (- for stdout)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 30*24*time.Hour, "client certificate lifetime")
+	for _, f := range []string{"dir", "user", "server"} {
+		cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print Mycel's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "mycel", mycel.Version)
+		},
+	}
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mycelfabric/mycel"
+)
+
+func nodeCmd() *cobra.Command {
+	var cfg mycel.Config
+	var labels string
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a Mycel node",
+		Long: `Run a Mycel node: its Kubernetes-compatible API, its object store and its pods under Podman.
+The node stops on SIGINT or SIGTERM; its containers keep running and are re-adopted when it starts again.`,
+		Example: `  mycel ca init --trust-domain example.org --dir ca
+  mycel node --name node-1 --data-dir data/node-1 --api-addr 127.0.0.1:6443 --ca-dir ca --labels zone=a`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.Labels, err = mycel.ParseLabels(labels); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			n, err := mycel.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s serving %s\n", n.Name(), n.URL())
+			<-ctx.Done()
+			return n.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "", "node name (DNS-1123; default: the host name)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's key, store and state (required)")
+	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:6443", "HOST:PORT the Kubernetes-compatible API listens on")
+	f.StringVar(&cfg.CADir, "ca-dir", "", "trust domain CA directory from `mycel ca init` (required)")
+	f.StringVar(&cfg.PolicyDir, "policy-dir", "", "directory of Rego policies replacing the embedded defaults")
+	f.StringVar(&cfg.PodmanSocket, "podman-socket", "", "Podman API socket (default: the system socket, started if needed)")
+	f.StringVar(&labels, "labels", "", "extra node labels, k=v,k2=v2")
+	cmd.MarkFlagRequired("data-dir")
+	cmd.MarkFlagRequired("ca-dir")
+	return cmd
+}

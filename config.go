@@ -1,0 +1,115 @@
+package mycel
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
+)
+
+// Version is Mycel's version.
+const Version = "0.1.0"
+
+// Config configures a Node.
+type Config struct {
+	// Name is the node's name in the API (a DNS-1123 subdomain); default the
+	// host name, lower-cased.
+	Name string
+	// DataDir keeps the node's identity key, object store and pid/url files.
+	DataDir string
+	// CADir holds the trust domain's CA (`mycel ca init`).
+	CADir string
+	// APIAddr is the HTTPS API's listen address, HOST:PORT; default
+	// 127.0.0.1:6443.
+	APIAddr string
+	// PolicyDir replaces the embedded default policies when set.
+	PolicyDir string
+	// PodmanSocket is the Podman API socket; default the system socket,
+	// started with `podman system service` when nothing listens on it.
+	PodmanSocket string
+	// Labels are extra node labels.
+	Labels map[string]string
+	// Runtime overrides the Podman runtime (tests only).
+	Runtime rt.Runtime
+	// Logger; nil logs text to stderr at Info.
+	Logger *slog.Logger
+	// HeartbeatInterval is how often the node refreshes its Node status;
+	// default 10s.
+	HeartbeatInterval time.Duration
+	// SVIDTTL is the lifetime of the node's certificates; they are renewed
+	// at two thirds of it. Default 24h.
+	SVIDTTL time.Duration
+}
+
+// Validate fills defaults and rejects contradictions.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("config: a data dir is required (--data-dir)")
+	}
+	if c.CADir == "" {
+		return errors.New("config: a CA dir is required (--ca-dir); create one with `mycel ca init`")
+	}
+	if c.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("config: no --name and no host name: %w", err)
+		}
+		c.Name = strings.ToLower(h)
+	}
+	if errs := validation.IsDNS1123Subdomain(c.Name); len(errs) > 0 {
+		return fmt.Errorf("config: node name %q: %s (use --name with lower-case letters, digits, '-' and '.')", c.Name, strings.Join(errs, "; "))
+	}
+	if c.APIAddr == "" {
+		c.APIAddr = "127.0.0.1:6443"
+	}
+	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+		return fmt.Errorf("config: API address %q: %w (use HOST:PORT)", c.APIAddr, err)
+	}
+	for k, v := range c.Labels {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("config: label key %q: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return fmt.Errorf("config: label %s value %q: %s", k, v, strings.Join(errs, "; "))
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.SVIDTTL == 0 {
+		c.SVIDTTL = 24 * time.Hour
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("config: data dir: %w", err)
+	}
+	c.DataDir = abs
+	return nil
+}
+
+// ParseLabels parses "k=v,k2=v2".
+func ParseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,157 @@
+package kubeapi
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strings"
+
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+var resourceVerbs = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
+
+// subresourceVerbs are the verbs of each subresource.
+var subresourceVerbs = map[string][]string{
+	"status": {"get", "patch", "update"},
+	"scale":  {"get", "patch", "update"},
+	"log":    {"get"},
+}
+
+// subresourceKind is the kind a subresource answers with.
+func subresourceKind(r *resource, sub string) *metav1.GroupVersionKind {
+	switch sub {
+	case "scale":
+		return &metav1.GroupVersionKind{Group: autoscalingv1.GroupName, Version: "v1", Kind: "Scale"}
+	case "log":
+		return &metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	}
+	return &metav1.GroupVersionKind{Group: r.gv.Group, Version: r.gv.Version, Kind: r.kind}
+}
+
+const aggregatedDiscoveryType = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+// wantsAggregated reports whether the Accept header asks for aggregated
+// discovery v2.
+func wantsAggregated(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		_, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && params["as"] == "APIGroupDiscoveryList" && params["g"] == "apidiscovery.k8s.io" && params["v"] == "v2" {
+			return true
+		}
+	}
+	return false
+}
+
+// serveRootDiscovery answers /api and /apis, aggregated (v2) when asked.
+func (s *Server) serveRootDiscovery(w http.ResponseWriter, r *http.Request, path string) {
+	core := path == "/api"
+	if wantsAggregated(r.Header.Get("Accept")) {
+		list := &apidiscoveryv2.APIGroupDiscoveryList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: "apidiscovery.k8s.io/v2"}}
+		for _, gv := range s.reg.groupVersions() {
+			if (gv.Group == "") != core {
+				continue
+			}
+			list.Items = append(list.Items, apidiscoveryv2.APIGroupDiscovery{
+				ObjectMeta: metav1.ObjectMeta{Name: gv.Group},
+				Versions:   []apidiscoveryv2.APIVersionDiscovery{s.versionDiscovery(gv)},
+			})
+		}
+		data, err := json.Marshal(list)
+		if err != nil {
+			s.writeError(w, apierrors.NewInternalError(err))
+			return
+		}
+		w.Header().Set("Content-Type", aggregatedDiscoveryType)
+		w.Header().Set("Vary", "Accept")
+		w.Write(data)
+		return
+	}
+	w.Header().Set("Vary", "Accept")
+	if core {
+		s.writeJSON(w, http.StatusOK, &metav1.APIVersions{
+			TypeMeta:                   metav1.TypeMeta{Kind: "APIVersions"},
+			Versions:                   []string{"v1"},
+			ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{{ClientCIDR: "0.0.0.0/0", ServerAddress: r.Host}},
+		})
+		return
+	}
+	list := &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}}
+	for _, gv := range s.reg.groupVersions() {
+		if gv.Group != "" {
+			list.Groups = append(list.Groups, apiGroup(gv))
+		}
+	}
+	s.writeJSON(w, http.StatusOK, list)
+}
+
+func apiGroup(gv schema.GroupVersion) metav1.APIGroup {
+	v := metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.Version}
+	return metav1.APIGroup{TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"}, Name: gv.Group, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v}
+}
+
+func (s *Server) versionDiscovery(gv schema.GroupVersion) apidiscoveryv2.APIVersionDiscovery {
+	vd := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
+	for _, r := range s.reg.resources(gv) {
+		scope := apidiscoveryv2.ScopeCluster
+		if r.namespaced {
+			scope = apidiscoveryv2.ScopeNamespace
+		}
+		rd := apidiscoveryv2.APIResourceDiscovery{
+			Resource:         r.name,
+			ResponseKind:     &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.kind},
+			Scope:            scope,
+			SingularResource: r.singular,
+			Verbs:            resourceVerbs,
+			ShortNames:       r.shortNames,
+			Categories:       r.categories,
+		}
+		for _, sub := range r.subresources {
+			rd.Subresources = append(rd.Subresources, apidiscoveryv2.APISubresourceDiscovery{
+				Subresource:  sub,
+				ResponseKind: subresourceKind(r, sub),
+				Verbs:        subresourceVerbs[sub],
+			})
+		}
+		vd.Resources = append(vd.Resources, rd)
+	}
+	return vd
+}
+
+// serveGroup answers /apis/GROUP.
+func (s *Server) serveGroup(w http.ResponseWriter, group string) {
+	for _, gv := range s.reg.groupVersions() {
+		if gv.Group == group && group != "" {
+			s.writeJSON(w, http.StatusOK, apiGroup(gv))
+			return
+		}
+	}
+	s.writeError(w, notFoundPath("/apis/"+group))
+}
+
+// serveResourceList answers /api/v1 and /apis/GROUP/VERSION.
+func (s *Server) serveResourceList(w http.ResponseWriter, gv schema.GroupVersion) {
+	rs := s.reg.resources(gv)
+	if len(rs) == 0 {
+		s.writeError(w, notFoundPath("/"+gvPath(gv)))
+		return
+	}
+	list := &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String()}
+	for _, r := range rs {
+		list.APIResources = append(list.APIResources, metav1.APIResource{
+			Name: r.name, SingularName: r.singular, Namespaced: r.namespaced, Kind: r.kind,
+			Verbs: resourceVerbs, ShortNames: r.shortNames, Categories: r.categories,
+		})
+		for _, sub := range r.subresources {
+			k := subresourceKind(r, sub)
+			list.APIResources = append(list.APIResources, metav1.APIResource{
+				Name: r.name + "/" + sub, Namespaced: r.namespaced, Group: k.Group, Version: k.Version, Kind: k.Kind, Verbs: subresourceVerbs[sub],
+			})
+		}
+	}
+	s.writeJSON(w, http.StatusOK, list)
+}

@@ -1,0 +1,512 @@
+package kubeapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+)
+
+func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *request) {
+	var err error
+	switch {
+	case req.sub == "log":
+		if req.verb != "get" {
+			err = apierrors.NewMethodNotSupported(req.res.groupResource(), req.verb)
+			break
+		}
+		err = s.serveLogs(w, r, req)
+	case req.sub == "scale":
+		err = s.serveScale(w, r, req)
+	case req.verb == "get":
+		err = s.serveGet(w, r, req)
+	case req.verb == "list":
+		err = s.serveList(w, r, req)
+	case req.verb == "watch":
+		err = s.serveWatch(w, r, req)
+	case req.verb == "create":
+		if req.sub != "" {
+			err = apierrors.NewMethodNotSupported(req.res.groupResource(), "create "+req.sub)
+			break
+		}
+		err = s.serveCreate(w, r, req)
+	case req.verb == "update":
+		err = s.serveUpdate(w, r, req)
+	case req.verb == "patch":
+		err = s.servePatch(w, r, req)
+	case req.verb == "delete":
+		err = s.serveDelete(w, r, req)
+	default:
+		err = apierrors.NewMethodNotSupported(req.res.groupResource(), req.verb)
+	}
+	if err != nil {
+		s.writeError(w, err)
+	}
+}
+
+func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, req *request) error {
+	obj, err := s.objs.get(req.res, req.namespace, req.name)
+	if err != nil {
+		return err
+	}
+	if wantsTable(r.Header.Get("Accept")) {
+		s.writeJSON(w, http.StatusOK, s.table(req.res, []object{obj}, obj.GetResourceVersion(), r))
+		return nil
+	}
+	s.writeJSON(w, http.StatusOK, obj)
+	return nil
+}
+
+// selectors parses labelSelector and fieldSelector, rejecting field labels
+// the resource cannot select on.
+func (s *Server) selectors(r *http.Request, res *resource) (labels.Selector, fields.Selector, error) {
+	q := r.URL.Query()
+	ls, err := labels.Parse(q.Get("labelSelector"))
+	if err != nil {
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("invalid labelSelector: %v", err))
+	}
+	fs, err := fields.ParseSelector(q.Get("fieldSelector"))
+	if err != nil {
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("invalid fieldSelector: %v", err))
+	}
+	known := res.fieldSet(res.newObj())
+	for _, req := range fs.Requirements() {
+		if _, ok := known[req.Field]; !ok {
+			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
+		}
+	}
+	return ls, fs, nil
+}
+
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, req *request) error {
+	ls, fs, err := s.selectors(r, req.res)
+	if err != nil {
+		return err
+	}
+	res, err := s.objs.list(req.res, req.namespace, ls, fs)
+	if err != nil {
+		return err
+	}
+	rv := strconv.FormatUint(res.rv, 10)
+	if wantsTable(r.Header.Get("Accept")) {
+		s.writeJSON(w, http.StatusOK, s.table(req.res, res.items, rv, r))
+		return nil
+	}
+	list := req.res.newList()
+	if err := fillList(list, res); err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	list.GetObjectKind().SetGroupVersionKind(req.res.gv.WithKind(req.res.kind + "List"))
+	s.writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// table renders objects as a meta.k8s.io/v1 Table.
+func (s *Server) table(res *resource, objs []object, rv string, r *http.Request) *metav1.Table {
+	include := metav1.IncludeMetadata
+	if v := r.URL.Query().Get("includeObject"); v != "" {
+		include = metav1.IncludeObjectPolicy(v)
+	}
+	t := &metav1.Table{
+		TypeMeta:          metav1.TypeMeta{Kind: "Table", APIVersion: "meta.k8s.io/v1"},
+		ListMeta:          metav1.ListMeta{ResourceVersion: rv},
+		ColumnDefinitions: res.table.columns,
+		Rows:              []metav1.TableRow{},
+	}
+	now := s.cfg.Now()
+	for _, obj := range objs {
+		row := metav1.TableRow{Cells: res.table.cells(obj, now)}
+		switch include {
+		case metav1.IncludeObject:
+			row.Object.Object = obj
+		case metav1.IncludeMetadata:
+			m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"}}
+			om, _ := obj.(interface{ GetObjectMeta() metav1.Object })
+			if om != nil {
+				if full, ok := om.GetObjectMeta().(*metav1.ObjectMeta); ok {
+					m.ObjectMeta = *full
+				}
+			}
+			row.Object.Object = m
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
+}
+
+// readBody reads a request body up to the size limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("request body exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
+	}
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err))
+	}
+	return body, nil
+}
+
+// decodeBody decodes a create or update body (JSON, YAML or protobuf) into
+// res's type, honouring the fieldValidation query parameter.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, res *resource, body []byte, contentType string) (object, error) {
+	mt := mediaType(contentType)
+	if mt == "" {
+		mt = "application/json"
+	}
+	info, ok := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), mt)
+	if !ok {
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "decode", res.groupResource(), "",
+			fmt.Sprintf("unsupported media type %q: send application/json, application/yaml or application/vnd.kubernetes.protobuf", mt), 0, false)
+	}
+	validation := r.URL.Query().Get("fieldValidation")
+	switch validation {
+	case "", "Ignore", "Warn", "Strict":
+	default:
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid fieldValidation %q: must be Ignore, Warn or Strict", validation))
+	}
+	dec := info.Serializer
+	if info.StrictSerializer != nil && validation != "Ignore" {
+		dec = info.StrictSerializer
+	}
+	into := res.newObj()
+	gvk := res.gvk()
+	got, _, err := dec.Decode(body, &gvk, into)
+	if err != nil {
+		if !runtime.IsStrictDecodingError(err) || got == nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not a valid %s: %v", res.kind, err))
+		}
+		if validation == "Strict" {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		if sde, ok := runtime.AsStrictDecodingError(err); ok {
+			for _, e := range sde.Errors() {
+				w.Header().Add("Warning", fmt.Sprintf("299 - %s", strconv.Quote(e.Error())))
+			}
+		}
+	}
+	obj, ok := got.(object)
+	if !ok || got.GetObjectKind().GroupVersionKind() != gvk && !got.GetObjectKind().GroupVersionKind().Empty() {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is a %s, but this URL takes %s %s",
+			got.GetObjectKind().GroupVersionKind(), res.gv, res.kind))
+	}
+	return obj, nil
+}
+
+// matchTarget checks that an object's namespace and name fit the URL.
+func matchTarget(req *request, obj object) error {
+	if req.res.namespaced {
+		if obj.GetNamespace() == "" {
+			obj.SetNamespace(req.namespace)
+		}
+		if obj.GetNamespace() != req.namespace {
+			return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+	}
+	if req.name != "" && obj.GetName() != req.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", obj.GetName(), req.name))
+	}
+	return nil
+}
+
+func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, req *request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	obj, err := s.decodeBody(w, r, req.res, body, r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	if err := matchTarget(req, obj); err != nil {
+		return err
+	}
+	if err := s.admit(r, req, "CREATE", obj, nil); err != nil {
+		return err
+	}
+	if dryRun(r) {
+		s.writeJSON(w, http.StatusCreated, obj)
+		return nil
+	}
+	if err := s.objs.create(req.res, obj); err != nil {
+		return err
+	}
+	s.writeJSON(w, http.StatusCreated, obj)
+	return nil
+}
+
+func dryRun(r *http.Request) bool { return r.URL.Query().Get("dryRun") == "All" }
+
+func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, req *request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	obj, err := s.decodeBody(w, r, req.res, body, r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	if err := matchTarget(req, obj); err != nil {
+		return err
+	}
+	rv, err := parseRV(obj.GetResourceVersion())
+	if err != nil {
+		return err
+	}
+	if err := s.updateObject(r, req, obj, rv); err != nil {
+		return err
+	}
+	s.writeJSON(w, http.StatusOK, obj)
+	return nil
+}
+
+// updateObject validates, admits and writes an update of req's object; rv,
+// when non-zero, is the optimistic-concurrency precondition. Under dryRun it
+// stops before writing.
+func (s *Server) updateObject(r *http.Request, req *request, obj object, rv uint64) error {
+	old, err := s.objs.get(req.res, req.namespace, req.name)
+	if err != nil {
+		return err
+	}
+	if err := s.objs.prepareUpdate(req.res, obj, old, req.sub == "status"); err != nil {
+		return err
+	}
+	if req.sub == "" {
+		if err := s.admit(r, req, "UPDATE", obj, old); err != nil {
+			return err
+		}
+	}
+	if dryRun(r) {
+		return nil
+	}
+	return s.objs.write(req.res, obj, rv)
+}
+
+// admit asks the Admitter and counts its decision.
+func (s *Server) admit(r *http.Request, req *request, op string, obj, old object) error {
+	if s.cfg.Admitter == nil {
+		return nil
+	}
+	gvk := req.res.gvk()
+	ar := AdmissionRequest{
+		Operation: op,
+		Kind:      metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind},
+		Resource:  metav1.GroupVersionResource{Group: req.res.gv.Group, Version: req.res.gv.Version, Resource: req.res.name},
+		Namespace: obj.GetNamespace(),
+		Name:      obj.GetName(),
+		Object:    obj,
+		UserInfo:  req.user,
+	}
+	if old != nil {
+		ar.OldObject = old
+	}
+	setTypeMeta(req.res, obj)
+	err := s.cfg.Admitter.Admit(r.Context(), ar)
+	decision := "allow"
+	if err != nil {
+		decision = "deny"
+	}
+	s.metrics.admission.WithLabelValues(op, req.res.name, decision).Inc()
+	if err == nil {
+		return nil
+	}
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		return err
+	}
+	return apierrors.NewForbidden(req.res.groupResource(), obj.GetName(), err)
+}
+
+func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var opts metav1.DeleteOptions
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &opts); err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
+		}
+	}
+	grace, err := queryInt(r.URL.Query(), "gracePeriodSeconds")
+	if err != nil {
+		return err
+	}
+	if grace != nil {
+		opts.GracePeriodSeconds = grace
+	}
+	do := deleteOptions{GracePeriodSeconds: opts.GracePeriodSeconds}
+	if p := opts.Preconditions; p != nil {
+		if p.UID != nil {
+			do.UID = *p.UID
+		}
+		if p.ResourceVersion != nil {
+			do.ResourceVersion = *p.ResourceVersion
+		}
+	}
+	if dryRun(r) {
+		obj, err := s.objs.get(req.res, req.namespace, req.name)
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, http.StatusOK, obj)
+		return nil
+	}
+	obj, err := s.objs.delete(req.res, req.namespace, req.name, do)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, http.StatusOK, obj)
+	return nil
+}
+
+// scaleOf renders a workload's Scale.
+func scaleOf(obj object) (*autoscalingv1.Scale, error) {
+	sc := &autoscalingv1.Scale{TypeMeta: metav1.TypeMeta{Kind: "Scale", APIVersion: "autoscaling/v1"}}
+	sc.Name, sc.Namespace, sc.UID = obj.GetName(), obj.GetNamespace(), obj.GetUID()
+	sc.ResourceVersion, sc.CreationTimestamp = obj.GetResourceVersion(), obj.GetCreationTimestamp()
+	var sel *metav1.LabelSelector
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		sc.Spec.Replicas, sc.Status.Replicas, sel = *o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
+	case *appsv1.ReplicaSet:
+		sc.Spec.Replicas, sc.Status.Replicas, sel = *o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
+	default:
+		return nil, fmt.Errorf("%T has no scale subresource", obj)
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return nil, err
+	}
+	sc.Status.Selector = s.String()
+	return sc, nil
+}
+
+func setReplicas(obj object, n int32) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		o.Spec.Replicas = &n
+	case *appsv1.ReplicaSet:
+		o.Spec.Replicas = &n
+	}
+}
+
+// serveScale serves GET, PUT and PATCH of a workload's scale subresource.
+func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, req *request) error {
+	obj, err := s.objs.get(req.res, req.namespace, req.name)
+	if err != nil {
+		return err
+	}
+	sc, err := scaleOf(obj)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	var next autoscalingv1.Scale
+	switch req.verb {
+	case "get":
+		s.writeJSON(w, http.StatusOK, sc)
+		return nil
+	case "update", "patch":
+		body, err := s.readBody(w, r)
+		if err != nil {
+			return err
+		}
+		if req.verb == "patch" {
+			cur, _ := json.Marshal(sc)
+			body, err = applyPatch(req.res.groupResource(), r.Header.Get("Content-Type"), cur, body, &autoscalingv1.Scale{})
+			if err != nil {
+				return err
+			}
+		}
+		if err := json.Unmarshal(body, &next); err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("invalid Scale: %v", err))
+		}
+	default:
+		return apierrors.NewMethodNotSupported(req.res.groupResource(), req.verb+" scale")
+	}
+	rv, err := parseRV(next.ResourceVersion)
+	if err != nil {
+		return err
+	}
+	setReplicas(obj, next.Spec.Replicas)
+	sub := *req
+	sub.sub = ""
+	if err := s.updateObject(r, &sub, obj, rv); err != nil {
+		return err
+	}
+	sc, err = scaleOf(obj)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	s.writeJSON(w, http.StatusOK, sc)
+	return nil
+}
+
+func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request, req *request) error {
+	if s.cfg.Logs == nil {
+		return apierrors.NewServiceUnavailable("logs are not available on this node")
+	}
+	pod, err := s.objs.get(req.res, req.namespace, req.name)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	opts := LogOptions{Follow: q.Get("follow") == "true", Previous: q.Get("previous") == "true", Timestamps: q.Get("timestamps") == "true"}
+	if opts.TailLines, err = queryInt(q, "tailLines"); err != nil {
+		return err
+	}
+	if v := q.Get("sinceTime"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("invalid sinceTime %q: %v", v, err))
+		}
+		opts.SinceTime = &t
+	}
+	if secs, err := queryInt(q, "sinceSeconds"); err != nil {
+		return err
+	} else if secs != nil {
+		t := s.cfg.Now().Add(-time.Duration(*secs) * time.Second)
+		opts.SinceTime = &t
+	}
+	fw := &flushWriter{w: w}
+	w.Header().Set("Content-Type", "text/plain")
+	err = s.cfg.Logs.StreamLogs(r.Context(), pod, q.Get("container"), opts, fw)
+	if err != nil && fw.started {
+		// The stream has begun; a status can no longer be sent.
+		s.log.Warn("log stream ended with error", "pod", req.namespace+"/"+req.name, "err", err)
+		return nil
+	}
+	return err
+}
+
+// flushWriter writes the status line on first write and flushes every write,
+// so followed logs reach kubectl as they are produced.
+type flushWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	f.started = true
+	n, err := f.w.Write(p)
+	if fl, ok := f.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	return n, err
+}

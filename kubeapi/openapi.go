@@ -1,0 +1,261 @@
+package kubeapi
+
+import (
+	"fmt"
+	"net/http"
+	"reflect"
+	"sort"
+	"strings"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/kube-openapi/pkg/builder3"
+	"k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/handler3"
+	"k8s.io/kube-openapi/pkg/spec3"
+	"k8s.io/kube-openapi/pkg/util"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+
+	"github.com/mycelfabric/mycel/kubeapi/internal/openapidefs"
+)
+
+// NewOpenAPIHandler builds the OpenAPI v3 documents of the served resources
+// from the generated definitions and serves /openapi/v3 (index, per
+// group-version documents, hashes and ETags) as kube-apiserver does. kubectl
+// needs them for apply, explain and server-side field validation.
+func NewOpenAPIHandler() (http.Handler, error) {
+	docs, err := buildOpenAPI(newRegistry())
+	if err != nil {
+		return nil, err
+	}
+	svc := handler3.NewOpenAPIService()
+	for gv, d := range docs {
+		svc.UpdateGroupVersion(gv, d)
+	}
+	mux := http.NewServeMux()
+	if err := svc.RegisterOpenAPIV3VersionedService("/openapi/v3", serveMux{mux}); err != nil {
+		return nil, err
+	}
+	return mux, nil
+}
+
+type serveMux struct{ *http.ServeMux }
+
+func (m serveMux) Handle(p string, h http.Handler)       { m.ServeMux.Handle(p, h) }
+func (m serveMux) HandlePrefix(p string, h http.Handler) { m.ServeMux.Handle(p, h) }
+
+const gvkExt = "x-kubernetes-group-version-kind"
+
+// modelGVKs maps each OpenAPI model name to the GVKs it is registered under,
+// as kube-apiserver's definition namer does.
+func modelGVKs() map[string][]schema.GroupVersionKind {
+	m := map[string][]schema.GroupVersionKind{}
+	for gvk, t := range scheme.Scheme.AllKnownTypes() {
+		if gvk.Version == runtime.APIVersionInternal {
+			continue
+		}
+		name := util.GetCanonicalTypeName(reflect.New(t).Interface())
+		m[name] = append(m[name], gvk)
+	}
+	for _, l := range m {
+		sort.Slice(l, func(i, j int) bool { return l[i].String() < l[j].String() })
+	}
+	return m
+}
+
+func gvkMap(g schema.GroupVersionKind) map[string]any {
+	return map[string]any{"group": g.Group, "version": g.Version, "kind": g.Kind}
+}
+
+func modelName(o any) string { return util.GetCanonicalTypeName(o) }
+
+func schemaRef(o any) *spec.Schema {
+	return &spec.Schema{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef("#/components/schemas/" + common.EscapeJsonPointer(modelName(o)))}}
+}
+
+func param(name, in, typ, desc string, required bool) *spec3.Parameter {
+	return &spec3.Parameter{ParameterProps: spec3.ParameterProps{
+		Name: name, In: in, Description: desc, Required: required,
+		Schema: &spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{typ}, UniqueItems: true}},
+	}}
+}
+
+var (
+	pPretty          = param("pretty", "query", "string", "If 'true', then the output is pretty printed.", false)
+	pDryRun          = param("dryRun", "query", "string", "When present, indicates that modifications should not be persisted. Valid values are: - All", false)
+	pFieldManager    = param("fieldManager", "query", "string", "fieldManager is a name associated with the actor or entity that is making these changes.", false)
+	pFieldValidation = param("fieldValidation", "query", "string", "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.", false)
+	pNamespace       = param("namespace", "path", "string", "object name and auth scope, such as for teams and projects", true)
+	listParams       = []*spec3.Parameter{
+		param("allowWatchBookmarks", "query", "boolean", "allowWatchBookmarks requests watch events with type \"BOOKMARK\".", false),
+		param("fieldSelector", "query", "string", "A selector to restrict the list of returned objects by their fields.", false),
+		param("labelSelector", "query", "string", "A selector to restrict the list of returned objects by their labels.", false),
+		param("resourceVersion", "query", "string", "resourceVersion sets a constraint on what resource versions a request may be served from.", false),
+		param("sendInitialEvents", "query", "boolean", "`sendInitialEvents=true` may be set together with `watch=true`.", false),
+		param("timeoutSeconds", "query", "integer", "Timeout for the list/watch call.", false),
+		param("watch", "query", "boolean", "Watch for changes to the described resources.", false),
+	}
+	objMedia   = []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"}
+	listMedia  = append(append([]string{}, objMedia...), "application/json;stream=watch")
+	patchMedia = []string{"application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"}
+)
+
+func content(types []string, s *spec.Schema) map[string]*spec3.MediaType {
+	c := map[string]*spec3.MediaType{}
+	for _, t := range types {
+		c[t] = &spec3.MediaType{MediaTypeProps: spec3.MediaTypeProps{Schema: s}}
+	}
+	return c
+}
+
+func responses(model any, media []string, codes ...int) *spec3.Responses {
+	r := &spec3.Responses{ResponsesProps: spec3.ResponsesProps{StatusCodeResponses: map[int]*spec3.Response{}}}
+	for _, c := range codes {
+		r.StatusCodeResponses[c] = &spec3.Response{ResponseProps: spec3.ResponseProps{Description: http.StatusText(c), Content: content(media, schemaRef(model))}}
+	}
+	r.StatusCodeResponses[401] = &spec3.Response{ResponseProps: spec3.ResponseProps{Description: "Unauthorized"}}
+	return r
+}
+
+// operation builds one operation. kubectl matches operations by a single
+// GVK object (schemas carry an array instead).
+func operation(id, action string, gvk schema.GroupVersionKind, params []*spec3.Parameter, body *spec3.RequestBody, resp *spec3.Responses, tag string) *spec3.Operation {
+	o := &spec3.Operation{OperationProps: spec3.OperationProps{OperationId: id, Tags: []string{tag}, Parameters: params, RequestBody: body, Responses: resp}}
+	o.Extensions = spec.Extensions{}
+	o.Extensions.Add("x-kubernetes-action", action)
+	o.Extensions.Add(gvkExt, gvkMap(gvk))
+	return o
+}
+
+func requestBody(types []string, model any) *spec3.RequestBody {
+	return &spec3.RequestBody{RequestBodyProps: spec3.RequestBodyProps{Required: true, Content: content(types, schemaRef(model))}}
+}
+
+func opID(verb string, r *resource, sub string) string {
+	g := r.gv.Group
+	if g == "" {
+		g = "core"
+	}
+	g = title(strings.Split(g, ".")[0]) + title(r.gv.Version)
+	ns := ""
+	if r.namespaced {
+		ns = "Namespaced"
+	}
+	return verb + g + ns + r.kind + sub
+}
+
+func title(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+
+// gvPath is a group version's path under /openapi/v3 and /: "api/v1" or "apis/apps/v1".
+func gvPath(gv schema.GroupVersion) string {
+	if gv.Group == "" {
+		return "api/" + gv.Version
+	}
+	return "apis/" + gv.Group + "/" + gv.Version
+}
+
+// buildOpenAPI returns one document per served group version.
+func buildOpenAPI(reg *registry) (map[string]*spec3.OpenAPI, error) {
+	gvks := modelGVKs()
+	cfg := &common.OpenAPIV3Config{
+		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
+		GetDefinitions: openapidefs.GetOpenAPIDefinitions,
+		GetDefinitionName: func(n string) (string, spec.Extensions) {
+			l, ok := gvks[n]
+			if !ok {
+				return n, nil
+			}
+			arr := make([]any, 0, len(l))
+			for _, g := range l {
+				arr = append(arr, gvkMap(g))
+			}
+			return n, spec.Extensions{gvkExt: arr}
+		},
+	}
+	out := map[string]*spec3.OpenAPI{}
+	for _, gv := range reg.groupVersions() {
+		p := gvPath(gv)
+		tag := strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(p, "apis/"), "api/"), "/", "_")
+		if !strings.Contains(tag, "_") {
+			tag = "core_" + tag
+		}
+		models := []string{modelName(&metav1.Status{}), modelName(&metav1.DeleteOptions{}), modelName(&metav1.Patch{}), modelName(&metav1.WatchEvent{})}
+		paths := map[string]*spec3.Path{}
+		for _, r := range reg.resources(gv) {
+			obj, list := r.newObj(), r.newList()
+			models = append(models, modelName(obj), modelName(list))
+			base := "/" + p
+			if r.namespaced {
+				base += "/namespaces/{namespace}"
+			}
+			coll := base + "/" + r.name
+			item := coll + "/{name}"
+			common := []*spec3.Parameter{pPretty}
+			if r.namespaced {
+				common = append([]*spec3.Parameter{pNamespace}, common...)
+			}
+			write := []*spec3.Parameter{pDryRun, pFieldManager, pFieldValidation}
+			g := r.gvk()
+			paths[coll] = &spec3.Path{PathProps: spec3.PathProps{
+				Parameters: common,
+				Get:        operation(opID("list", r, ""), "list", g, listParams, nil, responses(list, listMedia, 200), tag),
+				Post:       operation(opID("create", r, ""), "post", g, write, requestBody(objMedia, obj), responses(obj, objMedia, 200, 201, 202), tag),
+			}}
+			if r.namespaced {
+				paths["/"+p+"/"+r.name] = &spec3.Path{PathProps: spec3.PathProps{
+					Parameters: []*spec3.Parameter{pPretty},
+					Get:        operation(opID("list", r, "ForAllNamespaces"), "list", g, listParams, nil, responses(list, listMedia, 200), tag),
+				}}
+			}
+			itemParams := append([]*spec3.Parameter{param("name", "path", "string", "name of the "+r.kind, true)}, common...)
+			paths[item] = &spec3.Path{PathProps: spec3.PathProps{
+				Parameters: itemParams,
+				Get:        operation(opID("read", r, ""), "get", g, nil, nil, responses(obj, objMedia, 200), tag),
+				Put:        operation(opID("replace", r, ""), "put", g, write, requestBody(objMedia, obj), responses(obj, objMedia, 200, 201), tag),
+				Patch:      operation(opID("patch", r, ""), "patch", g, write, requestBody(patchMedia, &metav1.Patch{}), responses(obj, objMedia, 200, 201), tag),
+				Delete:     operation(opID("delete", r, ""), "delete", g, []*spec3.Parameter{pDryRun}, requestBody(objMedia, &metav1.DeleteOptions{}), responses(obj, objMedia, 200, 202), tag),
+			}}
+			if r.hasSub("status") {
+				paths[item+"/status"] = &spec3.Path{PathProps: spec3.PathProps{
+					Parameters: itemParams,
+					Get:        operation(opID("read", r, "Status"), "get", g, nil, nil, responses(obj, objMedia, 200), tag),
+					Put:        operation(opID("replace", r, "Status"), "put", g, write, requestBody(objMedia, obj), responses(obj, objMedia, 200, 201), tag),
+					Patch:      operation(opID("patch", r, "Status"), "patch", g, write, requestBody(patchMedia, &metav1.Patch{}), responses(obj, objMedia, 200, 201), tag),
+				}}
+			}
+			if r.hasSub("scale") {
+				sc := &autoscalingv1.Scale{}
+				sg := autoscalingv1.SchemeGroupVersion.WithKind("Scale")
+				models = append(models, modelName(sc))
+				paths[item+"/scale"] = &spec3.Path{PathProps: spec3.PathProps{
+					Parameters: itemParams,
+					Get:        operation(opID("read", r, "Scale"), "get", sg, nil, nil, responses(sc, objMedia, 200), tag),
+					Put:        operation(opID("replace", r, "Scale"), "put", sg, write, requestBody(objMedia, sc), responses(sc, objMedia, 200, 201), tag),
+					Patch:      operation(opID("patch", r, "Scale"), "patch", sg, write, requestBody(patchMedia, &metav1.Patch{}), responses(sc, objMedia, 200, 201), tag),
+				}}
+			}
+			if r.hasSub("log") {
+				logOp := operation(opID("read", r, "Log"), "connect", g, []*spec3.Parameter{
+					param("container", "query", "string", "The container for which to stream logs.", false),
+					param("follow", "query", "boolean", "Follow the log stream of the pod.", false),
+					param("previous", "query", "boolean", "Return previous terminated container logs.", false),
+					param("sinceSeconds", "query", "integer", "A relative time in seconds before the current time from which to show logs.", false),
+					param("tailLines", "query", "integer", "Number of lines from the end of the logs to show.", false),
+					param("timestamps", "query", "boolean", "Add an RFC3339 timestamp at the beginning of every line.", false),
+				}, nil, &spec3.Responses{ResponsesProps: spec3.ResponsesProps{StatusCodeResponses: map[int]*spec3.Response{
+					200: {ResponseProps: spec3.ResponseProps{Description: "OK", Content: content([]string{"text/plain"}, &spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{"string"}}})}},
+				}}}, tag)
+				paths[item+"/log"] = &spec3.Path{PathProps: spec3.PathProps{Parameters: itemParams, Get: logOp}}
+			}
+		}
+		schemas, err := builder3.BuildOpenAPIDefinitionsForResources(cfg, models...)
+		if err != nil {
+			return nil, fmt.Errorf("kubeapi: openapi %s: %w", p, err)
+		}
+		out[p] = &spec3.OpenAPI{Version: "3.0.0", Info: cfg.Info, Paths: &spec3.Paths{Paths: paths}, Components: &spec3.Components{Schemas: schemas}}
+	}
+	return out, nil
+}

@@ -1,0 +1,89 @@
+package kubeapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+)
+
+// maxPatchRetries bounds how often a patch is re-applied when the object
+// changed between read and write (and the patch named no resourceVersion).
+const maxPatchRetries = 5
+
+// applyPatch applies a patch of the Content-Type's kind to cur. schema is a
+// typed object of the patched kind, used by strategic merge patches.
+func applyPatch(gr schema.GroupResource, contentType string, cur, patch []byte, dataStruct any) ([]byte, error) {
+	var out []byte
+	var err error
+	switch types.PatchType(mediaType(contentType)) {
+	case types.JSONPatchType:
+		var p jsonpatch.Patch
+		p, err = jsonpatch.DecodePatch(patch)
+		if err == nil {
+			out, err = p.Apply(cur)
+		}
+	case types.MergePatchType:
+		out, err = jsonpatch.MergePatch(cur, patch)
+	case types.StrategicMergePatchType:
+		out, err = strategicpatch.StrategicMergePatch(cur, patch, dataStruct)
+	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, "",
+			"server-side apply is not supported by Mycel yet: use client-side `kubectl apply` (without --server-side)", 0, false)
+	default:
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, "",
+			fmt.Sprintf("unsupported patch type %q: use application/strategic-merge-patch+json, application/merge-patch+json or application/json-patch+json", mediaType(contentType)), 0, false)
+	}
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch could not be applied: %v", err))
+	}
+	return out, nil
+}
+
+func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.objs.get(req.res, req.namespace, req.name)
+		if err != nil {
+			return err
+		}
+		curRV := cur.GetResourceVersion()
+		curJSON, err := json.Marshal(cur)
+		if err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		patched, err := applyPatch(req.res.groupResource(), r.Header.Get("Content-Type"), curJSON, body, req.res.newObj())
+		if err != nil {
+			return err
+		}
+		obj, err := s.decodeBody(w, r, req.res, patched, "application/json")
+		if err != nil {
+			return err
+		}
+		if err := matchTarget(req, obj); err != nil {
+			return err
+		}
+		rv, err := parseRV(obj.GetResourceVersion())
+		if err != nil {
+			return err
+		}
+		err = s.updateObject(r, req, obj, rv)
+		// Retry on conflict only if the patch itself did not pin the version.
+		if err != nil && apierrors.IsConflict(err) && obj.GetResourceVersion() == curRV && attempt < maxPatchRetries {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, http.StatusOK, obj)
+		return nil
+	}
+}

@@ -1,0 +1,388 @@
+package kubeapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
+)
+
+// DefaultMaxBodyBytes bounds request bodies, as Kubernetes does (3 MiB).
+const DefaultMaxBodyBytes = 3 << 20
+
+// Admitter decides whether a create or update may happen.
+type Admitter interface {
+	// Admit returns nil to allow, or an error whose message says which rule
+	// denied the request (it reaches the user as 403 Forbidden). ctx carries
+	// the request's deadline.
+	Admit(ctx context.Context, req AdmissionRequest) error
+}
+
+// AdmissionRequest is what admission policies see, shaped like the request
+// of a Kubernetes AdmissionReview.
+type AdmissionRequest struct {
+	Operation string                      `json:"operation"` // CREATE or UPDATE
+	Kind      metav1.GroupVersionKind     `json:"kind"`
+	Resource  metav1.GroupVersionResource `json:"resource"`
+	Namespace string                      `json:"namespace,omitempty"`
+	Name      string                      `json:"name"`
+	Object    runtime.Object              `json:"object"`
+	OldObject runtime.Object              `json:"oldObject,omitempty"`
+	UserInfo  UserInfo                    `json:"userInfo"`
+}
+
+// UserInfo names the authenticated caller.
+type UserInfo struct {
+	// Username is the caller's name: the user name of a user SVID, or the
+	// full SPIFFE ID of any other identity.
+	Username string `json:"username"`
+	// SPIFFEID is the caller's verified SPIFFE ID.
+	SPIFFEID string `json:"spiffeID"`
+}
+
+// LogStreamer streams a pod container's logs.
+type LogStreamer interface {
+	// StreamLogs writes the logs of container in pod to w until they end or,
+	// with opts.Follow, until ctx is done. It returns an API error (e.g. 400
+	// for an unknown container) before writing anything if it cannot start.
+	StreamLogs(ctx context.Context, pod Object, container string, opts LogOptions, w io.Writer) error
+}
+
+// LogOptions are the supported `kubectl logs` options.
+type LogOptions struct {
+	Follow     bool
+	Previous   bool
+	Timestamps bool
+	TailLines  *int64
+	SinceTime  *time.Time
+}
+
+// Config configures a Server.
+type Config struct {
+	// Objects is the object layer; required.
+	Objects *Objects
+	// Bundle verifies client certificates; required.
+	Bundle *x509bundle.Bundle
+	// Admitter is asked before every create and update; nil allows all.
+	Admitter Admitter
+	// Logs serves pods/log; nil answers 503.
+	Logs LogStreamer
+	// Version is served at /version.
+	Version version.Info
+	// OpenAPI serves /openapi/v3; nil means NewOpenAPIHandler().
+	OpenAPI http.Handler
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registry receives the API's metrics and is served at /metrics; nil
+	// means a fresh registry.
+	Registry *prometheus.Registry
+	// MaxBodyBytes bounds request bodies; zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP handler of the API.
+type Server struct {
+	cfg     Config
+	objs    *Objects
+	reg     *registry
+	td      spiffeid.TrustDomain
+	metrics *metrics
+	openapi http.Handler
+	log     *slog.Logger
+}
+
+// NewServer checks cfg and returns the API handler.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Objects == nil || cfg.Bundle == nil {
+		return nil, errors.New("kubeapi: Config.Objects and Config.Bundle are required")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, objs: cfg.Objects, reg: cfg.Objects.reg, td: cfg.Bundle.TrustDomain(), log: cfg.Logger}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.openapi = cfg.OpenAPI
+	if s.openapi == nil {
+		s.openapi, err = NewOpenAPIHandler()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// request is a parsed resource request.
+type request struct {
+	res       *resource
+	namespace string
+	name      string
+	sub       string
+	user      UserInfo
+	verb      string
+}
+
+type ctxKey struct{}
+
+// ServeHTTP authenticates the caller and dispatches the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	verb, resName := strings.ToLower(r.Method), "other"
+	defer func() {
+		s.metrics.observe(verb, resName, rec.code, time.Since(start))
+	}()
+	switch r.URL.Path {
+	case "/healthz", "/livez", "/readyz":
+		rec.Header().Set("Content-Type", "text/plain")
+		io.WriteString(rec, "ok")
+		return
+	}
+	user, err := s.authenticate(r)
+	if err != nil {
+		s.writeError(rec, apierrors.NewUnauthorized(err.Error()))
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, user))
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	switch {
+	case path == "/version":
+		s.writeJSON(rec, http.StatusOK, s.cfg.Version)
+	case path == "/metrics":
+		promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP(rec, r)
+	case path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
+		s.openapi.ServeHTTP(rec, r)
+	case path == "/api" || path == "/apis":
+		s.serveRootDiscovery(rec, r, path)
+	case path == "/api/v1":
+		s.serveResourceList(rec, schema.GroupVersion{Version: "v1"})
+	case strings.HasPrefix(path, "/apis/") && strings.Count(path, "/") == 2:
+		s.serveGroup(rec, strings.TrimPrefix(path, "/apis/"))
+	case strings.HasPrefix(path, "/apis/") && strings.Count(path, "/") == 3:
+		parts := strings.Split(strings.TrimPrefix(path, "/apis/"), "/")
+		s.serveResourceList(rec, schema.GroupVersion{Group: parts[0], Version: parts[1]})
+	default:
+		req, err := s.parse(r, path)
+		if err != nil {
+			s.writeError(rec, err)
+			return
+		}
+		req.user = user
+		resName = req.res.name
+		if req.sub != "" {
+			resName += "/" + req.sub
+		}
+		verb = req.verb
+		s.serveResource(rec, r, req)
+	}
+}
+
+// authenticate verifies the client certificate as an X.509-SVID of the
+// trust domain.
+func (s *Server) authenticate(r *http.Request) (UserInfo, error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return UserInfo{}, errors.New("a client certificate of the trust domain is required (use the kubeconfig from `mycel kubeconfig`)")
+	}
+	id, _, err := x509svid.Verify(r.TLS.PeerCertificates, s.cfg.Bundle)
+	if err != nil {
+		return UserInfo{}, fmt.Errorf("client certificate is not a valid SVID of trust domain %s: %v", s.td, err)
+	}
+	u := UserInfo{Username: id.String(), SPIFFEID: id.String()}
+	if name, ok := strings.CutPrefix(id.Path(), "/user/"); ok && !strings.Contains(name, "/") {
+		u.Username = name
+	}
+	return u, nil
+}
+
+// parse splits a resource path:
+// /api/v1[/namespaces/NS]/RESOURCE[/NAME[/SUB]] and the same under /apis/G/V.
+func (s *Server) parse(r *http.Request, path string) (*request, error) {
+	var gv schema.GroupVersion
+	var rest string
+	switch {
+	case strings.HasPrefix(path, "/api/v1/"):
+		gv, rest = schema.GroupVersion{Version: "v1"}, strings.TrimPrefix(path, "/api/v1/")
+	case strings.HasPrefix(path, "/apis/"):
+		parts := strings.SplitN(strings.TrimPrefix(path, "/apis/"), "/", 3)
+		if len(parts) < 3 {
+			return nil, apierrors.NewNotFound(schema.GroupResource{}, path)
+		}
+		gv, rest = schema.GroupVersion{Group: parts[0], Version: parts[1]}, parts[2]
+	default:
+		return nil, notFoundPath(path)
+	}
+	segs := strings.Split(rest, "/")
+	req := &request{}
+	if segs[0] == "namespaces" && len(segs) >= 3 && !(len(segs) == 3 && (segs[2] == "status" || segs[2] == "finalize")) {
+		req.namespace, segs = segs[1], segs[2:]
+	}
+	if len(segs) > 3 {
+		return nil, notFoundPath(path)
+	}
+	req.res = s.reg.lookup(gv, segs[0])
+	if req.res == nil {
+		return nil, notFoundPath(path)
+	}
+	if len(segs) > 1 {
+		req.name = segs[1]
+	}
+	if len(segs) > 2 {
+		req.sub = segs[2]
+		if !req.res.hasSub(req.sub) {
+			return nil, notFoundPath(path)
+		}
+	}
+	if req.namespace != "" && !req.res.namespaced {
+		return nil, notFoundPath(path)
+	}
+	if req.res.namespaced && req.namespace == "" && req.name != "" {
+		return nil, notFoundPath(path)
+	}
+	q := r.URL.Query()
+	switch r.Method {
+	case http.MethodGet:
+		switch {
+		case req.name != "":
+			req.verb = "get"
+		case q.Get("watch") == "true" || q.Get("watch") == "1":
+			req.verb = "watch"
+		default:
+			req.verb = "list"
+		}
+	case http.MethodPost:
+		req.verb = "create"
+	case http.MethodPut:
+		req.verb = "update"
+	case http.MethodPatch:
+		req.verb = "patch"
+	case http.MethodDelete:
+		req.verb = "delete"
+		if req.name == "" {
+			req.verb = "deletecollection"
+		}
+	default:
+		return nil, apierrors.NewMethodNotSupported(req.res.groupResource(), r.Method)
+	}
+	return req, nil
+}
+
+func notFoundPath(path string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
+		Message: fmt.Sprintf("the server could not find the requested resource (%s); run `kubectl api-resources` to see what this server serves", path),
+	}}
+}
+
+// writeJSON writes v as JSON with code.
+func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		s.writeError(w, apierrors.NewInternalError(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(data)
+}
+
+// writeError writes err as a metav1.Status.
+func (s *Server) writeError(w http.ResponseWriter, err error) {
+	var se apierrors.APIStatus
+	if !errors.As(err, &se) {
+		s.log.Error("internal error", "err", err)
+		se = apierrors.NewInternalError(err)
+	}
+	st := se.Status()
+	st.Kind, st.APIVersion = "Status", "v1"
+	s.writeJSON(w, int(st.Code), st)
+}
+
+// statusRecorder remembers the response code for metrics and keeps
+// flushing and hijacking available to streaming handlers.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// mediaType returns the bare media type of a Content-Type header.
+func mediaType(h string) string {
+	mt, _, err := mime.ParseMediaType(h)
+	if err != nil {
+		return strings.TrimSpace(strings.Split(h, ";")[0])
+	}
+	return mt
+}
+
+// wantsTable reports whether the Accept header asks for a meta.k8s.io Table.
+func wantsTable(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		_, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if params["as"] == "Table" && params["g"] == "meta.k8s.io" && (params["v"] == "v1" || params["v"] == "v1beta1") {
+			return true
+		}
+	}
+	return false
+}
+
+func queryInt(q map[string][]string, name string) (*int64, error) {
+	v := ""
+	if vs := q[name]; len(vs) > 0 {
+		v = vs[0]
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid %s %q: must be an integer", name, v))
+	}
+	return &n, nil
+}

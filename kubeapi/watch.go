@@ -1,0 +1,160 @@
+package kubeapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// maxWatchTimeout caps a watch's lifetime; clients re-watch from the last
+// resourceVersion they saw.
+const maxWatchTimeout = 30 * time.Minute
+
+// bookmarkInterval is how often an idle watch that allows bookmarks gets one.
+const bookmarkInterval = time.Minute
+
+// serveWatch streams changes as Kubernetes watch events. The headers are
+// flushed at once: kubectl wait and rollout status block until they arrive.
+func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request) error {
+	ls, fs, err := s.selectors(r, req.res)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	timeout := maxWatchTimeout
+	if t, err := queryInt(q, "timeoutSeconds"); err != nil {
+		return err
+	} else if t != nil && *t > 0 && time.Duration(*t)*time.Second < timeout {
+		timeout = time.Duration(*t) * time.Second
+	}
+	bookmarks := q.Get("allowWatchBookmarks") == "true"
+	initialEvents := q.Get("sendInitialEvents") == "true"
+	if initialEvents && q.Get("resourceVersionMatch") != "NotOlderThan" {
+		return apierrors.NewBadRequest("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
+	}
+	rvParam := q.Get("resourceVersion")
+	fromRV, err := parseRV(rvParam)
+	if err != nil {
+		return err
+	}
+	// resourceVersion "" or "0" (and sendInitialEvents) start with the
+	// current state as ADDED events.
+	var initial []object
+	if rvParam == "" || rvParam == "0" || initialEvents {
+		res, err := s.objs.list(req.res, req.namespace, ls, fs)
+		if err != nil {
+			return err
+		}
+		initial = res.items
+		if res.rv > fromRV {
+			fromRV = res.rv
+		}
+	}
+	watch, err := s.objs.watch(req.res, req.namespace, fromRV)
+	var expired error
+	if err != nil {
+		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			return err
+		}
+		expired = err
+	}
+	if watch != nil {
+		defer watch.Close()
+	}
+
+	table := wantsTable(r.Header.Get("Accept"))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	flush := func() {
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	flush()
+
+	enc := json.NewEncoder(w)
+	send := func(typ string, obj runtime.Object) error {
+		if table {
+			if o, ok := obj.(object); ok {
+				obj = s.table(req.res, []object{o}, o.GetResourceVersion(), r)
+			}
+		}
+		raw, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(metav1.WatchEvent{Type: typ, Object: runtime.RawExtension{Raw: raw}}); err != nil {
+			return err
+		}
+		flush()
+		return nil
+	}
+	if expired != nil {
+		var st apierrors.APIStatus
+		errors.As(expired, &st)
+		status := st.Status()
+		status.Kind, status.APIVersion = "Status", "v1"
+		return ignoreStreamErr(send("ERROR", &status))
+	}
+	for _, obj := range initial {
+		if err := send("ADDED", obj); err != nil {
+			return ignoreStreamErr(err)
+		}
+	}
+	bookmark := func(rv uint64, initialEnd bool) error {
+		b := req.res.newObj()
+		setTypeMeta(req.res, b)
+		b.SetResourceVersion(strconv.FormatUint(rv, 10))
+		if initialEnd {
+			b.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+		}
+		return send("BOOKMARK", b)
+	}
+	lastRV := fromRV
+	if initialEvents {
+		if err := bookmark(lastRV, true); err != nil {
+			return ignoreStreamErr(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	for {
+		next, nextCancel := context.WithTimeout(ctx, bookmarkInterval)
+		ev, err := watch.Next(next)
+		nextCancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if bookmarks {
+				if err := bookmark(lastRV, false); err != nil {
+					return ignoreStreamErr(err)
+				}
+			}
+			continue
+		}
+		if err != nil {
+			// Timeout, client gone, watcher cut or store closed: end the
+			// stream; clients re-watch from their last resourceVersion.
+			return nil
+		}
+		lastRV, _ = parseRV(ev.Object.GetResourceVersion())
+		if !matches(req.res, ev.Object, ls, fs) {
+			continue
+		}
+		if err := send(string(ev.Type), ev.Object); err != nil {
+			return ignoreStreamErr(err)
+		}
+	}
+}
+
+// ignoreStreamErr drops errors writing to a stream whose headers are sent:
+// nothing more can be told to the client.
+func ignoreStreamErr(error) error { return nil }

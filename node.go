@@ -1,0 +1,304 @@
+package mycel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/machineplane/host"
+	"github.com/mycelfabric/mycel/policies"
+	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/policy"
+	"github.com/mycelfabric/mycel/workloadplane/agent"
+	"github.com/mycelfabric/mycel/workloadplane/controller"
+	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
+	"github.com/mycelfabric/mycel/workloadplane/runtime/podman"
+	"github.com/mycelfabric/mycel/workloadplane/sched"
+	"github.com/mycelfabric/mycel/workloadplane/store"
+)
+
+// Files a node keeps in its data dir for scripts and operators.
+const (
+	PIDFile    = "mycel.pid"
+	URLFile    = "api.url"
+	SVIDFile   = "svid.pem"
+	StoreFile  = "state.db"
+	kubeMinor  = "32"
+	kubeGitVer = "v1.32.0"
+)
+
+// Node is a running Mycel node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	id      *host.Identity
+	ca      *ca.Authority
+	creds   *credentials
+	store   *store.Store
+	objs    *kubeapi.Objects
+	runtime rt.Runtime
+	agent   *agent.Agent
+	api     *http.Server
+	url     string
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts a node and returns once its API is listening. On error,
+// everything it had started is stopped again.
+func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name)}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	if n.id, err = host.LoadOrCreateIdentity(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if n.ca, err = ca.Load(cfg.CADir); err != nil {
+		return nil, err
+	}
+	engine, err := n.loadPolicies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	apiHost, apiPort, _ := net.SplitHostPort(cfg.APIAddr)
+	if n.creds, err = newCredentials(n.ca, n.id.ID.String(), cfg.Name, apiHost, cfg.SVIDTTL); err != nil {
+		return nil, err
+	}
+	if err := ca.WriteFile(filepath.Join(cfg.DataDir, SVIDFile), n.creds.current().CertPEM(), 0o644); err != nil {
+		return nil, err
+	}
+	if n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{Node: n.id.ID.String()}); err != nil {
+		return nil, err
+	}
+	n.objs = kubeapi.NewObjects(n.store, nil)
+	if err := n.ensureNamespace(ctx, metav1.NamespaceDefault); err != nil {
+		return nil, err
+	}
+	if n.runtime, err = n.startRuntime(ctx); err != nil {
+		return nil, err
+	}
+	nodeIP := apiHost
+	if ip := net.ParseIP(apiHost); ip == nil || ip.IsUnspecified() {
+		nodeIP = "127.0.0.1"
+	}
+	if n.agent, err = agent.New(agent.Config{NodeName: cfg.Name, NodeIP: nodeIP, Client: n.objs, Runtime: n.runtime, Logger: n.log.With("component", "agent")}); err != nil {
+		return nil, err
+	}
+	ctrl, err := controller.New(controller.Config{Client: n.objs, Logger: n.log.With("component", "controller")})
+	if err != nil {
+		return nil, err
+	}
+	binder, err := sched.NewLocal(n.objs, cfg.Name, n.log.With("component", "sched"))
+	if err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerPodMetrics(reg, n.objs)
+	srv, err := kubeapi.NewServer(kubeapi.Config{
+		Objects:  n.objs,
+		Bundle:   n.ca.Bundle(),
+		Admitter: admitter{engine},
+		Logs:     &logStreamer{runtime: n.runtime, node: cfg.Name},
+		Version: version.Info{Major: "1", Minor: kubeMinor, GitVersion: kubeGitVer + "+mycel-" + Version, Platform: "linux/amd64",
+			GoVersion: goVersion()},
+		Logger:   n.log.With("component", "api"),
+		Registry: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another node using this address? pick one with --api-addr)", cfg.APIAddr, err)
+	}
+	urlHost := apiHost
+	if ip := net.ParseIP(apiHost); ip != nil && ip.IsUnspecified() {
+		urlHost = "127.0.0.1"
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if apiPort != "0" {
+		port = apiPort
+	}
+	n.url = "https://" + net.JoinHostPort(urlHost, port)
+	n.api = &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.creds.tlsCert(), nil },
+			// The API verifies client certificates itself, as SVIDs, so it can
+			// answer 401 with a Status instead of failing the handshake.
+			ClientAuth: tls.RequestClientCert,
+		},
+	}
+	n.goRun(func() {
+		if err := n.api.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("API server stopped", "err", err)
+		}
+	})
+	n.goRun(func() { n.agent.Run(runCtx) })
+	n.goRun(func() { ctrl.Run(runCtx) })
+	n.goRun(func() { binder.Run(runCtx) })
+	n.goRun(func() { n.heartbeat(runCtx) })
+	n.goRun(func() { n.creds.rotate(runCtx, n.log) })
+	n.goRun(func() { n.collectTombstones(runCtx) })
+
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, URLFile), []byte(n.url+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, PIDFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	n.log.Info("node started", "api", n.url, "peer", n.id.ID.String(), "trustDomain", n.ca.TrustDomain().Name(), "policies", engine.Files())
+	return n, nil
+}
+
+// goRun runs fn in a goroutine the node waits for on Close.
+func (n *Node) goRun(fn func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+// URL is the API's base URL.
+func (n *Node) URL() string { return n.url }
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// PeerID is the node's libp2p peer ID.
+func (n *Node) PeerID() string { return n.id.ID.String() }
+
+// Close stops the node: intake first (API), then the loops, then the store.
+// Containers keep running; a restarted node re-adopts them. It is
+// idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.api != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := n.api.Shutdown(ctx); err != nil {
+				n.api.Close()
+			}
+			cancel()
+		}
+		n.cancel()
+		n.wg.Wait()
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		os.Remove(filepath.Join(n.cfg.DataDir, PIDFile))
+		os.Remove(filepath.Join(n.cfg.DataDir, URLFile))
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// RemoveContainers removes every container this node created (`mycel up`
+// does this on exit so a demo leaves nothing behind). Call it after Close,
+// or the agent restarts what it removes.
+func (n *Node) RemoveContainers(ctx context.Context) error {
+	ctrs, err := n.runtime.List(ctx, map[string]string{rt.LabelNode: n.cfg.Name})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range ctrs {
+		errs = append(errs, n.runtime.Remove(ctx, c.ID))
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) loadPolicies(ctx context.Context) (*policy.Engine, error) {
+	if n.cfg.PolicyDir != "" {
+		return policy.LoadDir(ctx, n.cfg.PolicyDir)
+	}
+	return policy.Load(ctx, policies.Default, "policies (embedded)")
+}
+
+func (n *Node) startRuntime(ctx context.Context) (rt.Runtime, error) {
+	if n.cfg.Runtime != nil {
+		return n.cfg.Runtime, nil
+	}
+	sock := n.cfg.PodmanSocket
+	if sock == "" {
+		sock = podman.DefaultSocket
+		started, err := podman.EnsureService(ctx, sock)
+		if errors.Is(err, podman.ErrNotInstalled) {
+			return nil, err
+		}
+		if err != nil {
+			n.log.Warn("Podman is not available; pods will wait until it is", "err", err)
+		} else if started {
+			n.log.Info("started `podman system service`", "socket", sock)
+		}
+	} else if !podman.Listening(sock) {
+		n.log.Warn("nothing listens on the Podman socket yet; pods will wait until it does", "socket", sock)
+	}
+	return podman.New(sock), nil
+}
+
+func (n *Node) ensureNamespace(ctx context.Context, name string) error {
+	err := n.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// collectTombstones drops tombstones older than a day, hourly.
+func (n *Node) collectTombstones(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := n.store.CollectTombstones(time.Now().Add(-24 * time.Hour)); err != nil {
+				n.log.Warn("collect tombstones", "err", err)
+			}
+		}
+	}
+}
+
+// admitter adapts the policy engine to the API's Admitter.
+type admitter struct{ e *policy.Engine }
+
+func (a admitter) Admit(ctx context.Context, req kubeapi.AdmissionRequest) error {
+	return a.e.Admit(ctx, req)
+}

@@ -1,0 +1,121 @@
+// Package policy evaluates Mycel's OPA policies with the embedded rego
+// package: admission now, placement and API authorization as they arrive.
+// Policies are compiled once into prepared queries at load; a policy that
+// fails to compile is an error naming the file and line.
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// ErrNoPolicies means a policy directory held no .rego files.
+var ErrNoPolicies = errors.New("policy: no .rego files")
+
+// AdmissionQuery is the rule admission evaluates: a set of denial messages.
+const AdmissionQuery = "data.mycel.admission.deny"
+
+// Engine holds the prepared policy queries.
+type Engine struct {
+	admission rego.PreparedEvalQuery
+	files     []string
+}
+
+// LoadDir loads every .rego file (tests excluded) from a directory on disk.
+func LoadDir(ctx context.Context, dir string) (*Engine, error) {
+	return Load(ctx, os.DirFS(dir), dir)
+}
+
+// Load loads every .rego file (tests excluded) at the top of fsys; origin
+// names it in errors.
+func Load(ctx context.Context, fsys fs.FS, origin string) (*Engine, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("policy: read %s: %w", origin, err)
+	}
+	e := &Engine{}
+	opts := []func(*rego.Rego){rego.Query(AdmissionQuery)}
+	for _, ent := range entries {
+		name := ent.Name()
+		if ent.IsDir() || !strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, "_test.rego") {
+			continue
+		}
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		file := path.Join(origin, name)
+		e.files = append(e.files, file)
+		opts = append(opts, rego.Module(file, string(src)))
+	}
+	if len(e.files) == 0 {
+		return nil, fmt.Errorf("%w in %s", ErrNoPolicies, origin)
+	}
+	sort.Strings(e.files)
+	e.admission, err = rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy: compile %s: %w", origin, err)
+	}
+	return e, nil
+}
+
+// Files lists the loaded policy files.
+func (e *Engine) Files() []string { return e.files }
+
+// DeniedError is an admission denial; its message lists the policy's reasons.
+type DeniedError struct{ Reasons []string }
+
+func (d *DeniedError) Error() string {
+	return "denied by admission policy: " + strings.Join(d.Reasons, "; ")
+}
+
+// Admit evaluates the admission policy for request (any JSON-marshalable
+// value, given to the policy as input.request). It returns *DeniedError when
+// the policy denies.
+func (e *Engine) Admit(ctx context.Context, request any) error {
+	input, err := toJSONValue(map[string]any{"request": request})
+	if err != nil {
+		return fmt.Errorf("policy: admission input: %w", err)
+	}
+	rs, err := e.admission.Eval(ctx, rego.EvalInput(input))
+	if err != nil {
+		return fmt.Errorf("policy: evaluate admission: %w", err)
+	}
+	var reasons []string
+	for _, r := range rs {
+		for _, ex := range r.Expressions {
+			set, ok := ex.Value.([]any)
+			if !ok {
+				return fmt.Errorf("policy: %s must be a set of strings, got %T", AdmissionQuery, ex.Value)
+			}
+			for _, m := range set {
+				reasons = append(reasons, fmt.Sprint(m))
+			}
+		}
+	}
+	if len(reasons) == 0 {
+		return nil
+	}
+	sort.Strings(reasons)
+	return &DeniedError{Reasons: reasons}
+}
+
+// toJSONValue turns a Go value into the generic JSON form OPA reads.
+func toJSONValue(v any) (any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(data, &out)
+	return out, err
+}

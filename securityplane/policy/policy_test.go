@@ -1,0 +1,62 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mycelfabric/mycel/policies"
+)
+
+func pod(privileged bool) map[string]any {
+	return map[string]any{
+		"operation": "CREATE",
+		"kind":      map[string]any{"kind": "Pod", "version": "v1"},
+		"object": map[string]any{"spec": map[string]any{"containers": []any{
+			map[string]any{"name": "c", "image": "i", "securityContext": map[string]any{"privileged": privileged}},
+		}}},
+	}
+}
+
+func TestDefaultAdmission(t *testing.T) {
+	e, err := Load(context.Background(), policies.Default, "policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Admit(context.Background(), pod(false)); err != nil {
+		t.Fatalf("plain pod denied: %v", err)
+	}
+	err = e.Admit(context.Background(), pod(true))
+	var denied *DeniedError
+	if !errors.As(err, &denied) || !strings.Contains(err.Error(), "no-privileged-containers") {
+		t.Fatalf("privileged pod: got %v, want a denial naming the rule", err)
+	}
+}
+
+func TestBrokenPolicyNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "admission.rego"), []byte("package mycel.admission\n\ndeny contains msg if {\n  msg := \n}\n"), 0o644)
+	_, err := LoadDir(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "admission.rego:") {
+		t.Fatalf("got %v, want an error naming admission.rego:<line>", err)
+	}
+}
+
+func TestPolicyDirReplacesDefaults(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "admission.rego"), []byte("package mycel.admission\n\ndeny contains \"everything-denied\" if true\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "admission_test.rego"), []byte("this is not rego"), 0o644)
+	e, err := LoadDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Admit(context.Background(), pod(false)); err == nil || !strings.Contains(err.Error(), "everything-denied") {
+		t.Fatalf("custom policy not applied: %v", err)
+	}
+	if _, err := LoadDir(context.Background(), t.TempDir()); !errors.Is(err, ErrNoPolicies) {
+		t.Fatalf("empty dir: %v", err)
+	}
+}

@@ -1,0 +1,277 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/mycelfabric/mycel/kubeapi"
+	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
+)
+
+// Client is the object access the agent needs.
+type Client interface {
+	List(ctx context.Context, list runtime.Object, namespace string, sel labels.Selector) error
+	UpdateStatus(ctx context.Context, obj kubeapi.Object) error
+	Delete(ctx context.Context, obj kubeapi.Object, gracePeriodSeconds *int64) error
+	Record(ctx context.Context, obj kubeapi.Object, component, eventType, reason, message string) error
+	Notify(ctx context.Context, resource string, kick chan<- struct{})
+}
+
+// Config configures an Agent.
+type Config struct {
+	// NodeName is the node whose pods this agent runs.
+	NodeName string
+	// NodeIP is reported as the pods' hostIP.
+	NodeIP string
+	// Client reads and writes objects.
+	Client Client
+	// Runtime runs containers.
+	Runtime rt.Runtime
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Resync is how often every pod is checked against the runtime even
+	// without changes; zero means one second.
+	Resync time.Duration
+	// BackoffBase is the first restart delay of a crashing container,
+	// doubling up to BackoffMax; zero means 10s and 5m as in Kubernetes.
+	BackoffBase, BackoffMax time.Duration
+}
+
+const component = "mycel-agent"
+
+// Agent runs the pods bound to one node.
+type Agent struct {
+	cfg  Config
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu      sync.Mutex
+	health  error                // last runtime error, nil when healthy
+	waits       map[string]waitState // why a container cannot start yet, by pod UID/container
+	terminating map[string]bool      // pod UIDs whose containers are being stopped
+	stopping    sync.WaitGroup       // terminations in flight
+}
+
+// New checks cfg and returns an agent.
+func New(cfg Config) (*Agent, error) {
+	if cfg.NodeName == "" || cfg.Client == nil || cfg.Runtime == nil {
+		return nil, errors.New("agent: NodeName, Client and Runtime are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = time.Second
+	}
+	if cfg.BackoffBase == 0 {
+		cfg.BackoffBase = 10 * time.Second
+	}
+	if cfg.BackoffMax == 0 {
+		cfg.BackoffMax = 5 * time.Minute
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
+		waits: map[string]waitState{}, terminating: map[string]bool{}}, nil
+}
+
+// Healthy returns nil if the runtime answered the last sync, else why not.
+func (a *Agent) Healthy() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.health
+}
+
+// Run syncs until ctx is done: on every pod change and every Resync.
+func (a *Agent) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.cfg.Client.Notify(ctx, "pods", a.kick)
+	}()
+	t := time.NewTicker(a.cfg.Resync)
+	defer t.Stop()
+	for {
+		a.Sync(ctx)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			a.stopping.Wait()
+			return
+		case <-a.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// Sync brings every pod bound to this node in line with the runtime once.
+func (a *Agent) Sync(ctx context.Context) {
+	var list corev1.PodList
+	if err := a.cfg.Client.List(ctx, &list, "", nil); err != nil {
+		a.log.Warn("list pods", "err", err)
+		return
+	}
+	ctrs, err := a.cfg.Runtime.List(ctx, map[string]string{rt.LabelNode: a.cfg.NodeName})
+	if ctx.Err() != nil {
+		return
+	}
+	a.mu.Lock()
+	a.health = err
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Warn("container runtime unavailable; pods keep their last status until it returns", "err", err)
+		return
+	}
+	byPod := map[string][]rt.Container{}
+	for _, c := range ctrs {
+		uid := c.Labels[rt.LabelPodUID]
+		byPod[uid] = append(byPod[uid], c)
+	}
+	mine := map[string]bool{}
+	for i := range list.Items {
+		pod := &list.Items[i]
+		if pod.Spec.NodeName != a.cfg.NodeName {
+			continue
+		}
+		mine[string(pod.UID)] = true
+		if err := a.syncPod(ctx, pod, byPod[string(pod.UID)]); err != nil && ctx.Err() == nil {
+			a.log.Warn("sync pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+	}
+	a.mu.Lock()
+	for k := range a.waits {
+		if uid, _, _ := strings.Cut(k, "/"); !mine[uid] {
+			delete(a.waits, k)
+		}
+	}
+	a.mu.Unlock()
+	// Containers whose pod is gone (deleted while this node was down, or
+	// bound elsewhere) are removed.
+	for uid, cs := range byPod {
+		if mine[uid] {
+			continue
+		}
+		for _, c := range cs {
+			a.log.Info("removing orphan container", "container", c.Name)
+			if err := a.cfg.Runtime.Remove(ctx, c.ID); err != nil {
+				a.log.Warn("remove orphan", "container", c.Name, "err", err)
+			}
+		}
+	}
+}
+
+// attempts groups a pod's containers by spec container name, ordered by
+// attempt number.
+func attempts(ctrs []rt.Container) map[string][]rt.Container {
+	out := map[string][]rt.Container{}
+	for _, c := range ctrs {
+		name := c.Labels[rt.LabelContainer]
+		out[name] = append(out[name], c)
+	}
+	for _, l := range out {
+		sort.Slice(l, func(i, j int) bool { return attemptOf(l[i]) < attemptOf(l[j]) })
+	}
+	return out
+}
+
+func attemptOf(c rt.Container) int {
+	n, _ := strconv.Atoi(c.Labels[rt.LabelAttempt])
+	return n
+}
+
+func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, ctrs []rt.Container) error {
+	if pod.DeletionTimestamp != nil {
+		a.startTermination(ctx, pod, ctrs)
+		return nil
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	byName := attempts(ctrs)
+	for i := range pod.Spec.Containers {
+		spec := &pod.Spec.Containers[i]
+		if err := a.syncContainer(ctx, pod, spec, byName[spec.Name]); err != nil {
+			a.log.Warn("sync container", "pod", pod.Namespace+"/"+pod.Name, "container", spec.Name, "err", err)
+		}
+	}
+	// Re-list so the status reflects what was just started.
+	ctrs, err := a.cfg.Runtime.List(ctx, map[string]string{rt.LabelPodUID: string(pod.UID)})
+	if err != nil {
+		return err
+	}
+	return a.updateStatus(ctx, pod, attempts(ctrs))
+}
+
+// startTermination stops a deleted pod in the background, so one pod's
+// grace period does not hold up the others.
+func (a *Agent) startTermination(ctx context.Context, pod *corev1.Pod, ctrs []rt.Container) {
+	uid := string(pod.UID)
+	a.mu.Lock()
+	if a.terminating[uid] {
+		a.mu.Unlock()
+		return
+	}
+	a.terminating[uid] = true
+	a.mu.Unlock()
+	a.stopping.Add(1)
+	go func() {
+		defer a.stopping.Done()
+		if err := a.terminate(ctx, pod, ctrs); err != nil && ctx.Err() == nil {
+			a.log.Warn("terminate pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+		a.mu.Lock()
+		delete(a.terminating, uid)
+		a.mu.Unlock()
+	}()
+}
+
+// terminate stops and removes a deleted pod's containers, then removes the pod.
+func (a *Agent) terminate(ctx context.Context, pod *corev1.Pod, ctrs []rt.Container) error {
+	grace := 30 * time.Second
+	if pod.DeletionGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(ctrs))
+	for i, c := range ctrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.State == rt.StateRunning {
+				if err := a.cfg.Runtime.Stop(ctx, c.ID, grace); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+			errs[i] = a.cfg.Runtime.Remove(ctx, c.ID)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop containers of deleted pod: %w", err)
+	}
+	zero := int64(0)
+	return a.cfg.Client.Delete(ctx, pod, &zero)
+}
+
+// event records an event once per (pod, reason, message) until it changes.
+func (a *Agent) event(ctx context.Context, pod *corev1.Pod, typ, reason, msg string) {
+	if err := a.cfg.Client.Record(ctx, pod, component, typ, reason, msg); err != nil {
+		a.log.Debug("record event", "err", err)
+	}
+}

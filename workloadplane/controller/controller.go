@@ -1,0 +1,107 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/mycelfabric/mycel/kubeapi"
+)
+
+// Client is the object access the controllers need.
+type Client interface {
+	Get(ctx context.Context, obj kubeapi.Object) error
+	List(ctx context.Context, list runtime.Object, namespace string, sel labels.Selector) error
+	Create(ctx context.Context, obj kubeapi.Object) error
+	Update(ctx context.Context, obj kubeapi.Object) error
+	UpdateStatus(ctx context.Context, obj kubeapi.Object) error
+	Delete(ctx context.Context, obj kubeapi.Object, gracePeriodSeconds *int64) error
+	Record(ctx context.Context, obj kubeapi.Object, component, eventType, reason, message string) error
+	Notify(ctx context.Context, resource string, kick chan<- struct{})
+}
+
+// Config configures the controllers.
+type Config struct {
+	Client Client
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Resync is how often everything is reconciled without changes; zero
+	// means 10 seconds.
+	Resync time.Duration
+}
+
+// Manager runs the workload controllers.
+type Manager struct {
+	cfg  Config
+	c    Client
+	log  *slog.Logger
+	kick chan struct{}
+}
+
+// New returns a controller manager.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("controller: Config.Client is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 10 * time.Second
+	}
+	return &Manager{cfg: cfg, c: cfg.Client, log: cfg.Logger, kick: make(chan struct{}, 1)}, nil
+}
+
+// watched are the resources whose changes trigger reconciliation.
+var watched = []string{"namespaces", "deployments", "replicasets", "pods"}
+
+// Run reconciles until ctx is done.
+func (m *Manager) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, res := range watched {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.c.Notify(ctx, res, m.kick)
+		}()
+	}
+	t := time.NewTicker(m.cfg.Resync)
+	defer t.Stop()
+	for {
+		m.ReconcileAll(ctx)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-m.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// ReconcileAll runs every controller once.
+func (m *Manager) ReconcileAll(ctx context.Context) {
+	for _, step := range []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"namespaces", m.reconcileNamespaces},
+		{"deployments", m.reconcileDeployments},
+		{"replicasets", m.reconcileReplicaSets},
+		{"garbage collection", m.collectGarbage},
+	} {
+		if err := step.fn(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("reconcile", "controller", step.name, "err", err)
+		}
+	}
+}

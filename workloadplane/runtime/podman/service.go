@@ -1,0 +1,72 @@
+package podman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// ErrNotInstalled means the podman binary is not on PATH.
+var ErrNotInstalled = errors.New("podman: Podman is not installed (install it with `apt-get install -y podman runc`, or run `make up`)")
+
+// Listening reports whether something accepts connections on the socket.
+func Listening(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// EnsureService makes sure a Podman API service listens on path, starting
+// `podman system service` for it when none does. The service is started in
+// its own process group so it outlives this process: containers keep being
+// reachable across node restarts. It returns whether it started one.
+func EnsureService(ctx context.Context, path string) (bool, error) {
+	if Listening(path) {
+		return false, nil
+	}
+	bin, err := exec.LookPath("podman")
+	if err != nil {
+		return false, ErrNotInstalled
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, fmt.Errorf("podman: socket dir: %w", err)
+	}
+	cmd := exec.Command(bin, "system", "service", "--time=0", "unix://"+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logf, err := os.OpenFile(filepath.Join(os.TempDir(), "mycel-podman-service.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err == nil {
+		cmd.Stdout, cmd.Stderr = logf, logf
+		defer logf.Close()
+	}
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("podman: start `podman system service`: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return false, fmt.Errorf("podman: `podman system service` exited: %v (see %s)", err, filepath.Join(os.TempDir(), "mycel-podman-service.log"))
+		case <-deadline:
+			return true, fmt.Errorf("podman: `podman system service` did not listen on %s within 15s", path)
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-t.C:
+			if Listening(path) {
+				return true, nil
+			}
+		}
+	}
+}

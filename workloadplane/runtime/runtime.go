@@ -1,0 +1,123 @@
+// Package runtime defines how a node runs containers: the Runtime interface
+// that the node agent drives, with the Podman implementation in podman/ and
+// a capacity-only simulation in sim/ (for scale simulations only).
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+var (
+	// ErrImageNotFound means the image is not present locally (and, for a
+	// pull, could not be pulled).
+	ErrImageNotFound = errors.New("runtime: image not found")
+	// ErrUnavailable means the container engine cannot be reached.
+	ErrUnavailable = errors.New("runtime: container engine unavailable")
+	// ErrNotFound means no such container.
+	ErrNotFound = errors.New("runtime: no such container")
+)
+
+// Labels every container Mycel creates carries, so a restarted node can
+// re-adopt its containers and a human can recognise them in `podman ps`.
+const (
+	LabelNamespace = "mycel.io/namespace"
+	LabelPod       = "mycel.io/pod"
+	LabelPodUID    = "mycel.io/pod-uid"
+	LabelNode      = "mycel.io/node"
+	LabelContainer = "mycel.io/container"
+	LabelAttempt   = "mycel.io/attempt"
+)
+
+// Port publishes a container port on the host.
+type Port struct {
+	ContainerPort int32
+	HostPort      int32
+	HostIP        string
+	Protocol      string // "tcp" or "udp"
+}
+
+// Spec is a container to create.
+type Spec struct {
+	Name       string
+	Image      string
+	Command    []string // replaces the image's entrypoint when set
+	Args       []string // replaces the image's command when set
+	Env        map[string]string
+	WorkingDir string
+	Ports      []Port
+	// MilliCPU and MemoryBytes are limits; zero means none.
+	MilliCPU    int64
+	MemoryBytes int64
+	Labels      map[string]string
+}
+
+// State is a container's lifecycle state.
+type State string
+
+// Container states.
+const (
+	StateCreated State = "created"
+	StateRunning State = "running"
+	StateExited  State = "exited"
+	StateUnknown State = "unknown"
+)
+
+// Container is what the runtime reports about one container.
+type Container struct {
+	ID         string
+	Name       string
+	Image      string
+	ImageID    string
+	Labels     map[string]string
+	State      State
+	ExitCode   int32
+	OOMKilled  bool
+	Error      string
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+	IP         string
+}
+
+// LogOptions selects which logs to read.
+type LogOptions struct {
+	Follow     bool
+	Timestamps bool
+	TailLines  *int64
+	Since      time.Time
+}
+
+// Info describes the runtime.
+type Info struct {
+	Name    string // e.g. "podman"
+	Version string // e.g. "4.3.1"
+}
+
+// Runtime runs containers. Implementations are safe for concurrent use;
+// every method fails with an error wrapping ErrUnavailable when the engine
+// cannot be reached.
+type Runtime interface {
+	// Info returns the engine's name and version.
+	Info(ctx context.Context) (Info, error)
+	// EnsureImage makes image present locally. If pull is false it only
+	// checks. It returns an error wrapping ErrImageNotFound when the image is
+	// absent and cannot be pulled.
+	EnsureImage(ctx context.Context, image string, pull bool) error
+	// Create creates (does not start) a container and returns its ID.
+	Create(ctx context.Context, spec Spec) (string, error)
+	// Start starts a created or exited container.
+	Start(ctx context.Context, id string) error
+	// Stop stops a container, killing it after timeout. Stopping a stopped
+	// container succeeds.
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	// Remove removes a container, stopping it first if needed. Removing a
+	// missing container succeeds.
+	Remove(ctx context.Context, id string) error
+	// List returns the containers carrying all of labels, in any state.
+	List(ctx context.Context, labels map[string]string) ([]Container, error)
+	// Logs writes a container's logs to w.
+	Logs(ctx context.Context, id string, opts LogOptions, w io.Writer) error
+}

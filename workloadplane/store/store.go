@@ -1,0 +1,396 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	// ErrNotFound means no live record has the key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists means a create found a live record under the key.
+	ErrExists = errors.New("store: already exists")
+	// ErrConflict means a write's resourceVersion precondition did not hold.
+	ErrConflict = errors.New("store: resourceVersion conflict")
+	// ErrExpired means a watch asked to resume from a resourceVersion older
+	// than the retained log; the watcher must list again.
+	ErrExpired = errors.New("store: resourceVersion too old")
+	// ErrClosed means the store or watcher was closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+var (
+	bucketObjects = []byte("objects")
+	bucketLog     = []byte("log")
+	bucketMeta    = []byte("meta")
+	keyRV         = []byte("rv")
+)
+
+// Record is one key's state on this replica.
+type Record struct {
+	// Key is "kind/namespace/name" (namespace empty for cluster objects).
+	Key string `json:"key"`
+	// Value is the JSON document; nil for a tombstone.
+	Value json.RawMessage `json:"value,omitempty"`
+	// Deleted marks a tombstone.
+	Deleted bool `json:"deleted,omitempty"`
+	// Stamp orders writes to this key across replicas (LWW).
+	Stamp Timestamp `json:"stamp"`
+	// RV is the per-replica resourceVersion at which this replica applied the
+	// record. It is not replicated.
+	RV uint64 `json:"rv"`
+}
+
+// EventType says how a watch event changed a key.
+type EventType string
+
+// Event types, matching Kubernetes watch event names.
+const (
+	Added    EventType = "ADDED"
+	Modified EventType = "MODIFIED"
+	Deleted  EventType = "DELETED"
+)
+
+// Event is one change in the watch log. For Deleted, Record.Value is the last
+// live value.
+type Event struct {
+	Type   EventType
+	Record Record
+}
+
+// Options configures a Store.
+type Options struct {
+	// Node is this replica's node ID, written into every local stamp.
+	Node string
+	// Now is the physical clock; nil means time.Now.
+	Now func() time.Time
+	// LogSize is how many watch-log entries are retained; zero means 100000.
+	LogSize uint64
+	// WatchQueue bounds the events buffered for one watcher before it is cut
+	// with ErrTooSlow; zero means 10000.
+	WatchQueue int
+}
+
+// Store is a persistent replica. It is safe for concurrent use.
+type Store struct {
+	db      *bolt.DB
+	clock   *Clock
+	logSize uint64
+	queue   int
+
+	mu       sync.Mutex // serializes writes with watcher registration
+	rv       uint64
+	oldest   uint64 // smallest resourceVersion a watch may resume from
+	watchers map[*Watcher]struct{}
+	closed   bool
+}
+
+// Open opens (creating if needed) the store at path.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Node == "" {
+		return nil, errors.New("store: Options.Node is required")
+	}
+	if opts.LogSize == 0 {
+		opts.LogSize = 100000
+	}
+	if opts.WatchQueue == 0 {
+		opts.WatchQueue = 10000
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w (is another mycel node using this data dir?)", path, err)
+	}
+	s := &Store{db: db, clock: NewClock(opts.Node, opts.Now), logSize: opts.LogSize, queue: opts.WatchQueue, watchers: map[*Watcher]struct{}{}}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketObjects, bucketLog, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if v := tx.Bucket(bucketMeta).Get(keyRV); v != nil {
+			s.rv = binary.BigEndian.Uint64(v)
+		}
+		s.oldest = s.rv
+		if k, _ := tx.Bucket(bucketLog).Cursor().First(); k != nil {
+			s.oldest = binary.BigEndian.Uint64(k) - 1
+		}
+		// Observe the newest stamp so local writes after a restart order after
+		// everything written before it, even if the wall clock went back.
+		return tx.Bucket(bucketObjects).ForEach(func(_, v []byte) error {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			s.clock.Observe(r.Stamp)
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: load %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close stops all watchers and closes the database. It is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for w := range s.watchers {
+		w.fail(ErrClosed)
+	}
+	s.watchers = nil
+	s.mu.Unlock()
+	return s.db.Close()
+}
+
+// ResourceVersion is the replica's current resourceVersion.
+func (s *Store) ResourceVersion() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rv
+}
+
+// Get returns the live record under key.
+func (s *Store) Get(key string) (Record, error) {
+	var r Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketObjects).Get([]byte(key))
+		if v == nil {
+			return ErrNotFound
+		}
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		if r.Deleted {
+			return ErrNotFound
+		}
+		return nil
+	})
+	return r, err
+}
+
+// List returns the live records whose keys start with prefix, in key order,
+// and the resourceVersion they are consistent with.
+func (s *Store) List(prefix string) ([]Record, uint64, error) {
+	var out []Record
+	var rv uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rv = readRV(tx)
+		c := tx.Bucket(bucketObjects).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode %s: %w", k, err)
+			}
+			if !r.Deleted {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, rv, err
+}
+
+// Precondition guards a write.
+type Precondition struct {
+	// MustNotExist makes the write a create: it fails with ErrExists if a
+	// live record is present.
+	MustNotExist bool
+	// MustExist fails the write with ErrNotFound if no live record is present.
+	MustExist bool
+	// RV, if non-zero, fails the write with ErrConflict unless the live
+	// record's RV equals it.
+	RV uint64
+}
+
+// Put writes value under key as a local write and returns the new record.
+func (s *Store) Put(key string, value []byte, pre Precondition) (Record, error) {
+	if !json.Valid(value) {
+		return Record{}, fmt.Errorf("store: put %s: value is not JSON", key)
+	}
+	return s.write(key, pre, func(Record, bool) (Record, bool) {
+		return Record{Key: key, Value: value, Stamp: s.clock.Now()}, true
+	})
+}
+
+// Delete writes a tombstone under key and returns it; Value holds the last
+// live value.
+func (s *Store) Delete(key string, pre Precondition) (Record, error) {
+	pre.MustExist = true
+	return s.write(key, pre, func(cur Record, _ bool) (Record, bool) {
+		return Record{Key: key, Value: cur.Value, Deleted: true, Stamp: s.clock.Now()}, true
+	})
+}
+
+// Merge applies a record received from another replica if its stamp is newer
+// than what this replica holds (last writer wins). It reports whether the
+// record was applied.
+func (s *Store) Merge(r Record) (bool, error) {
+	s.clock.Observe(r.Stamp)
+	applied := false
+	_, err := s.write(r.Key, Precondition{}, func(cur Record, exists bool) (Record, bool) {
+		if exists && !cur.Stamp.Less(r.Stamp) {
+			return Record{}, false
+		}
+		applied = true
+		return Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp}, true
+	})
+	return applied, err
+}
+
+// write runs one read-modify-write transaction. next receives the current
+// record (tombstones included) and returns the record to store, or false to
+// leave the key alone.
+func (s *Store) write(key string, pre Precondition, next func(cur Record, exists bool) (Record, bool)) (Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Record{}, ErrClosed
+	}
+	var out Record
+	var ev *Event
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		objs := tx.Bucket(bucketObjects)
+		var cur Record
+		exists := false
+		if v := objs.Get([]byte(key)); v != nil {
+			if err := json.Unmarshal(v, &cur); err != nil {
+				return fmt.Errorf("decode %s: %w", key, err)
+			}
+			exists = true
+		}
+		live := exists && !cur.Deleted
+		switch {
+		case pre.MustNotExist && live:
+			return ErrExists
+		case pre.MustExist && !live:
+			return ErrNotFound
+		case pre.RV != 0 && (!live || cur.RV != pre.RV):
+			return ErrConflict
+		}
+		rec, ok := next(cur, exists)
+		if !ok {
+			out = cur
+			return nil
+		}
+		rv := readRV(tx) + 1
+		rec.RV = rv
+		enc, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		if err := objs.Put([]byte(key), enc); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyRV, u64(rv)); err != nil {
+			return err
+		}
+		typ := Modified
+		switch {
+		case rec.Deleted && !live:
+			// A tombstone over a tombstone (or nothing) changes nothing a watcher sees.
+		case rec.Deleted:
+			typ = Deleted
+			if rec.Value == nil {
+				rec.Value = cur.Value
+			}
+		case !live:
+			typ = Added
+		}
+		if !(rec.Deleted && !live) {
+			ev = &Event{Type: typ, Record: rec}
+			entry, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketLog).Put(u64(rv), entry); err != nil {
+				return err
+			}
+		}
+		out = rec
+		return s.trimLog(tx, rv)
+	})
+	if err != nil {
+		if errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+			return Record{}, fmt.Errorf("%s: %w", key, err)
+		}
+		return Record{}, fmt.Errorf("store: write %s: %w", key, err)
+	}
+	if out.RV > s.rv {
+		s.rv = out.RV
+	}
+	if ev != nil {
+		for w := range s.watchers {
+			w.offer(*ev)
+		}
+	}
+	return out, nil
+}
+
+// trimLog drops the oldest log entries once the log exceeds its size by 10%.
+func (s *Store) trimLog(tx *bolt.Tx, rv uint64) error {
+	if rv <= s.logSize || rv-s.oldest <= s.logSize+s.logSize/10 {
+		return nil
+	}
+	keep := rv - s.logSize
+	c := tx.Bucket(bucketLog).Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= keep; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	s.oldest = keep
+	return nil
+}
+
+// CollectTombstones removes tombstones whose stamps are older than before and
+// returns how many it removed. Replicas must have exchanged them by then;
+// callers choose before well past the anti-entropy horizon.
+func (s *Store) CollectTombstones(before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketObjects).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.Deleted && r.Stamp.Wall < before.UnixNano() {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+func readRV(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(keyRV); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
