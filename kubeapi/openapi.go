@@ -12,8 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/kube-openapi/pkg/builder"
 	"k8s.io/kube-openapi/pkg/builder3"
 	"k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/handler"
 	"k8s.io/kube-openapi/pkg/handler3"
 	"k8s.io/kube-openapi/pkg/spec3"
 	"k8s.io/kube-openapi/pkg/util"
@@ -22,12 +24,15 @@ import (
 	"github.com/mycelfabric/mycel/kubeapi/internal/openapidefs"
 )
 
-// NewOpenAPIHandler builds the OpenAPI v3 documents of the served resources
-// from the generated definitions and serves /openapi/v3 (index, per
-// group-version documents, hashes and ETags) as kube-apiserver does. kubectl
-// needs them for apply, explain and server-side field validation.
+// NewOpenAPIHandler builds the OpenAPI documents of the served resources
+// from the generated definitions and serves them as kube-apiserver does:
+// /openapi/v3 (index, per group-version documents, hashes and ETags), which
+// kubectl needs for apply, explain and server-side field validation, and
+// /openapi/v2 (definitions only, JSON or protobuf), which kubectl falls back
+// to for kinds the server does not serve and older kubectl versions use.
 func NewOpenAPIHandler() (http.Handler, error) {
-	docs, err := buildOpenAPI(newRegistry())
+	reg := newRegistry()
+	docs, err := buildOpenAPI(reg)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +44,50 @@ func NewOpenAPIHandler() (http.Handler, error) {
 	if err := svc.RegisterOpenAPIV3VersionedService("/openapi/v3", serveMux{mux}); err != nil {
 		return nil, err
 	}
+	v2, err := buildOpenAPIV2(reg)
+	if err != nil {
+		return nil, err
+	}
+	handler.NewOpenAPIService(v2).RegisterOpenAPIVersionedService("/openapi/v2", serveMux{mux})
 	return mux, nil
+}
+
+// buildOpenAPIV2 returns a Swagger 2.0 document with the definitions of
+// every served kind.
+func buildOpenAPIV2(reg *registry) (*spec.Swagger, error) {
+	gvks := modelGVKs()
+	cfg := &common.Config{
+		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
+		GetDefinitions: openapidefs.GetOpenAPIDefinitions,
+		GetDefinitionName: func(n string) (string, spec.Extensions) {
+			return n, gvkExtension(gvks, n)
+		},
+	}
+	models := []string{modelName(&metav1.Status{}), modelName(&metav1.DeleteOptions{}), modelName(&autoscalingv1.Scale{})}
+	for _, r := range reg.all {
+		models = append(models, modelName(r.newObj()), modelName(r.newList()))
+	}
+	sw, err := builder.BuildOpenAPIDefinitionsForResources(cfg, models...)
+	if err != nil {
+		return nil, fmt.Errorf("kubeapi: openapi v2: %w", err)
+	}
+	sw.Swagger = "2.0"
+	sw.Paths = &spec.Paths{Paths: map[string]spec.PathItem{}}
+	return sw, nil
+}
+
+// gvkExtension is the x-kubernetes-group-version-kind extension of a model
+// (an array on schemas), or nil.
+func gvkExtension(gvks map[string][]schema.GroupVersionKind, name string) spec.Extensions {
+	l, ok := gvks[name]
+	if !ok {
+		return nil
+	}
+	arr := make([]any, 0, len(l))
+	for _, g := range l {
+		arr = append(arr, gvkMap(g))
+	}
+	return spec.Extensions{gvkExt: arr}
 }
 
 type serveMux struct{ *http.ServeMux }
@@ -164,15 +212,7 @@ func buildOpenAPI(reg *registry) (map[string]*spec3.OpenAPI, error) {
 		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
 		GetDefinitions: openapidefs.GetOpenAPIDefinitions,
 		GetDefinitionName: func(n string) (string, spec.Extensions) {
-			l, ok := gvks[n]
-			if !ok {
-				return n, nil
-			}
-			arr := make([]any, 0, len(l))
-			for _, g := range l {
-				arr = append(arr, gvkMap(g))
-			}
-			return n, spec.Extensions{gvkExt: arr}
+			return n, gvkExtension(gvks, n)
 		},
 	}
 	out := map[string]*spec3.OpenAPI{}
