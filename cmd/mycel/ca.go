@@ -14,10 +14,10 @@ func caCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "ca", Short: "Manage the trust domain's certificate authority"}
 	var td, dir string
 	initCmd := &cobra.Command{
-		Use:   "init",
-		Short: "Create a trust domain's root CA",
+		Use:     "init",
+		Short:   "Create a trust domain's root CA",
 		Example: `  mycel ca init --trust-domain example.org --dir /etc/mycel/ca`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := ca.Init(dir, td)
 			if err != nil {

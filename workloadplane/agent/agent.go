@@ -58,8 +58,8 @@ type Agent struct {
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu      sync.Mutex
-	health  error                // last runtime error, nil when healthy
+	mu          sync.Mutex
+	health      error                // last runtime error, nil when healthy
 	waits       map[string]waitState // why a container cannot start yet, by pod UID/container
 	terminating map[string]bool      // pod UIDs whose containers are being stopped
 	stopping    sync.WaitGroup       // terminations in flight

@@ -137,10 +137,10 @@ func podFromTemplate(rs *appsv1.ReplicaSet) *corev1.Pod {
 	t := rs.Spec.Template.DeepCopy()
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: rs.Name + "-",
-			Namespace:    rs.Namespace,
-			Labels:       t.Labels,
-			Annotations:  t.Annotations,
+			GenerateName:    rs.Name + "-",
+			Namespace:       rs.Namespace,
+			Labels:          t.Labels,
+			Annotations:     t.Annotations,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))},
 		},
 		Spec: t.Spec,

@@ -128,4 +128,3 @@ func (w *Watcher) wake() {
 	default:
 	}
 }
-

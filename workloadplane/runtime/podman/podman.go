@@ -50,13 +50,13 @@ type Podman struct {
 
 // inspected is what Inspect said about a container in a given state.
 type inspected struct {
-	state     string
-	ip        string
-	oom       bool
-	errMsg    string
-	started   time.Time
-	finished  time.Time
-	imageID   string
+	state    string
+	ip       string
+	oom      bool
+	errMsg   string
+	started  time.Time
+	finished time.Time
+	imageID  string
 }
 
 var _ rt.Runtime = (*Podman)(nil)
