@@ -1,13 +1,13 @@
 package kubeapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
@@ -166,13 +167,28 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 // decodeBody decodes a create or update body (JSON, YAML or protobuf) into
 // res's type, honouring the fieldValidation query parameter.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, res *resource, body []byte, contentType string) (object, error) {
+	got, err := s.decode(w, r, body, contentType, res.newObj(), res.gvk())
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := got.(object)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is a %s, but this URL takes %s %s",
+			got.GetObjectKind().GroupVersionKind(), res.gv, res.kind))
+	}
+	return obj, nil
+}
+
+// decode decodes a body of the given Content-Type into into (of kind gvk),
+// honouring the fieldValidation query parameter for JSON and YAML.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, body []byte, contentType string, into runtime.Object, gvk schema.GroupVersionKind) (runtime.Object, error) {
 	mt := mediaType(contentType)
 	if mt == "" {
 		mt = "application/json"
 	}
 	info, ok := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), mt)
 	if !ok {
-		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "decode", res.groupResource(), "",
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "decode", schema.GroupResource{}, "",
 			fmt.Sprintf("unsupported media type %q: send application/json, application/yaml or application/vnd.kubernetes.protobuf", mt), 0, false)
 	}
 	validation := r.URL.Query().Get("fieldValidation")
@@ -185,12 +201,10 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, res *resourc
 	if info.StrictSerializer != nil && validation != "Ignore" {
 		dec = info.StrictSerializer
 	}
-	into := res.newObj()
-	gvk := res.gvk()
 	got, _, err := dec.Decode(body, &gvk, into)
 	if err != nil {
 		if !runtime.IsStrictDecodingError(err) || got == nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not a valid %s: %v", res.kind, err))
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not a valid %s: %v", gvk.Kind, err))
 		}
 		if validation == "Strict" {
 			return nil, apierrors.NewBadRequest(err.Error())
@@ -201,12 +215,10 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, res *resourc
 			}
 		}
 	}
-	obj, ok := got.(object)
-	if !ok || got.GetObjectKind().GroupVersionKind() != gvk && !got.GetObjectKind().GroupVersionKind().Empty() {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is a %s, but this URL takes %s %s",
-			got.GetObjectKind().GroupVersionKind(), res.gv, res.kind))
+	if got.GetObjectKind().GroupVersionKind().Kind != "" && got.GetObjectKind().GroupVersionKind().Kind != gvk.Kind {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is a %s, but this URL takes %s", got.GetObjectKind().GroupVersionKind(), gvk))
 	}
-	return obj, nil
+	return got, nil
 }
 
 // matchTarget checks that an object's namespace and name fit the URL.
@@ -339,9 +351,9 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 		return err
 	}
 	var opts metav1.DeleteOptions
-	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := json.Unmarshal(body, &opts); err != nil {
-			return apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
+	if len(bytes.TrimSpace(body)) > 0 {
+		if _, err := s.decode(w, r, body, r.Header.Get("Content-Type"), &opts, metav1.SchemeGroupVersion.WithKind("DeleteOptions")); err != nil {
+			return err
 		}
 	}
 	grace, err := queryInt(r.URL.Query(), "gracePeriodSeconds")
@@ -417,7 +429,8 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, req *request
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	var next autoscalingv1.Scale
+	next := &autoscalingv1.Scale{}
+	scaleGVK := autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 	switch req.verb {
 	case "get":
 		s.writeJSON(w, http.StatusOK, sc)
@@ -427,15 +440,17 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, req *request
 		if err != nil {
 			return err
 		}
+		ct := r.Header.Get("Content-Type")
 		if req.verb == "patch" {
 			cur, _ := json.Marshal(sc)
-			body, err = applyPatch(req.res.groupResource(), r.Header.Get("Content-Type"), cur, body, &autoscalingv1.Scale{})
+			body, err = applyPatch(req.res.groupResource(), ct, cur, body, &autoscalingv1.Scale{})
 			if err != nil {
 				return err
 			}
+			ct = "application/json"
 		}
-		if err := json.Unmarshal(body, &next); err != nil {
-			return apierrors.NewBadRequest(fmt.Sprintf("invalid Scale: %v", err))
+		if _, err := s.decode(w, r, body, ct, next, scaleGVK); err != nil {
+			return err
 		}
 	default:
 		return apierrors.NewMethodNotSupported(req.res.groupResource(), req.verb+" scale")
