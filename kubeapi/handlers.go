@@ -352,7 +352,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	var opts metav1.DeleteOptions
 	if len(bytes.TrimSpace(body)) > 0 {
-		if _, err := s.decode(w, r, body, r.Header.Get("Content-Type"), &opts, metav1.SchemeGroupVersion.WithKind("DeleteOptions")); err != nil {
+		if _, err := s.decode(w, r, body, r.Header.Get("Content-Type"), &opts, req.res.gv.WithKind("DeleteOptions")); err != nil {
 			return err
 		}
 	}
