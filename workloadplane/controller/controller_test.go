@@ -1,0 +1,245 @@
+package controller
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/store"
+)
+
+type harness struct {
+	t    *testing.T
+	objs *kubeapi.Objects
+	m    *Manager
+	ctx  context.Context
+}
+
+func newHarness(t *testing.T) *harness {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Node: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	objs := kubeapi.NewObjects(st, nil)
+	ctx := context.Background()
+	objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}})
+	m, err := New(Config{Client: objs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, objs: objs, m: m, ctx: ctx}
+}
+
+func (h *harness) deployment(name string, replicas int32, surge, unavailable intstr.IntOrString) *appsv1.Deployment {
+	return h.deploymentIn("default", name, replicas, surge, unavailable)
+}
+
+func (h *harness) deploymentIn(ns, name string, replicas int32, surge, unavailable intstr.IntOrString) *appsv1.Deployment {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "img:1"}}},
+			},
+		},
+	}
+	if err := h.objs.Create(h.ctx, d); err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+func (h *harness) pods() []corev1.Pod {
+	var list corev1.PodList
+	if err := h.objs.List(h.ctx, &list, "default", nil); err != nil {
+		h.t.Fatal(err)
+	}
+	return list.Items
+}
+
+// kubelet plays the node: pods become Ready, deleted pods go away.
+func (h *harness) kubelet() {
+	for _, p := range h.pods() {
+		if p.DeletionTimestamp != nil {
+			zero := int64(0)
+			h.objs.Delete(h.ctx, &p, &zero)
+			continue
+		}
+		if p.Status.Phase != corev1.PodRunning {
+			p.Status.Phase = corev1.PodRunning
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+			if err := h.objs.UpdateStatus(h.ctx, &p); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+	}
+}
+
+// bind plays the scheduler.
+func (h *harness) bind() {
+	for _, p := range h.pods() {
+		if p.Spec.NodeName == "" {
+			p.Spec.NodeName = "node-1"
+			h.objs.Update(h.ctx, &p)
+		}
+	}
+}
+
+func (h *harness) step() {
+	h.m.ReconcileAll(h.ctx)
+	h.bind()
+}
+
+func (h *harness) get(name string) *appsv1.Deployment {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+	if err := h.objs.Get(h.ctx, d); err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+func images(pods []corev1.Pod) map[string]int {
+	out := map[string]int{}
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil {
+			out[p.Spec.Containers[0].Image]++
+		}
+	}
+	return out
+}
+
+func TestDeploymentCreatesAndScales(t *testing.T) {
+	h := newHarness(t)
+	h.deployment("web", 3, intstr.FromString("25%"), intstr.FromString("25%"))
+	for range 3 {
+		h.step()
+	}
+	if n := len(h.pods()); n != 3 {
+		t.Fatalf("%d pods, want 3", n)
+	}
+	h.kubelet()
+	h.step()
+	h.step()
+	d := h.get("web")
+	if d.Status.AvailableReplicas != 3 || d.Status.UpdatedReplicas != 3 || d.Status.ObservedGeneration != d.Generation {
+		t.Fatalf("status %+v", d.Status)
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason != "NewReplicaSetAvailable" {
+			t.Fatalf("progressing %+v", c)
+		}
+	}
+	d.Spec.Replicas = ptr(int32(1))
+	h.objs.Update(h.ctx, d)
+	h.step()
+	h.step()
+	h.kubelet()
+	if n := len(h.pods()); n != 1 {
+		t.Fatalf("%d pods after scale down, want 1", n)
+	}
+}
+
+func TestRollingUpdateKeepsAvailability(t *testing.T) {
+	h := newHarness(t)
+	h.deployment("web", 4, intstr.FromInt32(1), intstr.FromInt32(1))
+	for range 3 {
+		h.step()
+		h.kubelet()
+	}
+	d := h.get("web")
+	d.Spec.Template.Spec.Containers[0].Image = "img:2"
+	if err := h.objs.Update(h.ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		h.step()
+		pods := h.pods()
+		live, ready := 0, 0
+		for _, p := range pods {
+			if p.DeletionTimestamp == nil {
+				live++
+				if p.Status.Phase == corev1.PodRunning {
+					ready++
+				}
+			}
+		}
+		if live > 5 {
+			t.Fatalf("step %d: %d pods exceed replicas+maxSurge", i, live)
+		}
+		if ready < 3 {
+			t.Fatalf("step %d: %d ready pods, below replicas-maxUnavailable", i, ready)
+		}
+		h.kubelet()
+		if im := images(h.pods()); im["img:2"] == 4 && im["img:1"] == 0 {
+			break
+		}
+	}
+	if im := images(h.pods()); im["img:2"] != 4 || im["img:1"] != 0 {
+		t.Fatalf("rollout did not finish: %v", im)
+	}
+	var rss appsv1.ReplicaSetList
+	h.objs.List(h.ctx, &rss, "default", nil)
+	if len(rss.Items) != 2 {
+		t.Fatalf("%d ReplicaSets, want old and new", len(rss.Items))
+	}
+	for _, rs := range rss.Items {
+		if rev := rs.Annotations[RevisionAnnotation]; (rs.Spec.Template.Spec.Containers[0].Image == "img:2") != (rev == "2") {
+			t.Fatalf("ReplicaSet %s has revision %s", rs.Name, rev)
+		}
+	}
+}
+
+func TestGarbageCollectionAndNamespaceDeletion(t *testing.T) {
+	h := newHarness(t)
+	d := h.deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0))
+	h.step()
+	h.step()
+	h.objs.Delete(h.ctx, d, nil)
+	for range 4 {
+		h.step()
+		h.kubelet()
+	}
+	var rss appsv1.ReplicaSetList
+	h.objs.List(h.ctx, &rss, "default", nil)
+	if len(rss.Items) != 0 || len(h.pods()) != 0 {
+		t.Fatalf("%d ReplicaSets and %d pods left after deleting their Deployment", len(rss.Items), len(h.pods()))
+	}
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}
+	h.objs.Create(h.ctx, ns)
+	h.deploymentIn("team", "api", 1, intstr.FromInt32(1), intstr.FromInt32(0))
+	h.step()
+	var teamPods corev1.PodList
+	if h.objs.List(h.ctx, &teamPods, "team", nil); len(teamPods.Items) != 1 {
+		t.Fatalf("%d pods in team, want 1", len(teamPods.Items))
+	}
+	h.objs.Delete(h.ctx, ns, nil)
+	if err := h.objs.Get(h.ctx, ns); err != nil || ns.DeletionTimestamp == nil {
+		t.Fatalf("namespace not marked for deletion: %v", err)
+	}
+	if err := h.objs.Create(h.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: "team"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}); !apierrors.IsForbidden(err) {
+		t.Fatalf("create in terminating namespace: %v, want Forbidden", err)
+	}
+	for range 3 {
+		h.step()
+		h.kubelet()
+	}
+	if err := h.objs.Get(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}); !apierrors.IsNotFound(err) {
+		t.Fatalf("namespace still there: %v", err)
+	}
+	if h.objs.List(h.ctx, &teamPods, "team", nil); len(teamPods.Items) != 0 {
+		t.Fatalf("%d pods left in the deleted namespace", len(teamPods.Items))
+	}
+}

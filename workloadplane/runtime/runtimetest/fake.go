@@ -1,0 +1,196 @@
+// Package runtimetest is an in-memory runtime.Runtime for unit tests of the
+// code that drives a runtime. It is a test fake at a seam: e2e tests use
+// Podman.
+package runtimetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"sync"
+	"time"
+
+	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
+)
+
+// Fake is an in-memory runtime.
+type Fake struct {
+	mu         sync.Mutex
+	now        func() time.Time
+	next       int
+	containers map[string]*rt.Container
+	specs      map[string]rt.Spec
+	images     map[string]bool
+	down       bool
+	// Calls counts method calls by name.
+	Calls map[string]int
+}
+
+var _ rt.Runtime = (*Fake)(nil)
+
+// New returns a fake with the given local images.
+func New(now func() time.Time, images ...string) *Fake {
+	f := &Fake{now: now, containers: map[string]*rt.Container{}, specs: map[string]rt.Spec{}, images: map[string]bool{}, Calls: map[string]int{}}
+	for _, i := range images {
+		f.images[i] = true
+	}
+	return f
+}
+
+func (f *Fake) enter(name string) error {
+	f.Calls[name]++
+	if f.down {
+		return fmt.Errorf("fake %s: %w", name, rt.ErrUnavailable)
+	}
+	return nil
+}
+
+// SetDown makes every call fail with ErrUnavailable (the engine went away).
+func (f *Fake) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+// Exit makes a running container exit with code.
+func (f *Fake) Exit(id string, code int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.containers[id]
+	c.State, c.ExitCode, c.FinishedAt = rt.StateExited, code, f.now()
+}
+
+// Add puts a running container in place, as if another process made it.
+func (f *Fake) Add(spec rt.Spec) string {
+	id, _ := f.Create(context.Background(), spec)
+	f.Start(context.Background(), id)
+	return id
+}
+
+// Spec returns the spec a container was created with.
+func (f *Fake) Spec(id string) rt.Spec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.specs[id]
+}
+
+// Info implements rt.Runtime.
+func (f *Fake) Info(context.Context) (rt.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("Info"); err != nil {
+		return rt.Info{}, err
+	}
+	return rt.Info{Name: "fake", Version: "1.0"}, nil
+}
+
+// EnsureImage implements rt.Runtime; pulls always fail (no registry).
+func (f *Fake) EnsureImage(_ context.Context, image string, pull bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("EnsureImage"); err != nil {
+		return err
+	}
+	if f.images[image] {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", rt.ErrImageNotFound, image)
+}
+
+// Create implements rt.Runtime.
+func (f *Fake) Create(_ context.Context, spec rt.Spec) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("Create"); err != nil {
+		return "", err
+	}
+	for _, c := range f.containers {
+		if c.Name == spec.Name {
+			return "", fmt.Errorf("fake: name %s in use", spec.Name)
+		}
+	}
+	f.next++
+	id := fmt.Sprintf("c%03d", f.next)
+	f.containers[id] = &rt.Container{ID: id, Name: spec.Name, Image: spec.Image, Labels: maps.Clone(spec.Labels), State: rt.StateCreated, CreatedAt: f.now()}
+	f.specs[id] = spec
+	return id, nil
+}
+
+// Start implements rt.Runtime.
+func (f *Fake) Start(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("Start"); err != nil {
+		return err
+	}
+	c, ok := f.containers[id]
+	if !ok {
+		return rt.ErrNotFound
+	}
+	c.State, c.StartedAt, c.IP = rt.StateRunning, f.now(), "10.0.0."+id[1:]
+	return nil
+}
+
+// Stop implements rt.Runtime.
+func (f *Fake) Stop(_ context.Context, id string, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("Stop"); err != nil {
+		return err
+	}
+	if c, ok := f.containers[id]; ok && c.State == rt.StateRunning {
+		c.State, c.ExitCode, c.FinishedAt = rt.StateExited, 143, f.now()
+	}
+	return nil
+}
+
+// Remove implements rt.Runtime.
+func (f *Fake) Remove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("Remove"); err != nil {
+		return err
+	}
+	delete(f.containers, id)
+	return nil
+}
+
+// List implements rt.Runtime.
+func (f *Fake) List(_ context.Context, labels map[string]string) ([]rt.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("List"); err != nil {
+		return nil, err
+	}
+	var out []rt.Container
+	for _, c := range f.containers {
+		match := true
+		for k, v := range labels {
+			if c.Labels[k] != v {
+				match = false
+			}
+		}
+		if match {
+			cp := *c
+			cp.Labels = maps.Clone(c.Labels)
+			out = append(out, cp)
+		}
+	}
+	return out, nil
+}
+
+// Logs implements rt.Runtime: one line naming the container.
+func (f *Fake) Logs(_ context.Context, id string, _ rt.LogOptions, w io.Writer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("Logs"); err != nil {
+		return err
+	}
+	c, ok := f.containers[id]
+	if !ok {
+		return rt.ErrNotFound
+	}
+	_, err := fmt.Fprintf(w, "log of %s\n", c.Name)
+	return err
+}
