@@ -103,9 +103,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.ensureNamespace(ctx, metav1.NamespaceDefault); err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerPodMetrics(reg, n.objs)
 	if n.runtime, err = n.startRuntime(ctx); err != nil {
 		return nil, err
 	}
+	n.runtime = newMeteredRuntime(n.runtime, reg)
 	nodeIP := apiHost
 	if ip := net.ParseIP(apiHost); ip == nil || ip.IsUnspecified() {
 		nodeIP = "127.0.0.1"
@@ -122,9 +126,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerPodMetrics(reg, n.objs)
 	srv, err := kubeapi.NewServer(kubeapi.Config{
 		Objects:  n.objs,
 		Bundle:   n.ca.Bundle(),

@@ -53,6 +53,7 @@ type node struct {
 	apiAddr    string
 	kubeconfig string
 	policyDir  string
+	socket     string
 	cmd        *exec.Cmd
 	exited     chan struct{}
 	log        *bytes.Buffer
@@ -104,6 +105,9 @@ func (n *node) start() {
 	args := []string{"node", "--name", n.name, "--data-dir", n.dataDir, "--api-addr", n.apiAddr, "--ca-dir", n.caDir, "--labels", "e2e=true"}
 	if n.policyDir != "" {
 		args = append(args, "--policy-dir", n.policyDir)
+	}
+	if n.socket != "" {
+		args = append(args, "--podman-socket", n.socket)
 	}
 	n.log = &bytes.Buffer{}
 	n.cmd = exec.Command(mycelBin, args...)
