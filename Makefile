@@ -35,9 +35,10 @@ verify: ## gofmt, go vet, staticcheck, go mod tidy diff
 up: setup build image ## set up this machine and run a local fabric
 	./bin/mycel up
 
-bench: build image ## benchmarks (see docs/benchmarks.md)
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
-	MYCEL_E2E=1 MYCEL_BENCH=1 $(GO) test -count=1 -timeout 30m -run 'Benchmark|TestBench' -v ./e2e/
+bench: build image ## benchmarks (results and how to read them: docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . ./workloadplane/store/
+	MYCEL_E2E=1 $(GO) test -count=1 -timeout 60m -run '^$$' -bench 'Deploy10Replicas' -benchtime 20x ./e2e/
+	MYCEL_E2E=1 $(GO) test -count=1 -timeout 10m -run '^$$' -bench 'IdleNodeRSS' -benchtime 1x ./e2e/
 
 image: ## build the demo image localhost/mycel-demo:0.1 (no registry needed)
 	./scripts/build-image.sh

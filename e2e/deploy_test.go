@@ -43,7 +43,7 @@ func running(n *node, app string) []string {
 	return names
 }
 
-func expectRunning(t *testing.T, n *node, app string, want int) []string {
+func expectRunning(t testing.TB, n *node, app string, want int) []string {
 	t.Helper()
 	var got []string
 	eventually(t, 90*time.Second, func() error {

@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 // node is one real `mycel node` process with its own CA, data dir and
 // kubeconfig.
 type node struct {
-	t          *testing.T
+	t          testing.TB
 	name       string
 	dir        string
 	caDir      string
@@ -67,7 +67,7 @@ func randomSuffix() string {
 
 // freeAddr returns a loopback address no one listens on, on its own
 // 127.0.0.x so tests and a developer's `mycel up` do not collide.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 2)
 	rand.Read(b)
@@ -76,7 +76,7 @@ func freeAddr(t *testing.T) string {
 
 // startNode creates a trust domain and starts a node; the node and its
 // containers are removed when the test ends.
-func startNode(t *testing.T, opts ...func(*node)) *node {
+func startNode(t testing.TB, opts ...func(*node)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	n := &node{t: t, name: "e2e-" + randomSuffix(), dir: dir, caDir: filepath.Join(dir, "ca"), dataDir: filepath.Join(dir, "node"), apiAddr: freeAddr(t)}
@@ -203,7 +203,7 @@ func (n *node) containers(state string) []container {
 	return cs
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -215,7 +215,7 @@ func run(t *testing.T, name string, args ...string) string {
 // eventually retries f until it succeeds or the timeout passes. It is for
 // states no event announces (podman ps); everything kubectl can wait for is
 // awaited with kubectl wait or rollout status instead.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
+func eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

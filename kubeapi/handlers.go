@@ -249,14 +249,8 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, req *reques
 	if err := matchTarget(req, obj); err != nil {
 		return err
 	}
-	if err := s.admit(r, req, "CREATE", obj, nil); err != nil {
-		return err
-	}
-	if dryRun(r) {
-		s.writeJSON(w, http.StatusCreated, obj)
-		return nil
-	}
-	if err := s.objs.create(req.res, obj); err != nil {
+	admit := func(obj object) error { return s.admit(r, req, "CREATE", obj, nil) }
+	if err := s.objs.create(req.res, obj, admit, dryRun(r)); err != nil {
 		return err
 	}
 	s.writeJSON(w, http.StatusCreated, obj)

@@ -237,10 +237,12 @@ func (o *Objects) Create(_ context.Context, obj Object) error {
 	if err != nil {
 		return err
 	}
-	return o.create(r, obj)
+	return o.create(r, obj, nil, false)
 }
 
-func (o *Objects) create(r *resource, obj object) error {
+// create defaults and validates a new object, asks admit (if not nil) about
+// the object as it will be stored, and stores it unless dryRun.
+func (o *Objects) create(r *resource, obj object, admit func(object) error, dryRun bool) error {
 	if obj.GetName() == "" && obj.GetGenerateName() != "" {
 		obj.SetName(obj.GetGenerateName() + randSuffix())
 	}
@@ -263,6 +265,14 @@ func (o *Objects) create(r *resource, obj object) error {
 	r.prepareCreate(obj)
 	if errs := r.validate(obj, nil); len(errs) > 0 {
 		return invalid(r, obj.GetName(), errs)
+	}
+	if admit != nil {
+		if err := admit(obj); err != nil {
+			return err
+		}
+	}
+	if dryRun {
+		return nil
 	}
 	data, err := encode(r, obj)
 	if err != nil {
@@ -439,17 +449,6 @@ func gracePeriod(r *resource, cur object, opts deleteOptions) (int64, bool) {
 		return grace, true
 	}
 	return 0, false
-}
-
-// Watch follows changes of resource (plural name, e.g. "pods") in namespace
-// ("" for all) after resourceVersion fromRV.
-func (o *Objects) Watch(_ context.Context, resourceName, namespace string, fromRV uint64) (*Watch, error) {
-	for _, r := range o.reg.all {
-		if r.name == resourceName {
-			return o.watch(r, namespace, fromRV)
-		}
-	}
-	return nil, fmt.Errorf("kubeapi: resource %q is not served", resourceName)
 }
 
 // Watch is a stream of decoded object changes.

@@ -45,6 +45,8 @@ type Config struct {
 	// Resync is how often every pod is checked against the runtime even
 	// without changes; zero means one second.
 	Resync time.Duration
+	// Parallelism bounds how many pods sync at once; zero means 4.
+	Parallelism int
 	// BackoffBase is the first restart delay of a crashing container,
 	// doubling up to BackoffMax; zero means 10s and 5m as in Kubernetes.
 	BackoffBase, BackoffMax time.Duration
@@ -78,6 +80,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Second
+	}
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = 4
 	}
 	if cfg.BackoffBase == 0 {
 		cfg.BackoffBase = 10 * time.Second
@@ -143,16 +148,26 @@ func (a *Agent) Sync(ctx context.Context) {
 		byPod[uid] = append(byPod[uid], c)
 	}
 	mine := map[string]bool{}
+	// Pods sync in parallel (bounded): starting a container costs the
+	// runtime hundreds of milliseconds, mostly waiting on the OCI runtime.
+	sem := make(chan struct{}, a.cfg.Parallelism)
+	var wg sync.WaitGroup
 	for i := range list.Items {
 		pod := &list.Items[i]
 		if pod.Spec.NodeName != a.cfg.NodeName {
 			continue
 		}
 		mine[string(pod.UID)] = true
-		if err := a.syncPod(ctx, pod, byPod[string(pod.UID)]); err != nil && ctx.Err() == nil {
-			a.log.Warn("sync pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := a.syncPod(ctx, pod, byPod[string(pod.UID)]); err != nil && ctx.Err() == nil {
+				a.log.Warn("sync pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			}
+		}()
 	}
+	wg.Wait()
 	a.mu.Lock()
 	for k := range a.waits {
 		if uid, _, _ := strings.Cut(k, "/"); !mine[uid] {
