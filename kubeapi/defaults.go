@@ -105,6 +105,13 @@ func defaultDeployment(d *appsv1.Deployment) {
 	defaultPodSpec(&d.Spec.Template.Spec)
 }
 
+func defaultReplicaSet(rs *appsv1.ReplicaSet) {
+	if rs.Spec.Replicas == nil {
+		rs.Spec.Replicas = ptr(int32(1))
+	}
+	defaultPodSpec(&rs.Spec.Template.Spec)
+}
+
 // qosClass computes a pod's QoS class as Kubernetes does.
 func qosClass(s *corev1.PodSpec) corev1.PodQOSClass {
 	requests, limits, guaranteed := 0, 0, true

@@ -264,22 +264,29 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, req *reques
 	if err != nil {
 		return err
 	}
-	obj, err := s.decodeBody(w, r, req.res, body, r.Header.Get("Content-Type"))
+	obj, err := s.replace(w, r, req, body, r.Header.Get("Content-Type"))
 	if err != nil {
-		return err
-	}
-	if err := matchTarget(req, obj); err != nil {
-		return err
-	}
-	rv, err := parseRV(obj.GetResourceVersion())
-	if err != nil {
-		return err
-	}
-	if err := s.updateObject(r, req, obj, rv); err != nil {
 		return err
 	}
 	s.writeJSON(w, http.StatusOK, obj)
 	return nil
+}
+
+// replace decodes a whole object and writes it as an update of req's
+// object, with its resourceVersion (if set) as the precondition.
+func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, body []byte, contentType string) (object, error) {
+	obj, err := s.decodeBody(w, r, req.res, body, contentType)
+	if err != nil {
+		return nil, err
+	}
+	if err := matchTarget(req, obj); err != nil {
+		return nil, err
+	}
+	rv, err := parseRV(obj.GetResourceVersion())
+	if err != nil {
+		return nil, err
+	}
+	return obj, s.updateObject(r, req, obj, rv)
 }
 
 // updateObject validates, admits and writes an update of req's object; rv,

@@ -342,7 +342,7 @@ func (o *Objects) update(r *resource, obj object, status bool) error {
 // prepareUpdate carries server-owned fields from old into obj and validates.
 func (o *Objects) prepareUpdate(r *resource, obj, old object, status bool) error {
 	if status {
-		if r.prepareStatus == nil {
+		if !r.hasSub("status") {
 			return apierrors.NewNotFound(r.groupResource(), obj.GetName()+"/status")
 		}
 		r.prepareStatus(obj, old)

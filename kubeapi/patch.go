@@ -64,20 +64,9 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request
 		if err != nil {
 			return err
 		}
-		obj, err := s.decodeBody(w, r, req.res, patched, "application/json")
-		if err != nil {
-			return err
-		}
-		if err := matchTarget(req, obj); err != nil {
-			return err
-		}
-		rv, err := parseRV(obj.GetResourceVersion())
-		if err != nil {
-			return err
-		}
-		err = s.updateObject(r, req, obj, rv)
+		obj, err := s.replace(w, r, req, patched, "application/json")
 		// Retry on conflict only if the patch itself did not pin the version.
-		if err != nil && apierrors.IsConflict(err) && obj.GetResourceVersion() == curRV && attempt < maxPatchRetries {
+		if err != nil && apierrors.IsConflict(err) && obj != nil && obj.GetResourceVersion() == curRV && attempt < maxPatchRetries {
 			continue
 		}
 		if err != nil {

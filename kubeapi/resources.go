@@ -2,7 +2,7 @@ package kubeapi
 
 import (
 	"fmt"
-	"strings"
+	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -42,15 +42,14 @@ type resource struct {
 	// fields returns the field-selector fields of an object, beyond
 	// metadata.name and metadata.namespace.
 	fields func(object) fields.Set
-	// prepareCreate sets defaults and server-owned fields on a new object.
-	prepareCreate func(obj object)
-	// prepareUpdate carries server-owned parts of old into obj on a spec
-	// update (for status-bearing types: status is kept; generation bumps on
-	// spec changes).
-	prepareUpdate func(obj, old object)
-	// prepareStatus carries everything but status from old into obj for a
-	// status-subresource update.
-	prepareStatus func(obj, old object)
+	// defaults applies Kubernetes' defaults on create and update; may be nil.
+	defaults func(obj object)
+	// initStatus sets the status of a new object; nil leaves it empty.
+	// Types with a "status" subresource keep status apart from spec: a spec
+	// update keeps the stored status, a status update keeps everything else.
+	initStatus func(obj object)
+	// generation makes metadata.generation count spec changes.
+	generation bool
 	// validate checks an object (old is nil on create).
 	validate func(obj, old object) field.ErrorList
 	// table renders Table rows.
@@ -148,22 +147,10 @@ func newRegistry() *registry {
 		fields: func(o object) fields.Set {
 			return fields.Set{"status.phase": string(o.(*corev1.Namespace).Status.Phase)}
 		},
-		prepareCreate: func(o object) {
-			ns := o.(*corev1.Namespace)
-			ns.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
-			setLabel(ns, corev1.LabelMetadataName, ns.Name)
-		},
-		prepareUpdate: func(o, old object) {
-			o.(*corev1.Namespace).Status = old.(*corev1.Namespace).Status
-			setLabel(o, corev1.LabelMetadataName, o.GetName())
-		},
-		prepareStatus: func(o, old object) {
-			n := old.(*corev1.Namespace).DeepCopy()
-			n.Status = o.(*corev1.Namespace).Status
-			*o.(*corev1.Namespace) = *n
-		},
-		validate: validateNamespace,
-		table:    namespaceTable,
+		defaults:   func(o object) { setLabel(o, corev1.LabelMetadataName, o.GetName()) },
+		initStatus: func(o object) { o.(*corev1.Namespace).Status.Phase = corev1.NamespaceActive },
+		validate:   validateNamespace,
+		table:      namespaceTable,
 	})
 	g.add(&resource{
 		gv: core, name: "pods", singular: "pod", kind: "Pod", namespaced: true,
@@ -179,20 +166,10 @@ func newRegistry() *registry {
 				"status.podIP":       p.Status.PodIP,
 			}
 		},
-		prepareCreate: func(o object) {
+		defaults: func(o object) { defaultPodSpec(&o.(*corev1.Pod).Spec) },
+		initStatus: func(o object) {
 			p := o.(*corev1.Pod)
-			defaultPodSpec(&p.Spec)
 			p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&p.Spec)}
-		},
-		prepareUpdate: func(o, old object) {
-			p, op := o.(*corev1.Pod), old.(*corev1.Pod)
-			defaultPodSpec(&p.Spec)
-			p.Status = op.Status
-		},
-		prepareStatus: func(o, old object) {
-			p := old.(*corev1.Pod).DeepCopy()
-			p.Status = o.(*corev1.Pod).Status
-			*o.(*corev1.Pod) = *p
 		},
 		validate: validatePod,
 		table:    podTable,
@@ -204,13 +181,6 @@ func newRegistry() *registry {
 		newList: func() runtime.Object { return &corev1.NodeList{} },
 		fields: func(o object) fields.Set {
 			return fields.Set{"spec.unschedulable": fmt.Sprint(o.(*corev1.Node).Spec.Unschedulable)}
-		},
-		prepareCreate: func(object) {},
-		prepareUpdate: func(o, old object) { o.(*corev1.Node).Status = old.(*corev1.Node).Status },
-		prepareStatus: func(o, old object) {
-			n := old.(*corev1.Node).DeepCopy()
-			n.Status = o.(*corev1.Node).Status
-			*o.(*corev1.Node) = *n
 		},
 		validate: validateNode,
 		table:    nodeTable,
@@ -236,74 +206,81 @@ func newRegistry() *registry {
 				"type":                           e.Type,
 			}
 		},
-		prepareCreate: func(object) {},
-		prepareUpdate: func(object, object) {},
-		validate:      validateEvent,
-		table:         eventTable,
+		validate: validateEvent,
+		table:    eventTable,
 	})
 	g.add(&resource{
 		gv: apps, name: "deployments", singular: "deployment", kind: "Deployment", namespaced: true,
 		shortNames: []string{"deploy"}, categories: []string{"all"}, subresources: []string{"status", "scale"},
-		newObj:  func() object { return &appsv1.Deployment{} },
-		newList: func() runtime.Object { return &appsv1.DeploymentList{} },
-		prepareCreate: func(o object) {
-			d := o.(*appsv1.Deployment)
-			defaultDeployment(d)
-			d.Generation = 1
-			d.Status = appsv1.DeploymentStatus{}
-		},
-		prepareUpdate: func(o, old object) {
-			d, od := o.(*appsv1.Deployment), old.(*appsv1.Deployment)
-			defaultDeployment(d)
-			d.Status = od.Status
-			d.Generation = od.Generation
-			if !semanticEqual(d.Spec, od.Spec) {
-				d.Generation++
-			}
-		},
-		prepareStatus: func(o, old object) {
-			d := old.(*appsv1.Deployment).DeepCopy()
-			d.Status = o.(*appsv1.Deployment).Status
-			*o.(*appsv1.Deployment) = *d
-		},
-		validate: validateDeployment,
-		table:    deploymentTable,
+		newObj:     func() object { return &appsv1.Deployment{} },
+		newList:    func() runtime.Object { return &appsv1.DeploymentList{} },
+		defaults:   func(o object) { defaultDeployment(o.(*appsv1.Deployment)) },
+		generation: true,
+		validate:   validateDeployment,
+		table:      deploymentTable,
 	})
 	g.add(&resource{
 		gv: apps, name: "replicasets", singular: "replicaset", kind: "ReplicaSet", namespaced: true,
 		shortNames: []string{"rs"}, categories: []string{"all"}, subresources: []string{"status", "scale"},
-		newObj:  func() object { return &appsv1.ReplicaSet{} },
-		newList: func() runtime.Object { return &appsv1.ReplicaSetList{} },
-		prepareCreate: func(o object) {
-			rs := o.(*appsv1.ReplicaSet)
-			if rs.Spec.Replicas == nil {
-				rs.Spec.Replicas = ptr(int32(1))
-			}
-			defaultPodSpec(&rs.Spec.Template.Spec)
-			rs.Generation = 1
-			rs.Status = appsv1.ReplicaSetStatus{}
-		},
-		prepareUpdate: func(o, old object) {
-			rs, ors := o.(*appsv1.ReplicaSet), old.(*appsv1.ReplicaSet)
-			if rs.Spec.Replicas == nil {
-				rs.Spec.Replicas = ptr(int32(1))
-			}
-			defaultPodSpec(&rs.Spec.Template.Spec)
-			rs.Status = ors.Status
-			rs.Generation = ors.Generation
-			if !semanticEqual(rs.Spec, ors.Spec) {
-				rs.Generation++
-			}
-		},
-		prepareStatus: func(o, old object) {
-			rs := old.(*appsv1.ReplicaSet).DeepCopy()
-			rs.Status = o.(*appsv1.ReplicaSet).Status
-			*o.(*appsv1.ReplicaSet) = *rs
-		},
-		validate: validateReplicaSet,
-		table:    replicaSetTable,
+		newObj:     func() object { return &appsv1.ReplicaSet{} },
+		newList:    func() runtime.Object { return &appsv1.ReplicaSetList{} },
+		defaults:   func(o object) { defaultReplicaSet(o.(*appsv1.ReplicaSet)) },
+		generation: true,
+		validate:   validateReplicaSet,
+		table:      replicaSetTable,
 	})
 	return g
+}
+
+// structField returns the named top-level field ("Spec", "Status") of a typed
+// object, or an invalid Value if it has none.
+func structField(obj object, name string) reflect.Value {
+	return reflect.ValueOf(obj).Elem().FieldByName(name)
+}
+
+// prepareCreate applies defaults and server-owned fields to a new object.
+func (r *resource) prepareCreate(obj object) {
+	if r.defaults != nil {
+		r.defaults(obj)
+	}
+	if r.generation {
+		obj.SetGeneration(1)
+	}
+	if st := structField(obj, "Status"); st.IsValid() && r.hasSub("status") {
+		st.SetZero()
+		if r.initStatus != nil {
+			r.initStatus(obj)
+		}
+	}
+}
+
+// prepareUpdate carries what a spec update may not change from old into obj:
+// the status (for types with a status subresource) and the generation, which
+// counts spec changes.
+func (r *resource) prepareUpdate(obj, old object) {
+	if r.defaults != nil {
+		r.defaults(obj)
+	}
+	if r.hasSub("status") {
+		structField(obj, "Status").Set(structField(old, "Status"))
+	}
+	if r.generation {
+		gen := old.GetGeneration()
+		if !semanticEqual(structField(obj, "Spec").Interface(), structField(old, "Spec").Interface()) {
+			gen++
+		}
+		obj.SetGeneration(gen)
+	}
+}
+
+// prepareStatus makes obj old with obj's status: a status update changes
+// nothing else.
+func (r *resource) prepareStatus(obj, old object) {
+	status := structField(obj, "Status")
+	keep := reflect.New(status.Type()).Elem()
+	keep.Set(status)
+	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(old.DeepCopyObject()).Elem())
+	structField(obj, "Status").Set(keep)
 }
 
 func setLabel(o metav1.Object, k, v string) {
@@ -317,13 +294,9 @@ func setLabel(o metav1.Object, k, v string) {
 
 func ptr[T any](v T) *T { return &v }
 
-// kindOf names an object for messages: "deployments.apps" or "pods".
+// groupResource names the resource for messages: "deployments.apps" or "pods".
 func (r *resource) groupResource() schema.GroupResource {
 	return schema.GroupResource{Group: r.gv.Group, Resource: r.name}
 }
 
 func (r *resource) apiVersion() string { return r.gv.String() }
-
-func (r *resource) String() string {
-	return strings.TrimSuffix(r.name+"."+r.gv.Group, ".")
-}

@@ -237,7 +237,7 @@ func (s *Server) parse(r *http.Request, path string) (*request, error) {
 	case strings.HasPrefix(path, "/apis/"):
 		parts := strings.SplitN(strings.TrimPrefix(path, "/apis/"), "/", 3)
 		if len(parts) < 3 {
-			return nil, apierrors.NewNotFound(schema.GroupResource{}, path)
+			return nil, notFoundPath(path)
 		}
 		gv, rest = schema.GroupVersion{Group: parts[0], Version: parts[1]}, parts[2]
 	default:

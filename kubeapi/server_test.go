@@ -236,8 +236,9 @@ func TestCRUDWithTypedClient(t *testing.T) {
 		t.Fatalf("unsupported field selector: %v, want BadRequest", err)
 	}
 
-	if err := deps.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	// kubectl sends DeleteOptions as JSON without apiVersion and kind.
+	if code, body, _ := f.do(t, f.http, "DELETE", "/apis/apps/v1/namespaces/default/deployments/web", "application/json", `{"propagationPolicy":"Background"}`); code != 200 {
+		t.Fatalf("delete with kubectl's body: %d %s", code, body)
 	}
 	if _, err := deps.Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("get after delete: %v", err)
