@@ -103,11 +103,12 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 		errors.As(expired, &st)
 		status := st.Status()
 		status.Kind, status.APIVersion = "Status", "v1"
-		return ignoreStreamErr(send("ERROR", &status))
+		send("ERROR", &status) // the stream ends either way
+		return nil
 	}
 	for _, obj := range initial {
 		if err := send("ADDED", obj); err != nil {
-			return ignoreStreamErr(err)
+			return nil // the client is gone; past the headers nothing more can be said
 		}
 	}
 	bookmark := func(rv uint64, initialEnd bool) error {
@@ -122,7 +123,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 	lastRV := fromRV
 	if initialEvents {
 		if err := bookmark(lastRV, true); err != nil {
-			return ignoreStreamErr(err)
+			return nil // the client is gone; past the headers nothing more can be said
 		}
 	}
 
@@ -135,7 +136,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			if bookmarks {
 				if err := bookmark(lastRV, false); err != nil {
-					return ignoreStreamErr(err)
+					return nil // the client is gone; past the headers nothing more can be said
 				}
 			}
 			continue
@@ -150,11 +151,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 			continue
 		}
 		if err := send(string(ev.Type), ev.Object); err != nil {
-			return ignoreStreamErr(err)
+			return nil // the client is gone; past the headers nothing more can be said
 		}
 	}
 }
-
-// ignoreStreamErr drops errors writing to a stream whose headers are sent:
-// nothing more can be told to the client.
-func ignoreStreamErr(error) error { return nil }
