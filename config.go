@@ -37,6 +37,12 @@ type Config struct {
 	PodmanSocket string
 	// Labels are extra node labels.
 	Labels map[string]string
+	// P2PListen are the libp2p listen multiaddrs; default TCP and QUIC on
+	// the API's host, any free port.
+	P2PListen []string
+	// Bootstrap are multiaddrs (ending in /p2p/<peerID>) of nodes to join
+	// the DHT through.
+	Bootstrap []string
 	// Runtime overrides the Podman runtime (tests only).
 	Runtime rt.Runtime
 	// Logger; nil logs text to stderr at Info.
@@ -70,8 +76,12 @@ func (c *Config) Validate() error {
 	if c.APIAddr == "" {
 		c.APIAddr = "127.0.0.1:6443"
 	}
-	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+	apiHost, _, err := net.SplitHostPort(c.APIAddr)
+	if err != nil {
 		return fmt.Errorf("config: API address %q: %w (use HOST:PORT)", c.APIAddr, err)
+	}
+	if len(c.P2PListen) == 0 {
+		c.P2PListen = defaultP2PListen(apiHost)
 	}
 	for k, v := range c.Labels {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {

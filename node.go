@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +22,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
 
+	libp2phost "github.com/libp2p/go-libp2p/core/host"
+
 	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/machineplane/dht"
 	"github.com/mycelfabric/mycel/machineplane/host"
 	"github.com/mycelfabric/mycel/policies"
 	"github.com/mycelfabric/mycel/securityplane/ca"
@@ -37,6 +41,7 @@ import (
 // Files a node keeps in its data dir for scripts and operators.
 const (
 	PIDFile    = "mycel.pid"
+	P2PFile    = "p2p.addrs"
 	URLFile    = "api.url"
 	SVIDFile   = "svid.pem"
 	StoreFile  = "state.db"
@@ -55,6 +60,8 @@ type Node struct {
 	objs    *kubeapi.Objects
 	runtime rt.Runtime
 	agent   *agent.Agent
+	p2p     libp2phost.Host
+	dht     *dht.DHT
 	api     *http.Server
 	url     string
 
@@ -97,6 +104,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{Node: n.id.ID.String()}); err != nil {
+		return nil, err
+	}
+	if err := n.startP2P(ctx); err != nil {
 		return nil, err
 	}
 	n.objs = kubeapi.NewObjects(n.store, nil)
@@ -175,6 +185,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.goRun(func() { n.heartbeat(runCtx) })
 	n.goRun(func() { n.creds.rotate(runCtx, n.log) })
 	n.goRun(func() { n.collectTombstones(runCtx) })
+	n.goRun(func() { n.announce(runCtx) })
 
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, URLFile), []byte(n.url+"\n"), 0o644); err != nil {
 		return nil, err
@@ -182,7 +193,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, PIDFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	n.log.Info("node started", "api", n.url, "peer", n.id.ID.String(), "trustDomain", n.ca.TrustDomain().Name(), "policies", engine.Files())
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, P2PFile), []byte(strings.Join(n.P2PAddrs(), "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	n.log.Info("node started", "api", n.url, "peer", n.id.ID.String(), "p2p", n.P2PAddrs(), "trustDomain", n.ca.TrustDomain().Name(), "policies", engine.Files())
 	return n, nil
 }
 
@@ -219,11 +233,18 @@ func (n *Node) Close() error {
 		}
 		n.cancel()
 		n.wg.Wait()
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
+		if n.p2p != nil {
+			errs = append(errs, n.p2p.Close())
+		}
 		if n.store != nil {
 			errs = append(errs, n.store.Close())
 		}
 		os.Remove(filepath.Join(n.cfg.DataDir, PIDFile))
 		os.Remove(filepath.Join(n.cfg.DataDir, URLFile))
+		os.Remove(filepath.Join(n.cfg.DataDir, P2PFile))
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr

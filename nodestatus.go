@@ -109,11 +109,7 @@ func (n *Node) nodeStatus(ctx context.Context, old corev1.NodeStatus) corev1.Nod
 			ready.LastTransitionTime = c.LastTransitionTime
 		}
 	}
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
-		corev1.ResourcePods:   *resource.NewQuantity(maxPods, resource.DecimalSI),
-	}
+	capacity := n.capacity()
 	host, _ := os.Hostname()
 	apiHost := strings.TrimPrefix(n.url, "https://")
 	if i := strings.LastIndex(apiHost, ":"); i >= 0 {
@@ -135,6 +131,15 @@ func (n *Node) nodeStatus(ctx context.Context, old corev1.NodeStatus) corev1.Nod
 			OperatingSystem:         goruntime.GOOS,
 			Architecture:            goruntime.GOARCH,
 		},
+	}
+}
+
+// capacity is what this machine offers.
+func (n *Node) capacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(maxPods, resource.DecimalSI),
 	}
 }
 

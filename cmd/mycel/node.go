@@ -46,6 +46,8 @@ The node stops on SIGINT or SIGTERM; its containers keep running and are re-adop
 	f.StringVar(&cfg.PolicyDir, "policy-dir", "", "directory of Rego policies replacing the embedded defaults")
 	f.StringVar(&cfg.PodmanSocket, "podman-socket", "", "Podman API socket (default: the system socket, started if needed)")
 	f.StringVar(&labels, "labels", "", "extra node labels, k=v,k2=v2")
+	f.StringSliceVar(&cfg.P2PListen, "p2p-addr", nil, "libp2p listen multiaddrs (default: TCP and QUIC on the API host, any port)")
+	f.StringSliceVar(&cfg.Bootstrap, "bootstrap", nil, "multiaddrs of nodes to join the DHT through, ending in /p2p/<peerID>")
 	cmd.MarkFlagRequired("data-dir")
 	cmd.MarkFlagRequired("ca-dir")
 	return cmd

@@ -1,0 +1,60 @@
+package mycel
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
+)
+
+func startTestNode(t *testing.T, caDir, name string, bootstrap []string) *Node {
+	t.Helper()
+	n, err := Start(context.Background(), Config{
+		Name: name, DataDir: filepath.Join(t.TempDir(), name), CADir: caDir, APIAddr: "127.0.0.1:0",
+		Bootstrap: bootstrap, Runtime: runtimetest.New(time.Now), Logger: slog.New(slog.DiscardHandler),
+		Labels: map[string]string{"topology.kubernetes.io/zone": "z-" + name},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// TestNodesFindEachOtherInTheDHT starts two nodes, the second bootstrapped
+// from the first, and looks each one's signed record up from the other.
+func TestNodesFindEachOtherInTheDHT(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
+		t.Fatal(err)
+	}
+	a := startTestNode(t, caDir, "node-a", nil)
+	b := startTestNode(t, caDir, "node-b", a.P2PAddrs())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, pair := range [][2]*Node{{a, b}, {b, a}} {
+		from, of := pair[0], pair[1]
+		// Each node publishes at start; publish again to not race the first announce.
+		if err := of.publishRecord(ctx); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := peer.Decode(of.PeerID())
+		r, err := from.dht.Lookup(ctx, id)
+		if err != nil {
+			t.Fatalf("%s looking up %s: %v", from.Name(), of.Name(), err)
+		}
+		if r.Name != of.Name() || r.APIURL != of.URL() || r.Zone != "z-"+of.Name() || r.Versions["runtime"] != "fake/1.0" {
+			t.Fatalf("record of %s: %+v", of.Name(), r)
+		}
+		provs, err := from.dht.FindProviders(ctx, "zone", "z-"+of.Name(), 0)
+		if err != nil || len(provs) != 1 || provs[0].ID != id {
+			t.Fatalf("zone=z-%s providers: %v %v", of.Name(), provs, err)
+		}
+	}
+}

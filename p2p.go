@@ -1,0 +1,140 @@
+package mycel
+
+import (
+	"context"
+	"fmt"
+	"net"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/mycelfabric/mycel/machineplane/dht"
+	"github.com/mycelfabric/mycel/machineplane/host"
+	"github.com/mycelfabric/mycel/machineplane/noderecord"
+)
+
+// Record lifetimes: a node re-publishes its record well before it expires.
+const (
+	recordTTL     = 5 * time.Minute
+	recordRefresh = time.Minute
+)
+
+// defaultP2PListen listens for libp2p on the API's host, any free port.
+func defaultP2PListen(apiHost string) []string {
+	ip := net.ParseIP(apiHost)
+	if ip == nil || ip.IsUnspecified() {
+		return []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+	}
+	proto := "ip4"
+	if ip.To4() == nil {
+		proto = "ip6"
+	}
+	return []string{fmt.Sprintf("/%s/%s/tcp/0", proto, ip), fmt.Sprintf("/%s/%s/udp/0/quic-v1", proto, ip)}
+}
+
+// startP2P starts the libp2p host and joins the DHT through the bootstrap peers.
+func (n *Node) startP2P(ctx context.Context) error {
+	var boot []peer.AddrInfo
+	for _, s := range n.cfg.Bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return fmt.Errorf("bootstrap address %q: %w (want a multiaddr ending in /p2p/<peerID>)", s, err)
+		}
+		boot = append(boot, *ai)
+	}
+	h, err := host.New(n.id, n.cfg.P2PListen, host.DefaultLimits)
+	if err != nil {
+		return err
+	}
+	n.p2p = h
+	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n.dht, err = dht.New(jctx, h, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.ca.Bundle()}, Bootstrap: boot})
+	return err
+}
+
+// P2PAddrs are the node's libp2p addresses, each ending in /p2p/<peerID>,
+// as other nodes pass them to --bootstrap.
+func (n *Node) P2PAddrs() []string {
+	addrs, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.p2p.ID(), Addrs: n.p2p.Addrs()})
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// announce publishes the node's record and capabilities every recordRefresh.
+func (n *Node) announce(ctx context.Context) {
+	t := time.NewTicker(recordRefresh)
+	defer t.Stop()
+	for {
+		if err := n.publishRecord(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("publish node record", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) nodeRecord(ctx context.Context) *noderecord.Record {
+	r := &noderecord.Record{
+		PeerID: n.id.ID.String(),
+		Name:   n.cfg.Name,
+		Addrs:  n.P2PAddrs(),
+		SVID:   [][]byte{n.creds.current().Cert.Raw},
+		Region: n.cfg.Labels[corev1.LabelTopologyRegion],
+		Zone:   n.cfg.Labels[corev1.LabelTopologyZone],
+		Labels: n.cfg.Labels,
+		Versions: map[string]string{
+			"mycel": Version, "os": goruntime.GOOS, "arch": goruntime.GOARCH,
+		},
+		APIURL: n.url,
+		// Wall-clock nanoseconds: newer than any record published before a
+		// restart, without keeping a counter on disk.
+		Seq:     uint64(time.Now().UnixNano()),
+		Expires: time.Now().Add(recordTTL).Unix(),
+	}
+	if info, err := n.runtime.Info(ctx); err == nil {
+		r.Versions["runtime"] = info.Name + "/" + majorMinor(info.Version)
+	}
+	capacity := n.capacity()
+	r.Capacity, r.Allocatable = map[string]string{}, map[string]string{}
+	for k, q := range capacity {
+		r.Capacity[string(k)] = q.String()
+		r.Allocatable[string(k)] = q.String()
+	}
+	return r
+}
+
+// majorMinor trims a version to major.minor ("4.3.1" → "4.3").
+func majorMinor(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	return parts[0] + "." + parts[1]
+}
+
+func (n *Node) publishRecord(ctx context.Context) error {
+	r := n.nodeRecord(ctx)
+	signed, err := noderecord.Sign(r, n.id.Key)
+	if err != nil {
+		return err
+	}
+	if err := n.dht.Publish(ctx, signed); err != nil {
+		return err
+	}
+	for _, c := range r.Capabilities() {
+		if err := n.dht.Provide(ctx, c[0], c[1]); err != nil {
+			return fmt.Errorf("provide %s=%s: %w", c[0], c[1], err)
+		}
+	}
+	return nil
+}
