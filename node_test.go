@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,48 @@ func TestNodesFindEachOtherInTheDHT(t *testing.T) {
 		provs, err := from.dht.FindProviders(ctx, "zone", "z-"+of.Name(), 0)
 		if err != nil || len(provs) != 1 || provs[0].ID != id {
 			t.Fatalf("zone=z-%s providers: %v %v", of.Name(), provs, err)
+		}
+	}
+}
+
+func TestFindNodesByCapability(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
+		t.Fatal(err)
+	}
+	a := startTestNode(t, caDir, "node-a", nil)
+	b := startTestNode(t, caDir, "node-b", a.P2PAddrs())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range []*Node{a, b} {
+		if err := n.publishRecord(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bundle, err := ca.LoadBundle(caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for where, want := range map[string]string{
+		"runtime=fake/1.0": "node-a,node-b",
+		"zone=z-node-b":    "node-b",
+		"runtime=fake,topology.kubernetes.io/zone=z-node-a": "node-a",
+		"runtime=podman/5.8": "",
+	} {
+		filters, err := ParseWhere(where)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := FindNodes(ctx, bundle, b.P2PAddrs(), filters)
+		if err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		var names []string
+		for _, r := range recs {
+			names = append(names, r.Name)
+		}
+		if got := strings.Join(names, ","); got != want {
+			t.Errorf("--where %s: %q, want %q", where, got, want)
 		}
 	}
 }

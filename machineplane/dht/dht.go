@@ -40,6 +40,9 @@ type Config struct {
 	// Bootstrap peers are dialled at start and whenever the routing table
 	// runs empty.
 	Bootstrap []peer.AddrInfo
+	// Client makes this a DHT client that queries but stores and serves
+	// nothing (for tools such as `mycel nodes`).
+	Client bool
 }
 
 // New starts the DHT on h and dials the bootstrap peers. It returns once at
@@ -48,8 +51,12 @@ func New(ctx context.Context, h host.Host, cfg Config) (*DHT, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("dht: Config.Verifier is required")
 	}
+	mode := kaddht.ModeServer
+	if cfg.Client {
+		mode = kaddht.ModeClient
+	}
 	kad, err := kaddht.New(h,
-		kaddht.Mode(kaddht.ModeServer),
+		kaddht.Mode(mode),
 		kaddht.ProtocolPrefix(ProtocolPrefix),
 		kaddht.Validator(record.NamespacedValidator{noderecord.Namespace: noderecord.Validator{Verifier: cfg.Verifier}}),
 		kaddht.BootstrapPeers(cfg.Bootstrap...),

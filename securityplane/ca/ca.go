@@ -133,6 +133,27 @@ func Load(dir string) (*Authority, error) {
 	return &Authority{td: td, cert: certs[0], key: key, now: time.Now}, nil
 }
 
+// LoadBundle reads only the trust domain and its bundle from dir: what a
+// verifier needs, without the CA key.
+func LoadBundle(dir string) (*x509bundle.Bundle, error) {
+	tdRaw, err := os.ReadFile(filepath.Join(dir, TrustDomainFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoCA, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	td, err := spiffeid.TrustDomainFromString(strings.TrimSpace(string(tdRaw)))
+	if err != nil {
+		return nil, fmt.Errorf("ca: %s: %w", filepath.Join(dir, TrustDomainFile), err)
+	}
+	certs, err := ReadCerts(filepath.Join(dir, BundleFile))
+	if err != nil {
+		return nil, err
+	}
+	return x509bundle.FromX509Authorities(td, certs), nil
+}
+
 // TrustDomain is the trust domain this CA is the root of.
 func (a *Authority) TrustDomain() spiffeid.TrustDomain { return a.td }
 

@@ -1,0 +1,112 @@
+package mycel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+
+	"github.com/mycelfabric/mycel/machineplane/dht"
+	"github.com/mycelfabric/mycel/machineplane/host"
+	"github.com/mycelfabric/mycel/machineplane/noderecord"
+)
+
+// ParseWhere parses "k=v,k2=v2" capability filters. Node labels are matched
+// as "label:KEY=VALUE"; a bare key that is not a built-in capability (arch,
+// os, region, zone, runtime, mycel) is taken as a label.
+func ParseWhere(s string) ([][2]string, error) {
+	var out [][2]string
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("--where %q: want key=value[,key=value]", kv)
+		}
+		switch k {
+		case "arch", "os", "region", "zone", "runtime", "mycel":
+		default:
+			if !strings.HasPrefix(k, "label:") {
+				k = "label:" + k
+			}
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
+}
+
+// FindNodes answers from the DHT which nodes have every capability in
+// where, joining it as a client through bootstrap (multiaddrs ending in
+// /p2p/<peerID>) and verifying each record against bundle.
+func FindNodes(ctx context.Context, bundle *x509bundle.Bundle, bootstrap []string, where [][2]string) ([]*noderecord.Record, error) {
+	if len(where) == 0 {
+		return nil, errors.New("nodes: at least one key=value is required")
+	}
+	var boot []peer.AddrInfo
+	for _, s := range bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address %q: %w (want a multiaddr ending in /p2p/<peerID>)", s, err)
+		}
+		boot = append(boot, *ai)
+	}
+	if len(boot) == 0 {
+		return nil, errors.New("nodes: a --bootstrap address is required (a node's DATA/p2p.addrs)")
+	}
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, err
+	}
+	id, err := peerIdentity(key)
+	if err != nil {
+		return nil, err
+	}
+	h, err := host.New(id, []string{"/ip4/0.0.0.0/tcp/0"}, host.DefaultLimits)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	verifier := &noderecord.Verifier{Bundle: bundle}
+	d, err := dht.New(ctx, h, dht.Config{Verifier: verifier, Bootstrap: boot, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+
+	// Intersect the providers of every capability.
+	var match map[peer.ID]bool
+	for _, c := range where {
+		provs, err := d.FindProviders(ctx, c[0], c[1], 0)
+		if err != nil {
+			return nil, fmt.Errorf("nodes: find %s=%s: %w", c[0], c[1], err)
+		}
+		next := map[peer.ID]bool{}
+		for _, p := range provs {
+			if match == nil || match[p.ID] {
+				next[p.ID] = true
+			}
+		}
+		match = next
+	}
+	var out []*noderecord.Record
+	for p := range match {
+		r, err := d.Lookup(ctx, p)
+		if err != nil {
+			continue // provides a capability but has no valid record: not a member
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func peerIdentity(key crypto.PrivKey) (*host.Identity, error) {
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &host.Identity{Key: key, ID: id}, nil
+}
