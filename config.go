@@ -25,8 +25,12 @@ type Config struct {
 	Name string
 	// DataDir keeps the node's identity key, object store and pid/url files.
 	DataDir string
-	// CADir holds the trust domain's CA (`mycel ca init`).
+	// CADir holds the trust domain's CA (`mycel ca init`); a node with it
+	// issues its own SVID and those of joining machines.
 	CADir string
+	// Join is a join token (`mycel token create`) for a node without the CA;
+	// once joined, the node keeps its credentials and restarts without it.
+	Join string
 	// APIAddr is the HTTPS API's listen address, HOST:PORT; default
 	// 127.0.0.1:6443.
 	APIAddr string
@@ -60,8 +64,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("config: a data dir is required (--data-dir)")
 	}
-	if c.CADir == "" {
-		return errors.New("config: a CA dir is required (--ca-dir); create one with `mycel ca init`")
+	if c.CADir != "" && c.Join != "" {
+		return errors.New("config: --ca-dir and --join exclude each other: a node that holds the CA issues its own SVID")
 	}
 	if c.Name == "" {
 		h, err := os.Hostname()

@@ -13,7 +13,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", Config{DataDir: "d", CADir: "c", Name: "node-1"}, ""},
 		{"no data dir", Config{CADir: "c", Name: "n"}, "--data-dir"},
-		{"no CA", Config{DataDir: "d", Name: "n"}, "mycel ca init"},
+		{"CA and token", Config{DataDir: "d", Name: "n", CADir: "c", Join: "mycel1.x"}, "exclude each other"},
 		{"bad name", Config{DataDir: "d", CADir: "c", Name: "Node_1"}, "--name"},
 		{"bad address", Config{DataDir: "d", CADir: "c", Name: "n", APIAddr: "nope"}, "HOST:PORT"},
 		{"bad label", Config{DataDir: "d", CADir: "c", Name: "n", Labels: map[string]string{"a b": "c"}}, "label key"},

@@ -2,44 +2,74 @@ package mycel
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/join"
 )
 
-// credentials hold the node's X.509-SVID (spiffe://TD/node/PEER), which also
-// serves the API (SANs for the API host), renewed at two thirds of its life.
-type credentials struct {
-	ca             *ca.Authority
-	peer           string
-	dns            []string
-	ips            []net.IP
-	ttl            time.Duration
-	mu             sync.Mutex
-	issued         *ca.Issued
-	tlsCertificate *tls.Certificate
+// Credential files in a node's data dir. A node that joined with a token
+// keeps its SVID key and the trust bundle there, so it restarts without one.
+const (
+	SVIDFile    = "svid.pem"
+	SVIDKeyFile = "svid.key"
+	BundleFile  = "bundle.pem"
+	IssuersFile = "issuers"
+)
+
+// svid is one issued certificate and its key.
+type svid struct {
+	key  crypto.Signer
+	cert *x509.Certificate
 }
 
-func newCredentials(a *ca.Authority, peer, name, apiHost string, ttl time.Duration) (*credentials, error) {
-	c := &credentials{ca: a, peer: peer, ttl: ttl, dns: []string{"localhost", name}, ips: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+// issueFunc obtains a fresh SVID (from the local CA, or from an issuer).
+type issueFunc func(ctx context.Context, current *svid) (*svid, error)
+
+// credentials hold the node's X.509-SVID (spiffe://TD/node/PEER), which also
+// serves the API (SANs for the API host), and renew it at two thirds of its
+// life.
+type credentials struct {
+	bundle  *x509bundle.Bundle
+	issue   issueFunc
+	dataDir string
+
+	mu  sync.Mutex
+	cur *svid
+	tls *tls.Certificate
+}
+
+// sans are the SANs a node asks for: its API host, its name, loopback.
+func sans(name, apiHost string) ([]string, []net.IP) {
+	dns := []string{"localhost", name}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	if ip := net.ParseIP(apiHost); ip != nil {
 		if ip.IsUnspecified() {
-			c.ips = append(c.ips, interfaceIPs()...)
+			ips = append(ips, interfaceIPs()...)
 		} else {
-			c.ips = append(c.ips, ip)
+			ips = append(ips, ip)
 		}
 	} else if apiHost != "" {
-		c.dns = append(c.dns, apiHost)
+		dns = append(dns, apiHost)
 	}
-	if err := c.renew(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return dns, ips
 }
 
 func interfaceIPs() []net.IP {
@@ -53,38 +83,94 @@ func interfaceIPs() []net.IP {
 	return out
 }
 
-func (c *credentials) renew() error {
-	id, err := ca.NodeID(c.ca.TrustDomain(), c.peer)
+// localIssuer issues SVIDs from the CA this node holds.
+func localIssuer(a *ca.Authority, peerID, name, apiHost string, ttl time.Duration) issueFunc {
+	dns, ips := sans(name, apiHost)
+	return func(context.Context, *svid) (*svid, error) {
+		id, err := ca.NodeID(a.TrustDomain(), peerID)
+		if err != nil {
+			return nil, err
+		}
+		is, err := a.Issue(ca.Request{ID: id, CommonName: peerID, DNSNames: dns, IPs: ips, TTL: ttl, Server: true, Client: true})
+		if err != nil {
+			return nil, err
+		}
+		return &svid{key: is.Key, cert: is.Cert}, nil
+	}
+}
+
+// remoteIssuer renews SVIDs at any of the issuers, by presenting the current one.
+func remoteIssuer(h host.Host, bundle *x509bundle.Bundle, issuers []string, name, apiHost string) issueFunc {
+	dns, ips := sans(name, apiHost)
+	sub := join.Subject{DNSNames: dns}
+	for _, ip := range ips {
+		sub.IPs = append(sub.IPs, ip.String())
+	}
+	return func(ctx context.Context, cur *svid) (*svid, error) {
+		var errs []error
+		for _, addr := range issuers {
+			ai, err := peer.AddrInfoFromString(addr)
+			if err != nil {
+				continue
+			}
+			c, err := join.Renew(ctx, h, *ai, &join.Credentials{Key: cur.key, Chain: []*x509.Certificate{cur.cert}, Bundle: bundle}, sub)
+			if err == nil {
+				return &svid{key: c.Key, cert: c.Chain[0]}, nil
+			}
+			errs = append(errs, err)
+		}
+		return nil, fmt.Errorf("renew SVID at %d issuers: %w", len(issuers), errors.Join(errs...))
+	}
+}
+
+func newCredentials(ctx context.Context, bundle *x509bundle.Bundle, issue issueFunc, first *svid, dataDir string) (*credentials, error) {
+	c := &credentials{bundle: bundle, issue: issue, dataDir: dataDir}
+	if first == nil {
+		var err error
+		if first, err = issue(ctx, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.set(first); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// set installs and persists an SVID.
+func (c *credentials) set(s *svid) error {
+	keyPEM, err := ca.EncodeKey(s.key)
 	if err != nil {
 		return err
 	}
-	is, err := c.ca.Issue(ca.Request{ID: id, CommonName: c.peer, DNSNames: c.dns, IPs: c.ips, TTL: c.ttl, Server: true, Client: true})
-	if err != nil {
+	if err := ca.WriteFile(filepath.Join(c.dataDir, SVIDKeyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	cert := &tls.Certificate{Certificate: [][]byte{is.Cert.Raw}, PrivateKey: is.Key, Leaf: is.Cert}
+	if err := ca.WriteFile(filepath.Join(c.dataDir, SVIDFile), ca.EncodeCerts(s.cert), 0o644); err != nil {
+		return err
+	}
 	c.mu.Lock()
-	c.issued, c.tlsCertificate = is, cert
+	c.cur, c.tls = s, &tls.Certificate{Certificate: [][]byte{s.cert.Raw}, PrivateKey: s.key, Leaf: s.cert}
 	c.mu.Unlock()
 	return nil
 }
 
-func (c *credentials) current() *ca.Issued {
+func (c *credentials) current() *svid {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.issued
+	return c.cur
 }
 
 func (c *credentials) tlsCert() *tls.Certificate {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.tlsCertificate
+	return c.tls
 }
 
 // rotate renews the SVID at two thirds of its lifetime until ctx is done.
 func (c *credentials) rotate(ctx context.Context, log *slog.Logger) {
 	for {
-		cur := c.current().Cert
+		cur := c.current().cert
 		wait := time.Until(cur.NotBefore.Add(cur.NotAfter.Sub(cur.NotBefore) * 2 / 3))
 		t := time.NewTimer(max(wait, time.Second))
 		select {
@@ -93,13 +179,47 @@ func (c *credentials) rotate(ctx context.Context, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
-		if err := c.renew(); err != nil {
-			log.Error("renew node SVID", "err", fmt.Errorf("%w; retrying in a minute", err))
+		next, err := c.issue(ctx, c.current())
+		if err == nil {
+			err = c.set(next)
+		}
+		if err != nil {
+			log.Error("renew node SVID; retrying in a minute", "err", err, "expires", cur.NotAfter)
 			sleep(ctx, time.Minute)
 			continue
 		}
-		log.Info("renewed node SVID", "notAfter", c.current().Cert.NotAfter)
+		log.Info("renewed node SVID", "notAfter", next.cert.NotAfter)
 	}
+}
+
+// loadJoined reads the credentials a node kept from an earlier join: its
+// SVID (if still valid), its key, the bundle and the issuers.
+func loadJoined(dataDir string) (*svid, *x509bundle.Bundle, []string, error) {
+	certs, err := ca.ReadCerts(filepath.Join(dataDir, SVIDFile))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := ca.ReadKey(filepath.Join(dataDir, SVIDKeyFile))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	roots, err := ca.ReadCerts(filepath.Join(dataDir, BundleFile))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	id, err := x509svid.IDFromCert(certs[0])
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", SVIDFile, err)
+	}
+	bundle := x509bundle.FromX509Authorities(id.TrustDomain(), roots)
+	if _, _, err := x509svid.Verify(certs, bundle); err != nil {
+		return nil, nil, nil, fmt.Errorf("the SVID kept in %s no longer verifies (%v): join again with a new token (--join)", dataDir, err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dataDir, IssuersFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, err
+	}
+	return &svid{key: key, cert: certs[0]}, bundle, strings.Fields(string(raw)), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -43,7 +43,6 @@ const (
 	PIDFile    = "mycel.pid"
 	P2PFile    = "p2p.addrs"
 	URLFile    = "api.url"
-	SVIDFile   = "svid.pem"
 	StoreFile  = "state.db"
 	kubeMinor  = "32"
 	kubeGitVer = "v1.32.0"
@@ -62,6 +61,7 @@ type Node struct {
 	agent   *agent.Agent
 	p2p     libp2phost.Host
 	dht     *dht.DHT
+	issuers []string // for a joined node: where it renews its SVID
 	api     *http.Server
 	url     string
 
@@ -89,24 +89,21 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.id, err = host.LoadOrCreateIdentity(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if n.ca, err = ca.Load(cfg.CADir); err != nil {
-		return nil, err
-	}
 	engine, err := n.loadPolicies(ctx)
 	if err != nil {
 		return nil, err
 	}
 	apiHost, apiPort, _ := net.SplitHostPort(cfg.APIAddr)
-	if n.creds, err = newCredentials(n.ca, n.id.ID.String(), cfg.Name, apiHost, cfg.SVIDTTL); err != nil {
+	if n.p2p, err = host.New(n.id, cfg.P2PListen, host.DefaultLimits); err != nil {
 		return nil, err
 	}
-	if err := ca.WriteFile(filepath.Join(cfg.DataDir, SVIDFile), n.creds.current().CertPEM(), 0o644); err != nil {
+	if err := n.startCredentials(ctx, apiHost); err != nil {
 		return nil, err
 	}
 	if n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{Node: n.id.ID.String()}); err != nil {
 		return nil, err
 	}
-	if err := n.startP2P(ctx); err != nil {
+	if err := n.startDHT(ctx); err != nil {
 		return nil, err
 	}
 	n.objs = kubeapi.NewObjects(n.store, nil)
@@ -138,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	srv, err := kubeapi.NewServer(kubeapi.Config{
 		Objects:  n.objs,
-		Bundle:   n.ca.Bundle(),
+		Bundle:   n.creds.bundle,
 		Admitter: admitter{engine},
 		Logs:     &logStreamer{runtime: n.runtime, node: cfg.Name},
 		Version: version.Info{Major: "1", Minor: kubeMinor, GitVersion: kubeGitVer + "+mycel-" + Version, Platform: "linux/amd64",
@@ -196,7 +193,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, P2PFile), []byte(strings.Join(n.P2PAddrs(), "\n")+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	n.log.Info("node started", "api", n.url, "peer", n.id.ID.String(), "p2p", n.P2PAddrs(), "trustDomain", n.ca.TrustDomain().Name(), "policies", engine.Files())
+	n.log.Info("node started", "api", n.url, "peer", n.id.ID.String(), "p2p", n.P2PAddrs(), "trustDomain", n.creds.bundle.TrustDomain().Name(), "policies", engine.Files())
 	return n, nil
 }
 
@@ -233,6 +230,9 @@ func (n *Node) Close() error {
 		}
 		n.cancel()
 		n.wg.Wait()
+		if n.ca != nil {
+			ca.UnregisterIssuer(n.cfg.CADir, n.id.ID.String())
+		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
 		}

@@ -101,3 +101,56 @@ func TestFindNodesByCapability(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinWithToken: a node without the CA joins with a token, publishes a
+// record that the CA holder verifies, and restarts without the token.
+func TestJoinWithToken(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	authority, err := ca.Init(caDir, "fabric.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startTestNode(t, caDir, "node-a", nil)
+	tok, err := authority.CreateToken(caDir, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "node-b")
+	start := func(join string) (*Node, error) {
+		return Start(context.Background(), Config{Name: "node-b", DataDir: dataDir, Join: join, APIAddr: "127.0.0.1:0",
+			Runtime: runtimetest.New(time.Now), Logger: slog.New(slog.DiscardHandler)})
+	}
+	b, err := start(tok.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.publishRecord(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.Decode(b.PeerID())
+	if r, err := a.dht.Lookup(ctx, id); err != nil || r.Name != "node-b" {
+		t.Fatalf("CA holder cannot verify the joined node's record: %v", err)
+	}
+	// Renewal at an issuer works with the joined credentials.
+	next, err := b.creds.issue(ctx, b.creds.current())
+	if err != nil || next.cert.NotAfter.Before(b.creds.current().cert.NotAfter) {
+		t.Fatalf("renew: %v", err)
+	}
+	b.Close()
+	// The token is used up, but the node restarts from its kept credentials.
+	b, err = start("")
+	if err != nil {
+		t.Fatalf("restart without token: %v", err)
+	}
+	b.Close()
+	if _, err := Start(context.Background(), Config{Name: "node-c", DataDir: filepath.Join(t.TempDir(), "c"), Join: tok.String(), APIAddr: "127.0.0.1:0",
+		Runtime: runtimetest.New(time.Now), Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "used up") {
+		t.Fatalf("second machine with a one-use token: %v", err)
+	}
+	if _, err := Start(context.Background(), Config{Name: "node-d", DataDir: filepath.Join(t.TempDir(), "d"), APIAddr: "127.0.0.1:0",
+		Runtime: runtimetest.New(time.Now), Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "--join") {
+		t.Fatalf("node without CA or token: %v", err)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mycelfabric/mycel/machineplane/dht"
-	"github.com/mycelfabric/mycel/machineplane/host"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 )
 
@@ -35,24 +34,21 @@ func defaultP2PListen(apiHost string) []string {
 	return []string{fmt.Sprintf("/%s/%s/tcp/0", proto, ip), fmt.Sprintf("/%s/%s/udp/0/quic-v1", proto, ip)}
 }
 
-// startP2P starts the libp2p host and joins the DHT through the bootstrap peers.
-func (n *Node) startP2P(ctx context.Context) error {
+// startDHT joins the DHT through the bootstrap peers (and, for a node that
+// joined with a token, its issuers).
+func (n *Node) startDHT(ctx context.Context) error {
 	var boot []peer.AddrInfo
-	for _, s := range n.cfg.Bootstrap {
+	for _, s := range append(append([]string{}, n.cfg.Bootstrap...), n.issuers...) {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
 			return fmt.Errorf("bootstrap address %q: %w (want a multiaddr ending in /p2p/<peerID>)", s, err)
 		}
 		boot = append(boot, *ai)
 	}
-	h, err := host.New(n.id, n.cfg.P2PListen, host.DefaultLimits)
-	if err != nil {
-		return err
-	}
-	n.p2p = h
 	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	n.dht, err = dht.New(jctx, h, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.ca.Bundle()}, Bootstrap: boot})
+	var err error
+	n.dht, err = dht.New(jctx, n.p2p, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.creds.bundle}, Bootstrap: boot})
 	return err
 }
 
@@ -88,7 +84,7 @@ func (n *Node) nodeRecord(ctx context.Context) *noderecord.Record {
 		PeerID: n.id.ID.String(),
 		Name:   n.cfg.Name,
 		Addrs:  n.P2PAddrs(),
-		SVID:   [][]byte{n.creds.current().Cert.Raw},
+		SVID:   [][]byte{n.creds.current().cert.Raw},
 		Region: n.cfg.Labels[corev1.LabelTopologyRegion],
 		Zone:   n.cfg.Labels[corev1.LabelTopologyZone],
 		Labels: n.cfg.Labels,

@@ -75,6 +75,40 @@ func kubeconfigCmd() *cobra.Command {
 	return cmd
 }
 
+func tokenCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Manage join tokens"}
+	var dir string
+	var ttl time.Duration
+	var uses int
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Print a join token for `mycel node --join`",
+		Long: `Print a join token: the addresses of the running nodes that hold this CA, a secret, and the CA's
+fingerprint (a joining machine refuses an issuer whose CA does not match it). A node that holds the
+CA must be running.`,
+		Example: `  mycel token create --ca-dir ca --ttl 1h --uses 3`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := ca.Load(dir)
+			if err != nil {
+				return err
+			}
+			tok, err := a.CreateToken(dir, ttl, uses)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok.String())
+			return nil
+		},
+	}
+	create.Flags().StringVar(&dir, "ca-dir", "", "the CA directory (required)")
+	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
+	create.Flags().IntVar(&uses, "uses", 1, "how many machines may join with it")
+	create.MarkFlagRequired("ca-dir")
+	cmd.AddCommand(create)
+	return cmd
+}
+
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

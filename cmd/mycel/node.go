@@ -20,7 +20,8 @@ func nodeCmd() *cobra.Command {
 		Long: `Run a Mycel node: its Kubernetes-compatible API, its object store and its pods under Podman.
 The node stops on SIGINT or SIGTERM; its containers keep running and are re-adopted when it starts again.`,
 		Example: `  mycel ca init --trust-domain example.org --dir ca
-  mycel node --name node-1 --data-dir data/node-1 --api-addr 127.0.0.1:6443 --ca-dir ca --labels zone=a`,
+  mycel node --name node-1 --data-dir data/node-1 --api-addr 127.0.0.1:6443 --ca-dir ca --labels zone=a
+  mycel node --name node-2 --data-dir data/node-2 --api-addr 127.0.0.2:6443 --join "$(mycel token create --ca-dir ca)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -42,13 +43,13 @@ The node stops on SIGINT or SIGTERM; its containers keep running and are re-adop
 	f.StringVar(&cfg.Name, "name", "", "node name (DNS-1123; default: the host name)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's key, store and state (required)")
 	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:6443", "HOST:PORT the Kubernetes-compatible API listens on")
-	f.StringVar(&cfg.CADir, "ca-dir", "", "trust domain CA directory from `mycel ca init` (required)")
+	f.StringVar(&cfg.CADir, "ca-dir", "", "trust domain CA directory from `mycel ca init` (this node then issues SVIDs)")
 	f.StringVar(&cfg.PolicyDir, "policy-dir", "", "directory of Rego policies replacing the embedded defaults")
 	f.StringVar(&cfg.PodmanSocket, "podman-socket", "", "Podman API socket (default: the system socket, started if needed)")
 	f.StringVar(&labels, "labels", "", "extra node labels, k=v,k2=v2")
 	f.StringSliceVar(&cfg.P2PListen, "p2p-addr", nil, "libp2p listen multiaddrs (default: TCP and QUIC on the API host, any port)")
 	f.StringSliceVar(&cfg.Bootstrap, "bootstrap", nil, "multiaddrs of nodes to join the DHT through, ending in /p2p/<peerID>")
+	f.StringVar(&cfg.Join, "join", "", "join token from `mycel token create` (for a node without --ca-dir)")
 	cmd.MarkFlagRequired("data-dir")
-	cmd.MarkFlagRequired("ca-dir")
 	return cmd
 }

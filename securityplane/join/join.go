@@ -166,7 +166,9 @@ func Join(ctx context.Context, h host.Host, token ca.Token, sub Subject) (*Crede
 		if err == nil {
 			return creds, nil
 		}
-		if errors.Is(err, ErrPinMismatch) || errors.Is(err, ca.ErrTokenInvalid) {
+		// A refusal about the token or the CA is final; other issuers would
+		// say the same.
+		if errors.Is(err, ErrPinMismatch) || errors.Is(err, ca.ErrTokenInvalid) || errors.Is(err, ca.ErrTokenUsed) || errors.Is(err, ca.ErrTokenExpired) {
 			return nil, err
 		}
 		errs = append(errs, fmt.Errorf("issuer %s: %w", ai.ID, err))
