@@ -230,3 +230,14 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// GetX509SVID implements x509svid.Source with the current SVID, so TLS
+// configurations built from the credentials follow every renewal.
+func (c *credentials) GetX509SVID() (*x509svid.SVID, error) {
+	cur := c.current()
+	id, err := x509svid.IDFromCert(cur.cert)
+	if err != nil {
+		return nil, err
+	}
+	return &x509svid.SVID{ID: id, Certificates: []*x509.Certificate{cur.cert}, PrivateKey: cur.key}, nil
+}

@@ -25,6 +25,7 @@ import (
 	libp2phost "github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/dht"
 	"github.com/mycelfabric/mycel/machineplane/host"
 	"github.com/mycelfabric/mycel/policies"
@@ -61,6 +62,7 @@ type Node struct {
 	agent   *agent.Agent
 	p2p     libp2phost.Host
 	dht     *dht.DHT
+	bus     *bus.Bus
 	issuers []string // for a joined node: where it renews its SVID
 	api     *http.Server
 	url     string
@@ -104,6 +106,15 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if err := n.startDHT(ctx); err != nil {
+		return nil, err
+	}
+	busHost := apiHost
+	if ip := net.ParseIP(apiHost); ip == nil || ip.IsUnspecified() {
+		// With a wildcard API address the bus stays on loopback: a fabric
+		// across machines needs nodes started with a specific --api-addr.
+		busHost = "127.0.0.1"
+	}
+	if err := n.startBus(ctx, busHost); err != nil {
 		return nil, err
 	}
 	n.objs = kubeapi.NewObjects(n.store, nil)
@@ -232,6 +243,9 @@ func (n *Node) Close() error {
 		n.wg.Wait()
 		if n.ca != nil {
 			ca.UnregisterIssuer(n.cfg.CADir, n.id.ID.String())
+		}
+		if n.bus != nil {
+			n.bus.Close()
 		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())

@@ -57,6 +57,24 @@ func TestNodesFindEachOtherInTheDHT(t *testing.T) {
 		if err != nil || len(provs) != 1 || provs[0].ID != id {
 			t.Fatalf("zone=z-%s providers: %v %v", of.Name(), provs, err)
 		}
+		if r.NATSURL != of.bus.ClusterURL() {
+			t.Fatalf("record names bus %q, want %q", r.NATSURL, of.bus.ClusterURL())
+		}
+	}
+	// b routed its bus to a's, found through a's record.
+	sub, err := a.bus.Conn().SubscribeSync("mycel.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.bus.Conn().Flush()
+	for {
+		b.bus.Conn().Publish("mycel.test", []byte("over the route"))
+		if msg, err := sub.NextMsg(100 * time.Millisecond); err == nil && string(msg.Data) == "over the route" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("b's bus never reached a's (routes: %d)", b.bus.Routes())
+		}
 	}
 }
 

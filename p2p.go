@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/dht"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 )
@@ -49,6 +50,32 @@ func (n *Node) startDHT(ctx context.Context) error {
 	defer cancel()
 	var err error
 	n.dht, err = dht.New(jctx, n.p2p, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.creds.bundle}, Bootstrap: boot})
+	return err
+}
+
+// startBus starts the node's embedded NATS server, routed to the servers of
+// the bootstrap peers (and issuers) as their records name them.
+func (n *Node) startBus(ctx context.Context, host string) error {
+	var routes []string
+	for _, s := range append(append([]string{}, n.cfg.Bootstrap...), n.issuers...) {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		r, err := n.dht.Lookup(lctx, ai.ID)
+		cancel()
+		if err != nil {
+			n.log.Warn("no route to a bootstrap peer's bus yet", "peer", ai.ID.String(), "err", err)
+			continue
+		}
+		if r.NATSURL != "" {
+			routes = append(routes, r.NATSURL)
+		}
+	}
+	var err error
+	n.bus, err = bus.Start(bus.Config{Name: n.id.ID.String(), Host: host, Routes: routes, SVID: n.creds, Bundle: n.creds.bundle,
+		Logger: n.log.With("component", "bus")})
 	return err
 }
 
@@ -91,7 +118,8 @@ func (n *Node) nodeRecord(ctx context.Context) *noderecord.Record {
 		Versions: map[string]string{
 			"mycel": Version, "os": goruntime.GOOS, "arch": goruntime.GOARCH,
 		},
-		APIURL: n.url,
+		APIURL:  n.url,
+		NATSURL: n.bus.ClusterURL(),
 		// Wall-clock nanoseconds: newer than any record published before a
 		// restart, without keeping a counter on disk.
 		Seq:     uint64(time.Now().UnixNano()),

@@ -1,0 +1,169 @@
+// Package bus is the machine plane's message bus: every node embeds a NATS
+// server and clusters it with its peers' (routes found through the DHT).
+// Every client connection and every route is mTLS with node SVIDs, verified
+// with go-spiffe; a client must hold an SVID of the trust domain, a route a
+// node SVID. The node's own components talk through an in-process client.
+//
+// Small fabrics are one NATS cluster. docs/architecture.md describes how it
+// grows past that (per-region hubs chosen by rendezvous hashing, leaf nodes,
+// gateways).
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/mycelfabric/mycel/securityplane/tlsconf"
+)
+
+// ClusterName is the NATS cluster all nodes of a small fabric form.
+const ClusterName = "mycel"
+
+// Config configures a node's bus.
+type Config struct {
+	// Name is the server name (the node's peer ID).
+	Name string
+	// Host is the address the client and cluster ports listen on.
+	Host string
+	// ClientPort and ClusterPort: 0 picks free ports.
+	ClientPort, ClusterPort int
+	// Routes are peers' cluster URLs (nats-route://host:port); NATS gossip
+	// finds the rest of the cluster from any one of them.
+	Routes []string
+	// SVID is the node's identity; Bundle verifies peers.
+	SVID   x509svid.Source
+	Bundle *x509bundle.Bundle
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Bus is a running embedded NATS server and the node's client of it.
+type Bus struct {
+	srv  *server.Server
+	conn *nats.Conn
+	log  *slog.Logger
+}
+
+// spiffeAuth admits clients whose TLS peer certificate is an SVID the
+// authorizer accepts (the handshake has verified it already; this is the
+// authorization step, and it also guards the server against a
+// misconfigured TLS setting).
+type spiffeAuth struct {
+	bundle    *x509bundle.Bundle
+	authorize tlsconfig.Authorizer
+}
+
+func (a spiffeAuth) Check(c server.ClientAuthentication) bool {
+	st := c.GetTLSConnectionState()
+	if st == nil || len(st.PeerCertificates) == 0 {
+		return false
+	}
+	id, chains, err := x509svid.Verify(st.PeerCertificates, a.bundle)
+	if err != nil {
+		return false
+	}
+	return a.authorize(id, chains) == nil
+}
+
+// Start starts the server, waits until it accepts connections, and
+// connects the node's own client.
+func Start(cfg Config) (*Bus, error) {
+	if cfg.SVID == nil || cfg.Bundle == nil || cfg.Name == "" {
+		return nil, errors.New("bus: Name, SVID and Bundle are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	td := cfg.Bundle.TrustDomain()
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		Host:       cfg.Host,
+		Port:       portOrRandom(cfg.ClientPort),
+		NoSigs:     true,
+		NoLog:      true,
+		MaxPayload: 1 << 20,
+		TLSConfig:  tlsconf.Mutual(cfg.SVID, cfg.Bundle, tlsconf.MemberOf(td)),
+		TLSTimeout: 5,
+		// Clients authenticate by their SVID during the handshake.
+		CustomClientAuthentication: spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.MemberOf(td)},
+		Cluster: server.ClusterOpts{
+			Name:       ClusterName,
+			Host:       cfg.Host,
+			Port:       portOrRandom(cfg.ClusterPort),
+			TLSConfig:  tlsconf.Mutual(cfg.SVID, cfg.Bundle, tlsconf.Nodes(td)),
+			TLSTimeout: 5,
+		},
+		CustomRouterAuthentication: spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.Nodes(td)},
+	}
+	for _, r := range cfg.Routes {
+		u, err := url.Parse(r)
+		if err != nil {
+			return nil, fmt.Errorf("bus: route %q: %w", r, err)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("bus: the embedded NATS server did not start within 10s")
+	}
+	b := &Bus{srv: srv, log: cfg.Logger}
+	conn, err := nats.Connect(srv.ClientURL(),
+		nats.Secure(tlsconf.Client(cfg.SVID, cfg.Bundle, tlsconf.Nodes(td))),
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+	)
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("bus: connect to own server: %w", err)
+	}
+	b.conn = conn
+	return b, nil
+}
+
+func portOrRandom(p int) int {
+	if p == 0 {
+		return server.RANDOM_PORT
+	}
+	return p
+}
+
+// Conn is the node's client connection.
+func (b *Bus) Conn() *nats.Conn { return b.conn }
+
+// ClientURL is where clients connect (tls://host:port).
+func (b *Bus) ClientURL() string { return b.srv.ClientURL() }
+
+// ClusterURL is what other nodes put in their routes.
+func (b *Bus) ClusterURL() string {
+	a := b.srv.ClusterAddr()
+	return "nats-route://" + net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port))
+}
+
+// Routes is the number of routes to other servers.
+func (b *Bus) Routes() int { return b.srv.NumRoutes() }
+
+// Close drains the client and shuts the server down.
+func (b *Bus) Close() {
+	if b.conn != nil {
+		b.conn.Close()
+	}
+	b.srv.Shutdown()
+	b.srv.WaitForShutdown()
+}
+
