@@ -166,4 +166,3 @@ func (b *Bus) Close() {
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
 }
-

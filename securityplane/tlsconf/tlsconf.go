@@ -44,4 +44,6 @@ func Nodes(td spiffeid.TrustDomain) tlsconfig.Authorizer {
 
 type notNode struct{ id spiffeid.ID }
 
-func (e *notNode) Error() string { return "tlsconf: " + e.id.String() + " is not a node of the trust domain" }
+func (e *notNode) Error() string {
+	return "tlsconf: " + e.id.String() + " is not a node of the trust domain"
+}
