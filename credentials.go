@@ -99,13 +99,19 @@ func localIssuer(a *ca.Authority, peerID, name, apiHost string, ttl time.Duratio
 	}
 }
 
-// remoteIssuer renews SVIDs at any of the issuers, by presenting the current one.
-func remoteIssuer(h host.Host, bundle *x509bundle.Bundle, issuers []string, name, apiHost string) issueFunc {
+// subject is what a node asks an issuer to put in its SVID besides its ID.
+func subject(name, apiHost string) join.Subject {
 	dns, ips := sans(name, apiHost)
 	sub := join.Subject{DNSNames: dns}
 	for _, ip := range ips {
 		sub.IPs = append(sub.IPs, ip.String())
 	}
+	return sub
+}
+
+// remoteIssuer renews SVIDs at any of the issuers, by presenting the current one.
+func remoteIssuer(h host.Host, bundle *x509bundle.Bundle, issuers []string, name, apiHost string) issueFunc {
+	sub := subject(name, apiHost)
 	return func(ctx context.Context, cur *svid) (*svid, error) {
 		var errs []error
 		for _, addr := range issuers {

@@ -37,20 +37,19 @@ func (n *Node) startCredentials(ctx context.Context, apiHost string) error {
 
 	cur, bundle, issuers, err := loadJoined(cfg.DataDir)
 	switch {
-	case err == nil && cfg.Join == "":
-		// Restart of a joined node.
+	case err == nil:
+		// Restart of a joined node: its kept credentials win over a token,
+		// so the same command line can start it again.
+		if cfg.Join != "" {
+			n.log.Info("already joined; ignoring --join", "trustDomain", bundle.TrustDomain().Name())
+		}
 	case cfg.Join != "":
 		tok, perr := ca.ParseToken(cfg.Join)
 		if perr != nil {
 			return perr
 		}
-		dns, ips := sans(cfg.Name, apiHost)
-		sub := join.Subject{DNSNames: dns}
-		for _, ip := range ips {
-			sub.IPs = append(sub.IPs, ip.String())
-		}
 		jctx, cancel := context.WithTimeout(ctx, time.Minute)
-		creds, jerr := join.Join(jctx, n.p2p, tok, sub)
+		creds, jerr := join.Join(jctx, n.p2p, tok, subject(cfg.Name, apiHost))
 		cancel()
 		if jerr != nil {
 			return jerr

@@ -157,12 +157,15 @@ func TestJoinWithToken(t *testing.T) {
 		t.Fatalf("renew: %v", err)
 	}
 	b.Close()
-	// The token is used up, but the node restarts from its kept credentials.
-	b, err = start("")
-	if err != nil {
-		t.Fatalf("restart without token: %v", err)
+	// The token is used up, but the node restarts from its kept credentials,
+	// with or without the (spent) token on its command line.
+	for _, tokArg := range []string{"", tok.String()} {
+		b, err = start(tokArg)
+		if err != nil {
+			t.Fatalf("restart (with token: %v): %v", tokArg != "", err)
+		}
+		b.Close()
 	}
-	b.Close()
 	if _, err := Start(context.Background(), Config{Name: "node-c", DataDir: filepath.Join(t.TempDir(), "c"), Join: tok.String(), APIAddr: "127.0.0.1:0",
 		Runtime: runtimetest.New(time.Now), Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "used up") {
 		t.Fatalf("second machine with a one-use token: %v", err)
