@@ -64,8 +64,11 @@ type Node struct {
 	dht     *dht.DHT
 	bus     *bus.Bus
 	issuers []string // for a joined node: where it renews its SVID
-	api     *http.Server
-	url     string
+
+	recordMu sync.Mutex // serializes record publications
+	lastSeq  uint64
+	api      *http.Server
+	url      string
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup

@@ -146,8 +146,17 @@ func majorMinor(v string) string {
 	return parts[0] + "." + parts[1]
 }
 
+// publishRecord publishes the node's record and capabilities. Publications
+// are serialized with strictly increasing sequence numbers: the DHT refuses
+// to replace a record with an older one.
 func (n *Node) publishRecord(ctx context.Context) error {
+	n.recordMu.Lock()
+	defer n.recordMu.Unlock()
 	r := n.nodeRecord(ctx)
+	if r.Seq <= n.lastSeq {
+		r.Seq = n.lastSeq + 1
+	}
+	n.lastSeq = r.Seq
 	signed, err := noderecord.Sign(r, n.id.Key)
 	if err != nil {
 		return err
