@@ -28,15 +28,21 @@ func startTestNode(t *testing.T, caDir, name string, bootstrap []string) *Node {
 	return n
 }
 
-// TestNodesFindEachOtherInTheDHT starts two nodes, the second bootstrapped
-// from the first, and looks each one's signed record up from the other.
-func TestNodesFindEachOtherInTheDHT(t *testing.T) {
-	caDir := filepath.Join(t.TempDir(), "ca")
+// twoNodes starts node-a holding a new CA and node-b bootstrapped from it.
+func twoNodes(t *testing.T) (caDir string, a, b *Node) {
+	t.Helper()
+	caDir = filepath.Join(t.TempDir(), "ca")
 	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
 		t.Fatal(err)
 	}
-	a := startTestNode(t, caDir, "node-a", nil)
-	b := startTestNode(t, caDir, "node-b", a.P2PAddrs())
+	a = startTestNode(t, caDir, "node-a", nil)
+	return caDir, a, startTestNode(t, caDir, "node-b", a.P2PAddrs())
+}
+
+// TestNodesFindEachOtherInTheDHT starts two nodes, the second bootstrapped
+// from the first, and looks each one's signed record up from the other.
+func TestNodesFindEachOtherInTheDHT(t *testing.T) {
+	_, a, b := twoNodes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, pair := range [][2]*Node{{a, b}, {b, a}} {
@@ -79,12 +85,7 @@ func TestNodesFindEachOtherInTheDHT(t *testing.T) {
 }
 
 func TestFindNodesByCapability(t *testing.T) {
-	caDir := filepath.Join(t.TempDir(), "ca")
-	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
-		t.Fatal(err)
-	}
-	a := startTestNode(t, caDir, "node-a", nil)
-	b := startTestNode(t, caDir, "node-b", a.P2PAddrs())
+	caDir, a, b := twoNodes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, n := range []*Node{a, b} {

@@ -1,29 +1,9 @@
 package e2e
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"strings"
 	"testing"
 )
-
-func mustParseCerts(t *testing.T, data []byte) []*x509.Certificate {
-	t.Helper()
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
-	}
-	return out
-}
 
 // TestMalformedManifests checks that bad input gets a 4xx that names the
 // problem, and that nothing is stored.

@@ -13,6 +13,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/mycelfabric/mycel/securityplane/ca"
 )
 
 func TestPrivilegedPodDenied(t *testing.T) {
@@ -79,8 +81,12 @@ func TestNodeSVID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	certs, err := ca.ParseCerts(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var raw [][]byte
-	for _, c := range mustParseCerts(t, certPEM) {
+	for _, c := range certs {
 		raw = append(raw, c.Raw)
 	}
 	id, _, err := x509svid.ParseAndVerify(raw, bundle)

@@ -111,16 +111,9 @@ func Init(dir, trustDomain string) (*Authority, error) {
 
 // Load reads the CA kept in dir.
 func Load(dir string) (*Authority, error) {
-	tdRaw, err := os.ReadFile(filepath.Join(dir, TrustDomainFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNoCA, dir)
-	}
+	td, err := readTrustDomain(dir)
 	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	td, err := spiffeid.TrustDomainFromString(strings.TrimSpace(string(tdRaw)))
-	if err != nil {
-		return nil, fmt.Errorf("ca: %s: %w", filepath.Join(dir, TrustDomainFile), err)
+		return nil, err
 	}
 	certs, err := ReadCerts(filepath.Join(dir, CertFile))
 	if err != nil {
@@ -136,22 +129,31 @@ func Load(dir string) (*Authority, error) {
 // LoadBundle reads only the trust domain and its bundle from dir: what a
 // verifier needs, without the CA key.
 func LoadBundle(dir string) (*x509bundle.Bundle, error) {
-	tdRaw, err := os.ReadFile(filepath.Join(dir, TrustDomainFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNoCA, dir)
-	}
+	td, err := readTrustDomain(dir)
 	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	td, err := spiffeid.TrustDomainFromString(strings.TrimSpace(string(tdRaw)))
-	if err != nil {
-		return nil, fmt.Errorf("ca: %s: %w", filepath.Join(dir, TrustDomainFile), err)
+		return nil, err
 	}
 	certs, err := ReadCerts(filepath.Join(dir, BundleFile))
 	if err != nil {
 		return nil, err
 	}
 	return x509bundle.FromX509Authorities(td, certs), nil
+}
+
+func readTrustDomain(dir string) (spiffeid.TrustDomain, error) {
+	path := filepath.Join(dir, TrustDomainFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return spiffeid.TrustDomain{}, fmt.Errorf("%w: %s", ErrNoCA, dir)
+	}
+	if err != nil {
+		return spiffeid.TrustDomain{}, fmt.Errorf("ca: %w", err)
+	}
+	td, err := spiffeid.TrustDomainFromString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return spiffeid.TrustDomain{}, fmt.Errorf("ca: %s: %w", path, err)
+	}
+	return td, nil
 }
 
 // TrustDomain is the trust domain this CA is the root of.
