@@ -193,10 +193,15 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.goRun(func() { n.agent.Run(runCtx) })
 	n.goRun(func() { ctrl.Run(runCtx) })
 	n.goRun(func() { binder.Run(runCtx) })
-	n.goRun(func() { n.heartbeat(runCtx) })
+	n.goRun(func() { n.every(runCtx, cfg.HeartbeatInterval, "publish node status", n.publishNode) })
 	n.goRun(func() { n.creds.rotate(runCtx, n.log) })
-	n.goRun(func() { n.collectTombstones(runCtx) })
-	n.goRun(func() { n.announce(runCtx) })
+	n.goRun(func() {
+		n.every(runCtx, time.Hour, "collect tombstones", func(context.Context) error {
+			_, err := n.store.CollectTombstones(time.Now().Add(-24 * time.Hour))
+			return err
+		})
+	})
+	n.goRun(func() { n.every(runCtx, recordRefresh, "publish node record", n.publishRecord) })
 
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, URLFile), []byte(n.url+"\n"), 0o644); err != nil {
 		return nil, err
@@ -319,18 +324,19 @@ func (n *Node) ensureNamespace(ctx context.Context, name string) error {
 	return err
 }
 
-// collectTombstones drops tombstones older than a day, hourly.
-func (n *Node) collectTombstones(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+// every runs fn now and then every interval until ctx is done, logging
+// its errors (the node's periodic duties: heartbeat, record, tombstones).
+func (n *Node) every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn(what, "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := n.store.CollectTombstones(time.Now().Add(-24 * time.Hour)); err != nil {
-				n.log.Warn("collect tombstones", "err", err)
-			}
 		}
 	}
 }

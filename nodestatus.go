@@ -22,22 +22,6 @@ const (
 	maxPods     = 110
 )
 
-// heartbeat publishes the node's Node object every HeartbeatInterval.
-func (n *Node) heartbeat(ctx context.Context) {
-	t := time.NewTicker(n.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		if err := n.publishNode(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn("publish node status", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 func (n *Node) publishNode(ctx context.Context) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.cfg.Name}}
 	err := n.objs.Get(ctx, node)

@@ -90,22 +90,6 @@ func (n *Node) P2PAddrs() []string {
 	return out
 }
 
-// announce publishes the node's record and capabilities every recordRefresh.
-func (n *Node) announce(ctx context.Context) {
-	t := time.NewTicker(recordRefresh)
-	defer t.Stop()
-	for {
-		if err := n.publishRecord(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn("publish node record", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 func (n *Node) nodeRecord(ctx context.Context) *noderecord.Record {
 	r := &noderecord.Record{
 		PeerID: n.id.ID.String(),
