@@ -113,11 +113,22 @@ func TestDeploymentLifecycle(t *testing.T) {
 	n.kubectl("set", "env", "deployment/web", "GREETING=v2")
 	rollout(n, "web")
 	expectRunning(t, n, "web", 5)
-	pods := n.kubectl("get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}")
-	for _, p := range strings.Fields(pods) {
-		if l := n.kubectl("logs", p); !strings.Contains(l, `greeting "v2"`) {
-			t.Errorf("pod %s still runs the old template: %q", p, l)
+	// As in Kubernetes, a finished rollout may leave old pods Terminating;
+	// every pod not being deleted must run the new template.
+	pods := n.kubectl("get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{\"\\n\"}{end}")
+	live := 0
+	for _, line := range strings.Split(strings.TrimSpace(pods), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 1 {
+			continue // Terminating
 		}
+		live++
+		if l := n.kubectl("logs", f[0]); !strings.Contains(l, `greeting "v2"`) {
+			t.Errorf("pod %s still runs the old template: %q", f[0], l)
+		}
+	}
+	if live != 5 {
+		t.Errorf("want 5 pods not being deleted, got %d:\n%s", live, pods)
 	}
 	if rs := n.kubectl("get", "rs", "-l", "app=web", "-o", "name"); len(strings.Fields(rs)) != 2 {
 		t.Errorf("want the old and new ReplicaSets, got %q", rs)
