@@ -54,6 +54,11 @@ type Config struct {
 	// HeartbeatInterval is how often the node refreshes its Node status;
 	// default 10s.
 	HeartbeatInterval time.Duration
+	// MembershipTick is the failure detector's tick; zero means 20 ms.
+	MembershipTick time.Duration
+	// AntiEntropyInterval is how often the store compares itself with a
+	// peer's; zero means 5 seconds.
+	AntiEntropyInterval time.Duration
 	// SVIDTTL is the lifetime of the node's certificates; they are renewed
 	// at two thirds of it. Default 24h.
 	SVIDTTL time.Duration

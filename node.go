@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,11 +29,13 @@ import (
 	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/dht"
 	"github.com/mycelfabric/mycel/machineplane/host"
+	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/policies"
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/securityplane/policy"
 	"github.com/mycelfabric/mycel/workloadplane/agent"
 	"github.com/mycelfabric/mycel/workloadplane/controller"
+	"github.com/mycelfabric/mycel/workloadplane/replica"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/podman"
 	"github.com/mycelfabric/mycel/workloadplane/sched"
@@ -63,10 +66,16 @@ type Node struct {
 	p2p     libp2phost.Host
 	dht     *dht.DHT
 	bus     *bus.Bus
+	members *membership.Service
+	repl    *replica.Replicator
 	issuers []string // for a joined node: where it renews its SVID
+
+	settled atomic.Bool // ready to own workloads (see runFabric)
+	kickers []func()    // run on membership changes
 
 	recordMu sync.Mutex // serializes record publications
 	lastSeq  uint64
+	signed   []byte // the newest signed record
 	api      *http.Server
 	url      string
 
@@ -105,7 +114,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startCredentials(ctx, apiHost); err != nil {
 		return nil, err
 	}
-	if n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{Node: n.id.ID.String()}); err != nil {
+	if n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{Node: n.id.ID.String(),
+		// n.repl is set before anything writes to the store.
+		OnLocalWrite: func(r store.Record) { n.repl.Enqueue(r) }}); err != nil {
 		return nil, err
 	}
 	if err := n.startDHT(ctx); err != nil {
@@ -120,12 +131,15 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startBus(ctx, busHost); err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := n.startFabric(reg); err != nil {
+		return nil, err
+	}
 	n.objs = kubeapi.NewObjects(n.store, nil)
 	if err := n.ensureNamespace(ctx, metav1.NamespaceDefault); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerPodMetrics(reg, n.objs)
 	if n.runtime, err = n.startRuntime(ctx); err != nil {
 		return nil, err
@@ -138,14 +152,21 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.agent, err = agent.New(agent.Config{NodeName: cfg.Name, NodeIP: nodeIP, Client: n.objs, Runtime: n.runtime, Logger: n.log.With("component", "agent")}); err != nil {
 		return nil, err
 	}
-	ctrl, err := controller.New(controller.Config{Client: n.objs, Logger: n.log.With("component", "controller")})
+	ctrl, err := controller.New(controller.Config{Client: n.objs, Owns: n.owns, Logger: n.log.With("component", "controller")})
 	if err != nil {
 		return nil, err
 	}
-	binder, err := sched.NewLocal(n.objs, cfg.Name, n.log.With("component", "sched"))
+	binder, err := sched.New(sched.Config{Client: n.objs, Owns: n.owns, Logger: n.log.With("component", "sched")})
 	if err != nil {
 		return nil, err
 	}
+	healthKick := make(chan struct{}, 1)
+	n.kickers = []func(){ctrl.Kick, binder.Kick, func() {
+		select {
+		case healthKick <- struct{}{}:
+		default:
+		}
+	}}
 
 	srv, err := kubeapi.NewServer(kubeapi.Config{
 		Objects:  n.objs,
@@ -156,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			GoVersion: goVersion()},
 		Logger:   n.log.With("component", "api"),
 		Registry: reg,
+		Extra:    map[string]http.Handler{StatusPath: http.HandlerFunc(n.serveStatus)},
 	})
 	if err != nil {
 		return nil, err
@@ -190,18 +212,25 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})
+	if _, err := n.signRecord(ctx); err != nil {
+		return nil, err
+	}
+	n.runFabric(runCtx)
 	n.goRun(func() { n.agent.Run(runCtx) })
 	n.goRun(func() { ctrl.Run(runCtx) })
 	n.goRun(func() { binder.Run(runCtx) })
-	n.goRun(func() { n.every(runCtx, cfg.HeartbeatInterval, "publish node status", n.publishNode) })
+	n.goRun(func() { n.every(runCtx, cfg.HeartbeatInterval, nil, "publish node status", n.publishNode) })
+	n.goRun(func() {
+		n.every(runCtx, cfg.HeartbeatInterval, healthKick, "mark unreachable nodes", n.markUnreachable)
+	})
 	n.goRun(func() { n.creds.rotate(runCtx, n.log) })
 	n.goRun(func() {
-		n.every(runCtx, time.Hour, "collect tombstones", func(context.Context) error {
+		n.every(runCtx, time.Hour, nil, "collect tombstones", func(context.Context) error {
 			_, err := n.store.CollectTombstones(time.Now().Add(-24 * time.Hour))
 			return err
 		})
 	})
-	n.goRun(func() { n.every(runCtx, recordRefresh, "publish node record", n.publishRecord) })
+	n.goRun(func() { n.every(runCtx, recordRefresh, nil, "publish node record", n.publishRecord) })
 
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, URLFile), []byte(n.url+"\n"), 0o644); err != nil {
 		return nil, err
@@ -324,9 +353,10 @@ func (n *Node) ensureNamespace(ctx context.Context, name string) error {
 	return err
 }
 
-// every runs fn now and then every interval until ctx is done, logging
-// its errors (the node's periodic duties: heartbeat, record, tombstones).
-func (n *Node) every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) {
+// every runs fn now and then every interval, and whenever kick fires, until
+// ctx is done, logging its errors (the node's periodic duties: heartbeat,
+// record, tombstones, unreachable nodes).
+func (n *Node) every(ctx context.Context, interval time.Duration, kick <-chan struct{}, what string, fn func(context.Context) error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -337,6 +367,7 @@ func (n *Node) every(ctx context.Context, interval time.Duration, what string, f
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 	}
 }

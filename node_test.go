@@ -18,7 +18,7 @@ func startTestNode(t *testing.T, caDir, name string, bootstrap []string) *Node {
 	t.Helper()
 	n, err := Start(context.Background(), Config{
 		Name: name, DataDir: filepath.Join(t.TempDir(), name), CADir: caDir, APIAddr: "127.0.0.1:0",
-		Bootstrap: bootstrap, Runtime: runtimetest.New(time.Now), Logger: slog.New(slog.DiscardHandler),
+		Bootstrap: bootstrap, Runtime: runtimetest.New(time.Now, "localhost/mycel-demo:0.1"), Logger: slog.New(slog.DiscardHandler),
 		Labels: map[string]string{"topology.kubernetes.io/zone": "z-" + name},
 	})
 	if err != nil {

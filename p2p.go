@@ -134,18 +134,11 @@ func majorMinor(v string) string {
 // are serialized with strictly increasing sequence numbers: the DHT refuses
 // to replace a record with an older one.
 func (n *Node) publishRecord(ctx context.Context) error {
-	n.recordMu.Lock()
-	defer n.recordMu.Unlock()
-	r := n.nodeRecord(ctx)
-	if r.Seq <= n.lastSeq {
-		r.Seq = n.lastSeq + 1
-	}
-	n.lastSeq = r.Seq
-	signed, err := noderecord.Sign(r, n.id.Key)
+	r, err := n.signRecord(ctx)
 	if err != nil {
 		return err
 	}
-	if err := n.dht.Publish(ctx, signed); err != nil {
+	if err := n.dht.Publish(ctx, n.signedRecord()); err != nil {
 		return err
 	}
 	for _, c := range r.Capabilities() {
@@ -154,4 +147,21 @@ func (n *Node) publishRecord(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// signRecord builds and signs the node's current record, with a sequence
+// number above every earlier one.
+func (n *Node) signRecord(ctx context.Context) (*noderecord.Record, error) {
+	n.recordMu.Lock()
+	defer n.recordMu.Unlock()
+	r := n.nodeRecord(ctx)
+	if r.Seq <= n.lastSeq {
+		r.Seq = n.lastSeq + 1
+	}
+	signed, err := noderecord.Sign(r, n.id.Key)
+	if err != nil {
+		return nil, err
+	}
+	n.lastSeq, n.signed = r.Seq, signed
+	return r, nil
 }

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -34,6 +37,9 @@ type UpConfig struct {
 	Dir string
 	// APIAddr is the first node's API address; default 127.0.0.1:6443.
 	APIAddr string
+	// Nodes is how many nodes to run; zero means 1. Node i (from 2) joins
+	// with a token and listens on 127.0.0.i, on the first node's API port.
+	Nodes int
 	// Demo deploys the demo image.
 	Demo bool
 	// Logger; nil logs text to stderr.
@@ -49,15 +55,27 @@ type Fabric struct {
 }
 
 // Up starts a local fabric with embedded defaults: it creates the trust
-// domain on first use, starts node-1, writes a kubeconfig for user "admin",
-// and returns once kubectl can use the fabric (the API answers and the node
-// is Ready).
+// domain on first use, starts node-1 (which holds the CA) and any further
+// nodes (which join with a token, through node-1 and the DHT), writes a
+// kubeconfig for user "admin" with one context per node, and returns once
+// kubectl can use the fabric (every API answers and lists every node
+// Ready).
 func Up(ctx context.Context, cfg UpConfig) (*Fabric, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("up: a directory is required")
 	}
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = "127.0.0.1:6443"
+	}
+	if cfg.Nodes == 0 {
+		cfg.Nodes = 1
+	}
+	_, port, err := net.SplitHostPort(cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("up: --api-addr %q: %w", cfg.APIAddr, err)
+	}
+	if cfg.Nodes < 1 || cfg.Nodes > 250 {
+		return nil, fmt.Errorf("up: --nodes %d: want 1 to 250 (one loopback address each)", cfg.Nodes)
 	}
 	caDir := filepath.Join(cfg.Dir, "ca")
 	a, err := ca.Load(caDir)
@@ -67,24 +85,41 @@ func Up(ctx context.Context, cfg UpConfig) (*Fabric, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc := cfg.Node
-	nc.Name = "node-1"
-	nc.DataDir = filepath.Join(cfg.Dir, "nodes", nc.Name)
-	nc.CADir = caDir
-	nc.APIAddr = cfg.APIAddr
-	if nc.Logger == nil {
-		nc.Logger = cfg.Logger
-	}
-	n, err := Start(ctx, nc)
-	if err != nil {
-		return nil, err
-	}
-	f := &Fabric{Nodes: []*Node{n}, Kubeconfig: filepath.Join(cfg.Dir, "kubeconfig")}
+	f := &Fabric{Kubeconfig: filepath.Join(cfg.Dir, "kubeconfig")}
 	fail := func(err error) (*Fabric, error) {
 		f.Close(context.Background())
 		return nil, err
 	}
-	kc, err := Kubeconfig(a, "admin", 365*24*time.Hour, KubeconfigContext{Name: n.Name(), Server: n.URL()})
+	var contexts []KubeconfigContext
+	for i := 1; i <= cfg.Nodes; i++ {
+		nc := cfg.Node
+		nc.Name = fmt.Sprintf("node-%d", i)
+		nc.DataDir = filepath.Join(cfg.Dir, "nodes", nc.Name)
+		nc.APIAddr = cfg.APIAddr
+		if nc.Logger == nil {
+			nc.Logger = cfg.Logger
+		}
+		if i == 1 {
+			nc.CADir = caDir
+		} else {
+			nc.APIAddr = net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), port)
+			if !hasCredentials(nc.DataDir) {
+				tok, err := a.CreateToken(caDir, 10*time.Minute, 1)
+				if err != nil {
+					return fail(err)
+				}
+				nc.Join = tok.String()
+			}
+			nc.Bootstrap = f.Nodes[0].P2PAddrs()
+		}
+		n, err := Start(ctx, nc)
+		if err != nil {
+			return fail(fmt.Errorf("up: start %s: %w", nc.Name, err))
+		}
+		f.Nodes = append(f.Nodes, n)
+		contexts = append(contexts, KubeconfigContext{Name: n.Name(), Server: n.URL()})
+	}
+	kc, err := Kubeconfig(a, "admin", 365*24*time.Hour, contexts...)
 	if err != nil {
 		return fail(err)
 	}
@@ -95,11 +130,15 @@ func Up(ctx context.Context, cfg UpConfig) (*Fabric, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := waitReady(ctx, client, n); err != nil {
-		return fail(err)
+	for _, n := range f.Nodes {
+		for _, m := range f.Nodes {
+			if err := waitReady(ctx, client, n, m.Name()); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	if cfg.Demo {
-		if err := deployDemo(ctx, client, n.URL()); err != nil {
+		if err := deployDemo(ctx, client, f.Nodes[0].URL()); err != nil {
 			return fail(err)
 		}
 	}
@@ -123,29 +162,70 @@ func (f *Fabric) Close(ctx context.Context) error {
 
 // apiClient is an HTTPS client with the kubeconfig's credentials.
 func apiClient(kubeconfig []byte) (*http.Client, error) {
-	cfg, err := clientcmd.Load(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	ai := cfg.AuthInfos[cfg.Contexts[cfg.CurrentContext].AuthInfo]
-	cert, err := tls.X509KeyPair(ai.ClientCertificateData, ai.ClientKeyData)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(cfg.Clusters[cfg.Contexts[cfg.CurrentContext].Cluster].CertificateAuthorityData)
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
-	}}}, nil
+	client, _, err := contextClient(kubeconfig, "")
+	return client, err
 }
 
-// waitReady polls the node's API until it reports the node Ready.
-func waitReady(ctx context.Context, client *http.Client, n *Node) error {
+// contextClient is an HTTPS client with the credentials of a kubeconfig
+// context ("" for the current one), and that context's server URL.
+func contextClient(kubeconfig []byte, context string) (*http.Client, string, error) {
+	cfg, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return nil, "", err
+	}
+	if context == "" {
+		context = cfg.CurrentContext
+	}
+	kctx := cfg.Contexts[context]
+	if kctx == nil || cfg.AuthInfos[kctx.AuthInfo] == nil || cfg.Clusters[kctx.Cluster] == nil {
+		return nil, "", fmt.Errorf("kubeconfig has no complete context %q", context)
+	}
+	ai, cluster := cfg.AuthInfos[kctx.AuthInfo], cfg.Clusters[kctx.Cluster]
+	cert, err := tls.X509KeyPair(ai.ClientCertificateData, ai.ClientKeyData)
+	if err != nil {
+		return nil, "", fmt.Errorf("context %q: client certificate: %w", context, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(cluster.CertificateAuthorityData)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+	}}}, cluster.Server, nil
+}
+
+// FetchStatus asks the node behind a kubeconfig context ("" for the current
+// one) for the fabric as it sees it.
+func FetchStatus(ctx context.Context, kubeconfig []byte, context string) (*ClusterStatus, error) {
+	client, server, err := contextClient(kubeconfig, context)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+StatusPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("%s: %s: %s", server+StatusPath, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var st ClusterStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("%s: %w", server+StatusPath, err)
+	}
+	return &st, nil
+}
+
+// waitReady polls n's API until it reports node name Ready.
+func waitReady(ctx context.Context, client *http.Client, n *Node, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	last := "no answer yet"
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/api/v1/nodes/"+n.Name(), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/api/v1/nodes/"+name, nil)
 		if resp, err := client.Do(req); err != nil {
 			last = err.Error()
 		} else {
@@ -165,7 +245,7 @@ func waitReady(ctx context.Context, client *http.Client, n *Node) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("up: node %s did not become Ready: %s", n.Name(), last)
+			return fmt.Errorf("up: %s does not list %s Ready: %s", n.Name(), name, last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -205,3 +285,10 @@ func deployDemo(ctx context.Context, client *http.Client, url string) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// hasCredentials reports whether a node's data dir holds the credentials of
+// an earlier join (a restarted node needs no new token).
+func hasCredentials(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, SVIDFile))
+	return err == nil
+}

@@ -98,6 +98,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Extra serves further paths (such as /api/cluster/status) to
+	// authenticated clients.
+	Extra map[string]http.Handler
 }
 
 // Server is the HTTP handler of the API.
@@ -178,6 +181,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, user))
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch {
+	case s.cfg.Extra[path] != nil:
+		s.cfg.Extra[path].ServeHTTP(rec, r)
 	case path == "/version":
 		s.writeJSON(rec, http.StatusOK, s.cfg.Version)
 	case path == "/metrics":

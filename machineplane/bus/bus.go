@@ -31,6 +31,10 @@ import (
 const ClusterName = "mycel"
 
 // Config configures a node's bus.
+// MaxPayload bounds one bus message: room for the largest object the API
+// accepts (3 MiB), base64-encoded inside a signed envelope.
+const MaxPayload = 8 << 20
+
 type Config struct {
 	// Name is the server name (the node's peer ID).
 	Name string
@@ -92,7 +96,7 @@ func Start(cfg Config) (*Bus, error) {
 		Port:       portOrRandom(cfg.ClientPort),
 		NoSigs:     true,
 		NoLog:      true,
-		MaxPayload: 1 << 20,
+		MaxPayload: MaxPayload,
 		TLSConfig:  tlsconf.Mutual(cfg.SVID, cfg.Bundle, tlsconf.MemberOf(td)),
 		TLSTimeout: 5,
 		// Clients authenticate by their SVID during the handshake.

@@ -111,6 +111,7 @@ type gossip struct {
 type Memberlist struct {
 	self        string
 	incarnation uint64
+	left        bool
 	cfg         Config
 	tr          Transport
 	rng         *rand.Rand
@@ -153,6 +154,7 @@ func (m *Memberlist) Add(id string) {
 
 // Leave announces that this node leaves on purpose.
 func (m *Memberlist) Leave() {
+	m.left = true
 	m.incarnation++
 	m.enqueue(Update{ID: m.self, State: Left, Incarnation: m.incarnation})
 }
@@ -186,8 +188,9 @@ func (m *Memberlist) Events() []Event {
 // apply merges an update, returning whether it changed anything.
 func (m *Memberlist) apply(u Update) bool {
 	if u.ID == m.self {
-		// Someone suspects (or buried) us: refute with a higher incarnation.
-		if (u.State == Suspect || u.State == Dead) && u.Incarnation >= m.incarnation {
+		// Someone suspects (or buried) us, or still holds that we left before
+		// a restart: refute with a higher incarnation.
+		if u.State != Alive && !m.left && u.Incarnation >= m.incarnation {
 			m.incarnation = u.Incarnation + 1
 			m.enqueue(Update{ID: m.self, State: Alive, Incarnation: m.incarnation})
 		}
@@ -374,8 +377,12 @@ func (m *Memberlist) startProbe() {
 
 // Receive handles a message from a member.
 func (m *Memberlist) Receive(from string, msg Message) {
-	if _, known := m.members[from]; !known && from != m.self {
+	if mem, known := m.members[from]; !known && from != m.self {
 		m.Add(from)
+	} else if known && (mem.state == Dead || mem.state == Left) {
+		// A member we buried is talking (it restarted, or was cut off and
+		// declared dead): tell it, so it refutes with a newer incarnation.
+		m.enqueue(Update{ID: from, State: mem.state, Incarnation: mem.incarnation})
 	}
 	for _, u := range msg.Gossip {
 		m.apply(u)

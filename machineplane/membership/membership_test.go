@@ -182,3 +182,51 @@ func TestLeaveIsGossiped(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartedNodeComesBack: a node declared dead that restarts (fresh
+// state, incarnation 0) is told it was buried, refutes, and is Alive again
+// everywhere.
+func TestRestartedNodeComesBack(t *testing.T) {
+	cfg := DefaultLANConfig
+	nw := newNetwork(t, 4, cfg)
+	nw.run(10)
+	nw.down["n1"] = true
+	nw.run(5*cfg.ProbePeriod + cfg.SuspicionTicks + 10)
+	if st, _ := nw.nodes["n0"].State("n1"); st != Dead {
+		t.Fatalf("n1 is %v, want Dead", st)
+	}
+	nw.nodes["n1"] = New("n1", cfg, port{nw, "n1"}, 99)
+	nw.nodes["n1"].Add("n0")
+	nw.down["n1"] = false
+	nw.run(100)
+	for _, id := range []string{"n0", "n2", "n3"} {
+		if st, _ := nw.nodes[id].State("n1"); st != Alive {
+			t.Errorf("%s holds the restarted n1 %v, want Alive", id, st)
+		}
+	}
+}
+
+func TestOwnerMovesOnlyTheDeadMembersKeys(t *testing.T) {
+	members := []string{"a", "b", "c", "d", "e"}
+	owned := map[string]int{}
+	before := map[string]string{}
+	for i := range 1000 {
+		k := fmt.Sprint("uid-", i)
+		before[k] = Owner(k, members)
+		owned[before[k]]++
+	}
+	for _, m := range members {
+		if owned[m] < 120 || owned[m] > 280 {
+			t.Errorf("%s owns %d of 1000 keys: not spread", m, owned[m])
+		}
+	}
+	for k, o := range before {
+		after := Owner(k, []string{"a", "b", "d", "e"})
+		if o != "c" && after != o {
+			t.Fatalf("%s moved from %s to %s though %s is alive", k, o, after, o)
+		}
+		if o == "c" && after == "c" {
+			t.Fatalf("%s still owned by the dead member", k)
+		}
+	}
+}

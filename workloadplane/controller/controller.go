@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mycelfabric/mycel/kubeapi"
 )
@@ -35,6 +36,10 @@ type Config struct {
 	// Resync is how often everything is reconciled without changes; zero
 	// means 10 seconds.
 	Resync time.Duration
+	// Owns reports whether this node reconciles the object keyed by uid (a
+	// Deployment, ReplicaSet or Namespace; a dependent is keyed by its
+	// controller's UID). Nil means this node owns everything.
+	Owns func(uid types.UID) bool
 }
 
 // Manager runs the workload controllers.
@@ -58,6 +63,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 10 * time.Second
+	}
+	if cfg.Owns == nil {
+		cfg.Owns = func(types.UID) bool { return true }
 	}
 	return &Manager{cfg: cfg, c: cfg.Client, log: cfg.Logger, kick: make(chan struct{}, 1)}, nil
 }
@@ -86,6 +94,14 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-m.kick:
 		case <-t.C:
 		}
+	}
+}
+
+// Kick makes Run reconcile now (ownership changed, say).
+func (m *Manager) Kick() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -57,7 +57,7 @@ func (m *Manager) reconcileDeployments(ctx context.Context) error {
 	}
 	for i := range ds.Items {
 		d := &ds.Items[i]
-		if d.DeletionTimestamp != nil {
+		if d.DeletionTimestamp != nil || !m.cfg.Owns(d.UID) {
 			continue
 		}
 		if err := m.syncDeployment(ctx, d, owned[d.UID]); err != nil {

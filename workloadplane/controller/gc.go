@@ -45,7 +45,7 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 	var errs []error
 	for i := range rss.Items {
 		rs := &rss.Items[i]
-		if ref := ownerOfKind(rs.OwnerReferences, "Deployment"); ref != "" && !deployments[ref] {
+		if ref := ownerOfKind(rs.OwnerReferences, "Deployment"); ref != "" && !deployments[ref] && m.cfg.Owns(ref) {
 			errs = append(errs, m.c.Delete(ctx, rs, nil))
 			continue
 		}
@@ -53,7 +53,7 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 	}
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if ref := ownerOfKind(p.OwnerReferences, "ReplicaSet"); ref != "" && !replicaSets[ref] && p.DeletionTimestamp == nil {
+		if ref := ownerOfKind(p.OwnerReferences, "ReplicaSet"); ref != "" && !replicaSets[ref] && p.DeletionTimestamp == nil && m.cfg.Owns(ref) {
 			errs = append(errs, m.c.Delete(ctx, p, nil))
 		}
 	}
@@ -68,7 +68,7 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 		if last.IsZero() {
 			last = e.CreationTimestamp.Time
 		}
-		if last.Before(cutoff) {
+		if last.Before(cutoff) && m.cfg.Owns(e.UID) {
 			errs = append(errs, m.c.Delete(ctx, e, nil))
 		}
 	}
@@ -93,7 +93,7 @@ func (m *Manager) reconcileNamespaces(ctx context.Context) error {
 	}
 	for i := range nss.Items {
 		ns := &nss.Items[i]
-		if ns.DeletionTimestamp == nil {
+		if ns.DeletionTimestamp == nil || !m.cfg.Owns(ns.UID) {
 			continue
 		}
 		if ns.Status.Phase != corev1.NamespaceTerminating {

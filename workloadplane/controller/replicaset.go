@@ -54,7 +54,7 @@ func (m *Manager) reconcileReplicaSets(ctx context.Context) error {
 	}
 	for i := range rss.Items {
 		rs := &rss.Items[i]
-		if rs.DeletionTimestamp != nil {
+		if rs.DeletionTimestamp != nil || !m.cfg.Owns(rs.UID) {
 			continue
 		}
 		if err := m.syncReplicaSet(ctx, rs, owned[rs.UID]); err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -64,4 +65,15 @@ func (c *Clock) Observe(t Timestamp) {
 	if c.last.Wall < t.Wall || (c.last.Wall == t.Wall && c.last.Logical < t.Logical) {
 		c.last = Timestamp{Wall: t.Wall, Logical: t.Logical, Node: c.node}
 	}
+}
+
+// Last is the newest timestamp the clock returned or observed.
+func (c *Clock) Last() Timestamp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+func (t Timestamp) String() string {
+	return fmt.Sprintf("%s+%d@%s", time.Unix(0, t.Wall).UTC().Format(time.RFC3339Nano), t.Logical, t.Node)
 }

@@ -41,8 +41,11 @@ type Record struct {
 	Value json.RawMessage `json:"value,omitempty"`
 	// Deleted marks a tombstone.
 	Deleted bool `json:"deleted,omitempty"`
-	// Stamp orders writes to this key across replicas (LWW).
+	// Stamp orders writes of the object (all but its status) across
+	// replicas; for a tombstone, the deletion.
 	Stamp Timestamp `json:"stamp"`
+	// StatusStamp orders writes of the object's "status" (see merge.go).
+	StatusStamp Timestamp `json:"statusStamp"`
 	// RV is the per-replica resourceVersion at which this replica applied the
 	// record. It is not replicated.
 	RV uint64 `json:"rv"`
@@ -76,6 +79,10 @@ type Options struct {
 	// WatchQueue bounds the events buffered for one watcher before it is cut
 	// with ErrTooSlow; zero means 10000.
 	WatchQueue int
+	// OnLocalWrite, if set, receives every local write (Put, Delete) once it
+	// is committed, for replication. It is called with the store locked and
+	// must not block or call back into the store.
+	OnLocalWrite func(Record)
 }
 
 // Store is a persistent replica. It is safe for concurrent use.
@@ -85,7 +92,11 @@ type Store struct {
 	logSize uint64
 	queue   int
 
+	onWrite func(Record)
+
 	mu       sync.Mutex // serializes writes with watcher registration
+	index    map[string]Entry
+	digest   Digest
 	rv       uint64
 	oldest   uint64 // smallest resourceVersion a watch may resume from
 	watchers map[*Watcher]struct{}
@@ -107,7 +118,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w (is another mycel node using this data dir?)", path, err)
 	}
-	s := &Store{db: db, clock: NewClock(opts.Node, opts.Now), logSize: opts.LogSize, queue: opts.WatchQueue, watchers: map[*Watcher]struct{}{}}
+	s := &Store{db: db, clock: NewClock(opts.Node, opts.Now), logSize: opts.LogSize, queue: opts.WatchQueue,
+		onWrite: opts.OnLocalWrite, index: map[string]Entry{}, watchers: map[*Watcher]struct{}{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketObjects, bucketLog, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -128,7 +140,8 @@ func Open(path string, opts Options) (*Store, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
-			s.clock.Observe(r.Stamp)
+			s.clock.Observe(r.version())
+			s.indexPut(r.entry())
 			return nil
 		})
 	})
@@ -221,8 +234,9 @@ func (s *Store) Put(key string, value []byte, pre Precondition) (Record, error) 
 	if !json.Valid(value) {
 		return Record{}, fmt.Errorf("store: put %s: value is not JSON", key)
 	}
-	return s.write(key, pre, func(Record, bool) (Record, bool) {
-		return Record{Key: key, Value: value, Stamp: s.clock.Now()}, true
+	return s.write(key, pre, true, func(cur Record, _ bool) (Record, bool) {
+		stamp, statusStamp := localStamps(cur, !cur.Deleted && cur.Value != nil, value, s.clock.Now)
+		return Record{Key: key, Value: value, Stamp: stamp, StatusStamp: statusStamp}, true
 	})
 }
 
@@ -230,38 +244,42 @@ func (s *Store) Put(key string, value []byte, pre Precondition) (Record, error) 
 // live value.
 func (s *Store) Delete(key string, pre Precondition) (Record, error) {
 	pre.MustExist = true
-	return s.write(key, pre, func(cur Record, _ bool) (Record, bool) {
-		return Record{Key: key, Value: cur.Value, Deleted: true, Stamp: s.clock.Now()}, true
+	return s.write(key, pre, true, func(cur Record, _ bool) (Record, bool) {
+		t := s.clock.Now()
+		return Record{Key: key, Value: cur.Value, Deleted: true, Stamp: t, StatusStamp: t}, true
 	})
 }
 
-// Merge applies a record received from another replica if its stamp is newer
-// than what this replica holds (last writer wins). It reports whether the
-// record was applied.
+// Merge applies a record received from another replica by the rules in
+// merge.go (last writer wins, per part). It reports whether the replica
+// changed.
 func (s *Store) Merge(r Record) (bool, error) {
-	s.clock.Observe(r.Stamp)
+	if r.Key == "" || (!r.Deleted && !json.Valid(r.Value)) {
+		return false, fmt.Errorf("store: merge %q: malformed record", r.Key)
+	}
+	s.clock.Observe(r.version())
 	applied := false
-	_, err := s.write(r.Key, Precondition{}, func(cur Record, exists bool) (Record, bool) {
-		if exists && !cur.Stamp.Less(r.Stamp) {
-			return Record{}, false
-		}
-		applied = true
-		return Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp}, true
+	_, err := s.write(r.Key, Precondition{}, false, func(cur Record, exists bool) (Record, bool) {
+		in := Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp, StatusStamp: r.StatusStamp}
+		out, changed := merge(cur, exists, in)
+		applied = changed
+		return out, changed
 	})
 	return applied, err
 }
 
 // write runs one read-modify-write transaction. next receives the current
 // record (tombstones included) and returns the record to store, or false to
-// leave the key alone.
-func (s *Store) write(key string, pre Precondition, next func(cur Record, exists bool) (Record, bool)) (Record, error) {
+// leave the key alone. A local write is passed to OnLocalWrite.
+func (s *Store) write(key string, pre Precondition, local bool, next func(cur Record, exists bool) (Record, bool)) (Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return Record{}, ErrClosed
 	}
-	var out Record
+	var out, prev Record
 	var ev *Event
+	wrote := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		objs := tx.Bucket(bucketObjects)
 		var cur Record
@@ -286,6 +304,7 @@ func (s *Store) write(key string, pre Precondition, next func(cur Record, exists
 			out = cur
 			return nil
 		}
+		wrote, prev = true, cur
 		rv := readRV(tx) + 1
 		rec.RV = rv
 		enc, err := json.Marshal(rec)
@@ -332,6 +351,19 @@ func (s *Store) write(key string, pre Precondition, next func(cur Record, exists
 	if out.RV > s.rv {
 		s.rv = out.RV
 	}
+	if wrote {
+		if prev.Key != "" {
+			s.indexDrop(prev.entry())
+		}
+		s.indexPut(out.entry())
+		if local && s.onWrite != nil {
+			r := out
+			if r.Deleted {
+				r.Value = nil
+			}
+			s.onWrite(r)
+		}
+	}
 	if ev != nil {
 		for w := range s.watchers {
 			w.offer(*ev)
@@ -374,6 +406,7 @@ func (s *Store) CollectTombstones(before time.Time) (int, error) {
 				if err := c.Delete(); err != nil {
 					return err
 				}
+				s.indexDrop(r.entry())
 				n++
 			}
 		}

@@ -1,0 +1,129 @@
+package mycel
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/mycelfabric/mycel/securityplane/ca"
+)
+
+// waitFor polls cond: membership and replication announce nothing a test
+// could block on, so their outcome is observed through the store.
+func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not reached within %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func threeNodes(t *testing.T) []*Node {
+	t.Helper()
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
+		t.Fatal(err)
+	}
+	a := startTestNode(t, caDir, "node-a", nil)
+	return []*Node{a, startTestNode(t, caDir, "node-b", a.P2PAddrs()), startTestNode(t, caDir, "node-c", a.P2PAddrs())}
+}
+
+func readyNodes(n *Node) (map[string]corev1.ConditionStatus, error) {
+	var nodes corev1.NodeList
+	if err := n.objs.List(context.Background(), &nodes, "", nil); err != nil {
+		return nil, err
+	}
+	out := map[string]corev1.ConditionStatus{}
+	for _, node := range nodes.Items {
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				out[node.Name] = c.Status
+			}
+		}
+	}
+	return out, nil
+}
+
+// TestFabricReplicatesAndSpreads: three nodes see each other, a Deployment
+// created on one is placed over all three, every node lists the same pods,
+// and a node that stops turns NotReady everywhere.
+func TestFabricReplicatesAndSpreads(t *testing.T) {
+	nodes := threeNodes(t)
+	for _, n := range nodes {
+		waitFor(t, 30*time.Second, func() error {
+			if live := n.members.Live(); len(live) != 3 {
+				return fmt.Errorf("%s sees %d live members", n.Name(), len(live))
+			}
+			r, err := readyNodes(n)
+			if err != nil || len(r) != 3 {
+				return fmt.Errorf("%s lists nodes %v (%v)", n.Name(), r, err)
+			}
+			return nil
+		})
+	}
+
+	replicas := int32(6)
+	labels := map[string]string{"app": "web"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "localhost/mycel-demo:0.1"}}}}},
+	}
+	if err := nodes[1].objs.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		waitFor(t, 60*time.Second, func() error {
+			var pods corev1.PodList
+			if err := n.objs.List(context.Background(), &pods, "default", nil); err != nil {
+				return err
+			}
+			perNode := map[string]int{}
+			running := 0
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp == nil {
+					perNode[p.Spec.NodeName]++
+				}
+				if p.Status.Phase == corev1.PodRunning {
+					running++
+				}
+			}
+			// The interim binder spreads by the load its owner sees; while
+			// ownership settles two owners may briefly bind with different
+			// views, so the spread is checked loosely.
+			if running != 6 || len(pods.Items) != 6 || perNode["node-a"] == 0 || perNode["node-b"] == 0 || perNode["node-c"] == 0 {
+				return fmt.Errorf("%s: %d pods, %d running, per node %v", n.Name(), len(pods.Items), running, perNode)
+			}
+			return nil
+		})
+	}
+
+	nodes[2].Close()
+	for _, n := range nodes[:2] {
+		waitFor(t, 30*time.Second, func() error {
+			r, err := readyNodes(n)
+			if err != nil || r["node-c"] != corev1.ConditionUnknown || r["node-a"] != corev1.ConditionTrue {
+				return fmt.Errorf("%s: node readiness %v (%v)", n.Name(), r, err)
+			}
+			return nil
+		})
+	}
+	st := nodes[0].Status()
+	if st.Members != 2 || len(st.Peers) != 2 {
+		t.Errorf("status after node-c left: %+v", st)
+	}
+}

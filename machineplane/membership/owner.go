@@ -1,0 +1,23 @@
+package membership
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+)
+
+// Owner is the member that owns key: the one with the highest rendezvous
+// hash of (key, member). When a member goes, only the keys it owned move,
+// each to the next-highest member; every node that sees the same members
+// picks the same owner.
+func Owner(key string, members []string) string {
+	var best string
+	var bestScore uint64
+	for _, m := range members {
+		h := sha256.Sum256([]byte(key + "\x00" + m))
+		score := binary.BigEndian.Uint64(h[:8])
+		if best == "" || score > bestScore || (score == bestScore && m > best) {
+			best, bestScore = m, score
+		}
+	}
+	return best
+}

@@ -1,0 +1,424 @@
+// Package replica makes the node's store one replica of an eventually
+// consistent map shared by the whole fabric. Every local write, once
+// committed, fans out over the bus as a signed envelope; receivers merge it
+// (store.Merge: last writer wins per part, by hybrid logical clock). What
+// a replica misses (it was down, partitioned, or a message was dropped) is
+// repaired by anti-entropy: each period it compares digests with one live
+// peer, bucket by bucket, then key by key, and pulls what the peer has newer
+// and pushes what it has newer.
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mycelfabric/mycel/securityplane/envelope"
+	"github.com/mycelfabric/mycel/workloadplane/store"
+)
+
+// Subjects and envelope types (docs/protocols.md).
+const (
+	SubjectPut     = "mycel.v1.store.put"
+	SubjectSyncFmt = "mycel.v1.store.sync.%s" // peer ID
+	TypePut        = "store.put/v1"
+	TypeSync       = "store.sync/v1"
+	TypeSyncReply  = "store.sync-reply/v1"
+)
+
+// Limits on one message's records, below the bus's payload limit.
+const (
+	maxBatchBytes  = 512 << 10
+	maxBatchCount  = 256
+	bucketsPerStep = 32
+	keysPerStep    = 256
+	queueSize      = 10000
+)
+
+// Config configures a Replicator.
+type Config struct {
+	Store *store.Store
+	Conn  *nats.Conn
+	// Key signs this node's messages; Self is its peer ID.
+	Key  crypto.PrivKey
+	Self string
+	// Opener checks every received message (signature, sender, skew, replay).
+	Opener *envelope.Opener
+	// Peers lists the live peers anti-entropy may pick (not self).
+	Peers func() []string
+	// Interval is the anti-entropy period; zero means 5 seconds.
+	Interval time.Duration
+	// Timeout bounds one request; zero means 5 seconds.
+	Timeout  time.Duration
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// Replicator replicates one store.
+type Replicator struct {
+	cfg   Config
+	log   *slog.Logger
+	queue chan store.Record
+
+	mu   sync.Mutex
+	next int // round-robin position in Peers
+
+	sent, received, dropped, repaired prometheus.Counter
+}
+
+// New returns a Replicator; call Enqueue from the store's OnLocalWrite and
+// Run to start it.
+func New(cfg Config) (*Replicator, error) {
+	if cfg.Store == nil || cfg.Conn == nil || cfg.Key == nil || cfg.Opener == nil || cfg.Peers == nil {
+		return nil, errors.New("replica: Store, Conn, Key, Opener and Peers are required")
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = 5 * time.Second
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Replicator{cfg: cfg, log: cfg.Logger, queue: make(chan store.Record, queueSize)}
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		if cfg.Registry != nil {
+			cfg.Registry.MustRegister(c)
+		}
+		return c
+	}
+	r.sent = counter("mycel_replica_records_sent_total", "Local writes fanned out over the bus.")
+	r.received = counter("mycel_replica_records_merged_total", "Records from other replicas that changed this one.")
+	r.dropped = counter("mycel_replica_fanout_dropped_total", "Local writes not fanned out because the queue was full (anti-entropy repairs them).")
+	r.repaired = counter("mycel_replica_records_repaired_total", "Records exchanged by anti-entropy.")
+	return r, nil
+}
+
+// SetStore sets the store once it is open; the store needs the Replicator's
+// Enqueue first. Call it before Run.
+func (r *Replicator) SetStore(s *store.Store) { r.cfg.Store = s }
+
+// Enqueue queues a committed local write for fan-out. It never blocks: when
+// the queue is full the write is left to anti-entropy.
+func (r *Replicator) Enqueue(rec store.Record) {
+	select {
+	case r.queue <- rec:
+	default:
+		r.dropped.Inc()
+	}
+}
+
+// Run fans out writes, answers peers and runs anti-entropy until ctx is done.
+func (r *Replicator) Run(ctx context.Context) error {
+	put, err := r.cfg.Conn.Subscribe(SubjectPut, r.onPut)
+	if err != nil {
+		return fmt.Errorf("replica: subscribe: %w", err)
+	}
+	defer put.Unsubscribe()
+	syncSub, err := r.cfg.Conn.Subscribe(fmt.Sprintf(SubjectSyncFmt, r.cfg.Self), r.onSync)
+	if err != nil {
+		return fmt.Errorf("replica: subscribe: %w", err)
+	}
+	defer syncSub.Unsubscribe()
+	if err := r.cfg.Conn.Flush(); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	go r.fanOut(ctx)
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if peer := r.pick(); peer != "" {
+			if err := r.SyncWith(ctx, peer); err != nil && ctx.Err() == nil {
+				r.log.Debug("anti-entropy", "peer", peer, "err", err)
+			}
+		}
+	}
+}
+
+func (r *Replicator) pick() string {
+	peers := r.cfg.Peers()
+	if len(peers) == 0 {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next++
+	return peers[r.next%len(peers)]
+}
+
+// batch is the payload of a put, and of sync requests and replies that
+// carry records.
+type batch struct {
+	Records []store.Record `json:"records"`
+}
+
+// fanOut publishes queued writes in batches.
+func (r *Replicator) fanOut(ctx context.Context) {
+	for {
+		var b batch
+		size := 0
+		select {
+		case <-ctx.Done():
+			return
+		case rec := <-r.queue:
+			b.Records, size = append(b.Records, rec), len(rec.Value)
+		}
+	more:
+		for len(b.Records) < maxBatchCount && size < maxBatchBytes {
+			select {
+			case rec := <-r.queue:
+				b.Records, size = append(b.Records, rec), size+len(rec.Value)
+			default:
+				break more
+			}
+		}
+		if err := r.publish(SubjectPut, TypePut, b); err != nil {
+			r.log.Warn("fan out writes; anti-entropy will repair", "records", len(b.Records), "err", err)
+			continue
+		}
+		r.sent.Add(float64(len(b.Records)))
+	}
+}
+
+func (r *Replicator) seal(typ string, v any) ([]byte, error) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return envelope.Seal(r.cfg.Key, typ, payload, time.Now())
+}
+
+func (r *Replicator) publish(subject, typ string, v any) error {
+	data, err := r.seal(typ, v)
+	if err != nil {
+		return err
+	}
+	return r.cfg.Conn.Publish(subject, data)
+}
+
+// open checks a message and decodes its payload.
+func (r *Replicator) open(data []byte, typ string, v any) (*envelope.Envelope, error) {
+	e, err := r.cfg.Opener.Open(data)
+	if err != nil {
+		return nil, err
+	}
+	if e.Type != typ {
+		return nil, fmt.Errorf("replica: got a %q message, want %q", e.Type, typ)
+	}
+	if err := json.Unmarshal(e.Payload, v); err != nil {
+		return nil, fmt.Errorf("replica: malformed %s payload: %w", typ, err)
+	}
+	return e, nil
+}
+
+func (r *Replicator) onPut(m *nats.Msg) {
+	var b batch
+	e, err := r.open(m.Data, TypePut, &b)
+	if err != nil {
+		r.log.Debug("drop put", "err", err)
+		return
+	}
+	if e.Sender == r.cfg.Self {
+		return
+	}
+	r.merge(b.Records, r.received)
+}
+
+func (r *Replicator) merge(recs []store.Record, count prometheus.Counter) {
+	for _, rec := range recs {
+		applied, err := r.cfg.Store.Merge(rec)
+		if err != nil {
+			r.log.Warn("merge record", "key", rec.Key, "err", err)
+			continue
+		}
+		if applied {
+			count.Inc()
+		}
+	}
+}
+
+// syncRequest is one step of anti-entropy, asked of a peer.
+type syncRequest struct {
+	// Op is "digest", "entries" (for Buckets), "get" (Keys) or "push" (Records).
+	Op      string         `json:"op"`
+	Buckets []int          `json:"buckets,omitempty"`
+	Keys    []string       `json:"keys,omitempty"`
+	Records []store.Record `json:"records,omitempty"`
+}
+
+type syncReply struct {
+	Digest  [][]byte       `json:"digest,omitempty"`
+	Entries []store.Entry  `json:"entries,omitempty"`
+	Records []store.Record `json:"records,omitempty"`
+	// More lists keys asked for but left out to stay under the size limit.
+	More  []string `json:"more,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// fit is how many of recs (at least one) fit in one message.
+func fit(recs []store.Record) int {
+	size := 0
+	for i, rec := range recs {
+		if size += len(rec.Value); i > 0 && size > maxBatchBytes {
+			return i
+		}
+	}
+	return len(recs)
+}
+
+func (r *Replicator) onSync(m *nats.Msg) {
+	var req syncRequest
+	if _, err := r.open(m.Data, TypeSync, &req); err != nil {
+		r.log.Debug("drop sync request", "err", err)
+		return
+	}
+	var rep syncReply
+	switch req.Op {
+	case "digest":
+		d := r.cfg.Store.Digest()
+		for i := range d {
+			rep.Digest = append(rep.Digest, d[i][:])
+		}
+	case "entries":
+		rep.Entries = r.cfg.Store.Entries(req.Buckets)
+	case "get":
+		recs, err := r.cfg.Store.Records(req.Keys)
+		if err != nil {
+			rep.Error = err.Error()
+		}
+		// Stay under the payload limit; the asker asks again for the rest.
+		n := fit(recs)
+		rep.Records = recs[:n]
+		for _, rec := range recs[n:] {
+			rep.More = append(rep.More, rec.Key)
+		}
+	case "push":
+		r.merge(req.Records, r.repaired)
+	default:
+		rep.Error = fmt.Sprintf("unknown op %q", req.Op)
+	}
+	data, err := r.seal(TypeSyncReply, rep)
+	if err == nil {
+		err = m.Respond(data)
+	}
+	if err != nil {
+		r.log.Debug("answer sync request", "err", err)
+	}
+}
+
+func (r *Replicator) ask(ctx context.Context, peer string, req syncRequest) (syncReply, error) {
+	data, err := r.seal(TypeSync, req)
+	if err != nil {
+		return syncReply{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	m, err := r.cfg.Conn.RequestWithContext(ctx, fmt.Sprintf(SubjectSyncFmt, peer), data)
+	if err != nil {
+		return syncReply{}, fmt.Errorf("%s to %s: %w", req.Op, peer, err)
+	}
+	var rep syncReply
+	e, err := r.open(m.Data, TypeSyncReply, &rep)
+	if err != nil {
+		return syncReply{}, err
+	}
+	if e.Sender != peer {
+		return syncReply{}, fmt.Errorf("replica: %s answered for %s", e.Sender, peer)
+	}
+	if rep.Error != "" {
+		return syncReply{}, fmt.Errorf("%s at %s: %s", req.Op, peer, rep.Error)
+	}
+	return rep, nil
+}
+
+// SyncWith runs one round of anti-entropy with peer: afterwards each holds
+// every write the other held when the round began.
+func (r *Replicator) SyncWith(ctx context.Context, peer string) error {
+	rep, err := r.ask(ctx, peer, syncRequest{Op: "digest"})
+	if err != nil {
+		return err
+	}
+	if len(rep.Digest) != store.Buckets {
+		return fmt.Errorf("replica: %s sent a digest of %d buckets", peer, len(rep.Digest))
+	}
+	mine := r.cfg.Store.Digest()
+	var diff []int
+	for i := range mine {
+		if string(mine[i][:]) != string(rep.Digest[i]) {
+			diff = append(diff, i)
+		}
+	}
+	for len(diff) > 0 {
+		step := diff[:min(len(diff), bucketsPerStep)]
+		diff = diff[len(step):]
+		if err := r.syncBuckets(ctx, peer, step); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int) error {
+	rep, err := r.ask(ctx, peer, syncRequest{Op: "entries", Buckets: buckets})
+	if err != nil {
+		return err
+	}
+	theirs := map[string]store.Entry{}
+	for _, e := range rep.Entries {
+		theirs[e.Key] = e
+	}
+	var pull, push []string
+	for _, e := range r.cfg.Store.Entries(buckets) {
+		t, ok := theirs[e.Key]
+		delete(theirs, e.Key)
+		switch {
+		case !ok || e.Newer(t):
+			push = append(push, e.Key)
+		case t.Newer(e):
+			pull = append(pull, e.Key)
+		}
+	}
+	for k := range theirs {
+		pull = append(pull, k)
+	}
+	for len(pull) > 0 {
+		step := pull[:min(len(pull), keysPerStep)]
+		rep, err := r.ask(ctx, peer, syncRequest{Op: "get", Keys: step})
+		if err != nil {
+			return err
+		}
+		r.merge(rep.Records, r.repaired)
+		pull = append(rep.More, pull[len(step):]...)
+	}
+	for len(push) > 0 {
+		step := push[:min(len(push), keysPerStep)]
+		push = push[len(step):]
+		recs, err := r.cfg.Store.Records(step)
+		if err != nil {
+			return err
+		}
+		for len(recs) > 0 {
+			n := fit(recs)
+			if _, err := r.ask(ctx, peer, syncRequest{Op: "push", Records: recs[:n]}); err != nil {
+				return err
+			}
+			recs = recs[n:]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Replicas converge by merging records, never by coordinating. A live
+// record has two parts, each last-writer-wins by its own stamp: the object
+// (everything but "status", stamped by Stamp) and its "status" (stamped by
+// StatusStamp). So a node updating a pod's status and a user changing its
+// spec on another node at the same moment both keep their write. Deletion is
+// sticky: once either side has metadata.deletionTimestamp, the merge keeps
+// it. A tombstone competes with a live record by the newer of their stamps.
+// The merge is commutative and deterministic, so every replica that has seen
+// the same writes holds the same records.
+
+// version is the newer of a record's stamps.
+func (r Record) version() Timestamp {
+	if r.Stamp.Less(r.StatusStamp) {
+		return r.StatusStamp
+	}
+	return r.Stamp
+}
+
+// localStamps stamps a local write of value over cur: each part that
+// changed gets now; an unchanged part keeps its stamp.
+func localStamps(cur Record, live bool, value []byte, now func() Timestamp) (Timestamp, Timestamp) {
+	if !live {
+		t := now()
+		return t, t
+	}
+	oldRest, oldStatus, err1 := split(cur.Value)
+	newRest, newStatus, err2 := split(value)
+	restChanged := err1 != nil || err2 != nil || !equalJSON(oldRest, newRest)
+	statusChanged := err1 != nil || err2 != nil || !bytes.Equal(oldStatus, newStatus)
+	// A part that did not change keeps its stamp, so a write that changes
+	// nothing does not override a concurrent write elsewhere.
+	stamp, statusStamp := cur.Stamp, cur.StatusStamp
+	if restChanged {
+		stamp = now()
+	}
+	if statusChanged {
+		statusStamp = now()
+	}
+	return stamp, statusStamp
+}
+
+// merge combines what a replica holds with an incoming record; it returns
+// the result and whether it differs from cur.
+func merge(cur Record, exists bool, in Record) (Record, bool) {
+	if !exists {
+		return in, true
+	}
+	if cur.Deleted || in.Deleted {
+		if cur.version().Less(in.version()) {
+			return in, true
+		}
+		return cur, false
+	}
+	obj, other := cur, in
+	if cur.Stamp.Less(in.Stamp) {
+		obj, other = in, cur
+	}
+	status := cur
+	if cur.StatusStamp.Less(in.StatusStamp) {
+		status = in
+	}
+	out := Record{Key: cur.Key, Stamp: obj.Stamp, StatusStamp: status.StatusStamp}
+	value, err := stitch(obj.Value, status.Value, other.Value)
+	if err != nil {
+		// Not an object: whole-record last writer wins.
+		if cur.version().Less(in.version()) {
+			return in, true
+		}
+		return cur, false
+	}
+	out.Value = value
+	changed := out.Stamp != cur.Stamp || out.StatusStamp != cur.StatusStamp || !bytes.Equal(out.Value, cur.Value)
+	if !changed {
+		return cur, false
+	}
+	return out, true
+}
+
+// stitch builds obj's document with status's "status" and, if obj lacks a
+// deletion that other has, other's deletionTimestamp and grace period.
+func stitch(obj, status, other []byte) ([]byte, error) {
+	var doc, st, ot map[string]json.RawMessage
+	if err := json.Unmarshal(obj, &doc); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(status, &st); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(other, &ot); err != nil {
+		return nil, err
+	}
+	if s, ok := st["status"]; ok {
+		doc["status"] = s
+	} else {
+		delete(doc, "status")
+	}
+	var meta, otherMeta map[string]json.RawMessage
+	_ = json.Unmarshal(doc["metadata"], &meta)
+	_ = json.Unmarshal(ot["metadata"], &otherMeta)
+	if meta != nil && meta["deletionTimestamp"] == nil && otherMeta["deletionTimestamp"] != nil {
+		for _, k := range []string{"deletionTimestamp", "deletionGracePeriodSeconds"} {
+			if v, ok := otherMeta[k]; ok {
+				meta[k] = v
+			}
+		}
+		m, err := json.Marshal(meta)
+		if err != nil {
+			return nil, err
+		}
+		doc["metadata"] = m
+	}
+	return json.Marshal(doc)
+}
+
+// split returns a document without its "status", and the status.
+func split(v []byte) (map[string]json.RawMessage, []byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(v, &doc); err != nil {
+		return nil, nil, err
+	}
+	status := doc["status"]
+	delete(doc, "status")
+	return doc, status, nil
+}
+
+func equalJSON(a, b map[string]json.RawMessage) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// Buckets is the number of digest buckets a replica's keys hash into.
+const Buckets = 256
+
+// Digest summarizes a replica for anti-entropy: per bucket, the XOR of the
+// hashes of its records' keys and stamps. Two replicas holding the same
+// records have the same digest; a differing bucket names where to look.
+type Digest [Buckets][32]byte
+
+// Entry is what anti-entropy compares for one key.
+type Entry struct {
+	Key         string    `json:"key"`
+	Stamp       Timestamp `json:"stamp"`
+	StatusStamp Timestamp `json:"statusStamp"`
+	Deleted     bool      `json:"deleted,omitempty"`
+}
+
+// Newer reports whether e holds writes that r has not seen.
+func (e Entry) Newer(r Entry) bool {
+	if e.Deleted || r.Deleted {
+		return r.version().Less(e.version())
+	}
+	return r.Stamp.Less(e.Stamp) || r.StatusStamp.Less(e.StatusStamp)
+}
+
+func (e Entry) version() Timestamp {
+	return Record{Stamp: e.Stamp, StatusStamp: e.StatusStamp}.version()
+}
+
+func (r Record) entry() Entry {
+	return Entry{Key: r.Key, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Deleted: r.Deleted}
+}
+
+// Bucket is the digest bucket key belongs to.
+func Bucket(key string) int {
+	h := sha256.Sum256([]byte(key))
+	return int(h[0])
+}
+
+func (e Entry) hash() [32]byte {
+	b, _ := json.Marshal(e)
+	return sha256.Sum256(b)
+}
+
+func (d *Digest) toggle(e Entry) {
+	h := e.hash()
+	b := &d[Bucket(e.Key)]
+	for i := range b {
+		b[i] ^= h[i]
+	}
+}
+
+func (s *Store) indexPut(e Entry) {
+	s.index[e.Key] = e
+	s.digest.toggle(e)
+}
+
+func (s *Store) indexDrop(e Entry) {
+	if _, ok := s.index[e.Key]; ok {
+		delete(s.index, e.Key)
+		s.digest.toggle(e)
+	}
+}
+
+// Digest returns the replica's current digest.
+func (s *Store) Digest() Digest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.digest
+}
+
+// Entries lists the keys (tombstones included) in the given buckets with
+// their stamps.
+func (s *Store) Entries(buckets []int) []Entry {
+	want := map[int]bool{}
+	for _, b := range buckets {
+		want[b] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Entry
+	for k, e := range s.index {
+		if want[Bucket(k)] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Records returns the records (tombstones included, without their last
+// value) under keys; missing keys are skipped.
+func (s *Store) Records(keys []string) ([]Record, error) {
+	var out []Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketObjects)
+		for _, k := range keys {
+			v := b.Get([]byte(k))
+			if v == nil {
+				continue
+			}
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode %s: %w", k, err)
+			}
+			if r.Deleted {
+				r.Value = nil
+			}
+			r.RV = 0
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Len is the number of keys the replica holds, tombstones included.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.index)
+}
+
+// Clock is the replica's hybrid logical clock.
+func (s *Store) Clock() *Clock { return s.clock }
