@@ -27,6 +27,9 @@ const StatusPath = "/api/cluster/status"
 // everything.
 const settleAfter = time.Second
 
+// catchUpFor bounds how long a settling node tries to catch up with a peer.
+const catchUpFor = 15 * time.Second
+
 // startFabric starts membership and store replication over the bus.
 func (n *Node) startFabric(reg prometheus.Registerer) error {
 	rejected, err := envelope.NewRejectedCounter(reg)
@@ -91,14 +94,34 @@ func (n *Node) runFabric(ctx context.Context) {
 			return
 		case <-time.After(settleAfter):
 		}
-		for _, p := range n.peers() {
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := n.repl.SyncWith(sctx, p)
-			cancel()
-			if err == nil {
+		// A node that was given peers to join through waits to meet one,
+		// then catches up with it; a peer may refuse until our announcement
+		// reaches it, so keep trying for a while.
+		joining := len(n.cfg.Bootstrap)+len(n.issuers) > 0
+		var err error
+		for deadline := time.Now().Add(catchUpFor); ; {
+			peers := n.peers()
+			if len(peers) == 0 && joining && time.Now().Before(deadline) {
+				err = errors.New("no member of the fabric met yet")
+			} else if len(peers) == 0 {
 				break
 			}
-			n.log.Warn("catch up with a peer", "peer", p, "err", err)
+			if len(peers) > 0 {
+				if err = n.repl.SyncWith(ctx, peers[0]); err == nil {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		if err != nil {
+			n.log.Warn("could not catch up with a peer before taking ownership; anti-entropy continues", "err", err)
 		}
 		n.settled.Store(true)
 		n.log.Info("settled: taking a share of workload ownership", "members", len(n.members.Live()))

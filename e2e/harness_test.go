@@ -54,6 +54,8 @@ type node struct {
 	kubeconfig string
 	policyDir  string
 	socket     string
+	join       string // token; the node joins instead of holding the CA
+	bootstrap  string
 	cmd        *exec.Cmd
 	exited     chan struct{}
 	log        *bytes.Buffer
@@ -100,9 +102,42 @@ func startNode(t testing.TB, opts ...func(*node)) *node {
 	return n
 }
 
+// joinNode starts a node that joins first's trust domain with a token,
+// bootstrapping from first, on its own loopback address. Its kubeconfig
+// points at its own API.
+func joinNode(t testing.TB, first *node) *node {
+	t.Helper()
+	dir := t.TempDir()
+	n := &node{t: t, name: "e2e-" + randomSuffix(), dir: dir, caDir: first.caDir, dataDir: filepath.Join(dir, "node"), apiAddr: freeAddr(t)}
+	n.join = strings.TrimSpace(run(t, mycelBin, "token", "create", "--ca-dir", first.caDir))
+	addrs, err := os.ReadFile(filepath.Join(first.dataDir, "p2p.addrs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.bootstrap = strings.Fields(string(addrs))[0]
+	n.kubeconfig = filepath.Join(dir, "kubeconfig")
+	run(t, mycelBin, "kubeconfig", "--dir", first.caDir, "--user", "tester", "--server", "https://"+n.apiAddr, "--out", n.kubeconfig)
+	n.start()
+	t.Cleanup(func() {
+		n.stop()
+		for _, c := range n.containers("") {
+			exec.Command("podman", "rm", "-f", c.ID).Run()
+		}
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", n.name, n.log.String())
+		}
+	})
+	return n
+}
+
 func (n *node) start() {
 	n.t.Helper()
-	args := []string{"node", "--name", n.name, "--data-dir", n.dataDir, "--api-addr", n.apiAddr, "--ca-dir", n.caDir, "--labels", "e2e=true"}
+	args := []string{"node", "--name", n.name, "--data-dir", n.dataDir, "--api-addr", n.apiAddr, "--labels", "e2e=true"}
+	if n.join != "" {
+		args = append(args, "--join", n.join, "--bootstrap", n.bootstrap)
+	} else {
+		args = append(args, "--ca-dir", n.caDir)
+	}
 	if n.policyDir != "" {
 		args = append(args, "--policy-dir", n.policyDir)
 	}

@@ -283,12 +283,15 @@ func fit(recs []store.Record) int {
 
 func (r *Replicator) onSync(m *nats.Msg) {
 	var req syncRequest
-	if _, err := r.open(m.Data, TypeSync, &req); err != nil {
-		r.log.Debug("drop sync request", "err", err)
-		return
-	}
 	var rep syncReply
+	if _, err := r.open(m.Data, TypeSync, &req); err != nil {
+		// Say why, so a peer this node has not met yet retries soon
+		// rather than waiting out its timeout.
+		r.log.Debug("refuse sync request", "err", err)
+		req.Op, rep.Error = "", "refused: "+err.Error()
+	}
 	switch req.Op {
+	case "":
 	case "digest":
 		d := r.cfg.Store.Digest()
 		for i := range d {
