@@ -73,11 +73,12 @@ type Node struct {
 	settled atomic.Bool // ready to own workloads (see runFabric)
 	kickers []func()    // run on membership changes
 
-	recordMu sync.Mutex // serializes record publications
-	lastSeq  uint64
-	signed   []byte // the newest signed record
-	api      *http.Server
-	url      string
+	publishMu sync.Mutex // serializes record publications
+	recordMu  sync.Mutex // guards lastSeq and signed
+	lastSeq   uint64
+	signed    []byte // the newest signed record
+	api       *http.Server
+	url       string
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup

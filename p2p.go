@@ -134,6 +134,9 @@ func majorMinor(v string) string {
 // are serialized with strictly increasing sequence numbers: the DHT refuses
 // to replace a record with an older one.
 func (n *Node) publishRecord(ctx context.Context) error {
+	// Serialized whole, so a publication never overtakes a newer one.
+	n.publishMu.Lock()
+	defer n.publishMu.Unlock()
 	r, err := n.signRecord(ctx)
 	if err != nil {
 		return err
