@@ -14,20 +14,27 @@ import (
 	"github.com/mycelfabric/mycel/securityplane/ca"
 )
 
-// waitFor polls cond: membership and replication announce nothing a test
-// could block on, so their outcome is observed through the store.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+// waitFor re-checks cond whenever n's store changes its nodes or pods (the
+// outcome of replication, membership and placement all land there) until
+// cond holds or timeout passes.
+func waitFor(t *testing.T, n *Node, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	kick := make(chan struct{}, 1)
+	for _, res := range []string{"nodes", "pods"} {
+		go n.objs.Notify(ctx, res, kick)
+	}
 	for {
 		err := cond()
 		if err == nil {
 			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-ctx.Done():
 			t.Fatalf("not reached within %s: %v", timeout, err)
+		case <-kick:
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -63,7 +70,7 @@ func readyNodes(n *Node) (map[string]corev1.ConditionStatus, error) {
 func TestFabricReplicatesAndSpreads(t *testing.T) {
 	nodes := threeNodes(t)
 	for _, n := range nodes {
-		waitFor(t, 30*time.Second, func() error {
+		waitFor(t, n, 30*time.Second, func() error {
 			if live := n.members.Live(); len(live) != 3 {
 				return fmt.Errorf("%s sees %d live members", n.Name(), len(live))
 			}
@@ -87,7 +94,7 @@ func TestFabricReplicatesAndSpreads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
-		waitFor(t, 60*time.Second, func() error {
+		waitFor(t, n, 60*time.Second, func() error {
 			var pods corev1.PodList
 			if err := n.objs.List(context.Background(), &pods, "default", nil); err != nil {
 				return err
@@ -114,7 +121,7 @@ func TestFabricReplicatesAndSpreads(t *testing.T) {
 
 	nodes[2].Close()
 	for _, n := range nodes[:2] {
-		waitFor(t, 30*time.Second, func() error {
+		waitFor(t, n, 30*time.Second, func() error {
 			r, err := readyNodes(n)
 			if err != nil || r["node-c"] != corev1.ConditionUnknown || r["node-a"] != corev1.ConditionTrue {
 				return fmt.Errorf("%s: node readiness %v (%v)", n.Name(), r, err)

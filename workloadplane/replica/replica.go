@@ -104,10 +104,6 @@ func New(cfg Config) (*Replicator, error) {
 	return r, nil
 }
 
-// SetStore sets the store once it is open; the store needs the Replicator's
-// Enqueue first. Call it before Run.
-func (r *Replicator) SetStore(s *store.Store) { r.cfg.Store = s }
-
 // Enqueue queues a committed local write for fan-out. It never blocks: when
 // the queue is full the write is left to anti-entropy.
 func (r *Replicator) Enqueue(rec store.Record) {
