@@ -120,7 +120,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		OnLocalWrite: func(r store.Record) { n.repl.Enqueue(r) }}); err != nil {
 		return nil, err
 	}
-	if err := n.startDHT(ctx); err != nil {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := n.startDHT(ctx, reg); err != nil {
 		return nil, err
 	}
 	busHost := apiHost
@@ -132,8 +134,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startBus(ctx, busHost); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := n.startFabric(reg); err != nil {
 		return nil, err
 	}

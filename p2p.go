@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mycelfabric/mycel/machineplane/bus"
@@ -37,7 +38,7 @@ func defaultP2PListen(apiHost string) []string {
 
 // startDHT joins the DHT through the bootstrap peers (and, for a node that
 // joined with a token, its issuers).
-func (n *Node) startDHT(ctx context.Context) error {
+func (n *Node) startDHT(ctx context.Context, reg prometheus.Registerer) error {
 	var boot []peer.AddrInfo
 	for _, s := range append(append([]string{}, n.cfg.Bootstrap...), n.issuers...) {
 		ai, err := peer.AddrInfoFromString(s)
@@ -46,10 +47,13 @@ func (n *Node) startDHT(ctx context.Context) error {
 		}
 		boot = append(boot, *ai)
 	}
+	rejected, err := dht.NewRejectedCounter(reg)
+	if err != nil {
+		return err
+	}
 	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var err error
-	n.dht, err = dht.New(jctx, n.p2p, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.creds.bundle}, Bootstrap: boot})
+	n.dht, err = dht.New(jctx, n.p2p, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.creds.bundle}, Bootstrap: boot, Rejected: rejected})
 	return err
 }
 

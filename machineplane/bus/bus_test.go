@@ -101,6 +101,13 @@ func TestClientsNeedAnSVIDOfTheTrustDomain(t *testing.T) {
 		c.Close()
 		t.Fatal("a certificate from another CA connected")
 	}
+	// A node whose SVID expired (it could not renew) cannot connect.
+	expired := a.WithClock(func() time.Time { return time.Now().Add(-48 * time.Hour) })
+	n2, _ := ca.NodeID(td, "n2")
+	if c, err := nats.Connect(b.ClientURL(), nats.Secure(tlsconf.Client(svidFor(t, expired, n2), a.Bundle(), nodeAuth)), nats.MaxReconnects(0), nats.Timeout(3*time.Second)); err == nil {
+		c.Close()
+		t.Fatal("a client with an expired SVID connected")
+	}
 	if c, err := nats.Connect(b.ClientURL(), nats.Secure(&tls.Config{InsecureSkipVerify: true}), nats.MaxReconnects(0), nats.Timeout(3*time.Second)); err == nil {
 		c.Close()
 		t.Fatal("a client without a certificate connected")

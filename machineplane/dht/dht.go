@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 )
@@ -43,6 +44,33 @@ type Config struct {
 	// Client makes this a DHT client that queries but stores and serves
 	// nothing (for tools such as `mycel nodes`).
 	Client bool
+	// Rejected, if set, counts the records this node refused, by reason
+	// (NewRejectedCounter).
+	Rejected *prometheus.CounterVec
+}
+
+// NewRejectedCounter returns the counter Config.Rejected expects,
+// registered with reg.
+func NewRejectedCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mycel_dht_records_rejected_total",
+		Help: "Node records this node refused to store or use, by reason (oversized, malformed, bad_signature, foreign_trust_domain, wrong_svid, svid_expired, expired).",
+	}, []string{"reason"})
+	return c, reg.Register(c)
+}
+
+// countingValidator counts what the node-record validator rejects.
+type countingValidator struct {
+	noderecord.Validator
+	rejected *prometheus.CounterVec
+}
+
+func (c countingValidator) Validate(key string, value []byte) error {
+	err := c.Validator.Validate(key, value)
+	if err != nil && c.rejected != nil {
+		c.rejected.WithLabelValues(noderecord.Reason(err)).Inc()
+	}
+	return err
 }
 
 // New starts the DHT on h and dials the bootstrap peers. It returns once at
@@ -58,7 +86,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*DHT, error) {
 	kad, err := kaddht.New(h,
 		kaddht.Mode(mode),
 		kaddht.ProtocolPrefix(ProtocolPrefix),
-		kaddht.Validator(record.NamespacedValidator{noderecord.Namespace: noderecord.Validator{Verifier: cfg.Verifier}}),
+		kaddht.Validator(record.NamespacedValidator{noderecord.Namespace: countingValidator{noderecord.Validator{Verifier: cfg.Verifier}, cfg.Rejected}}),
 		kaddht.BootstrapPeers(cfg.Bootstrap...),
 	)
 	if err != nil {

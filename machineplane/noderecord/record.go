@@ -25,12 +25,48 @@ const Version = 1
 // MaxSize bounds an encoded signed record.
 const MaxSize = 16 << 10
 
+// ErrInvalid wraps every reason a record is rejected; each reason below
+// wraps it and names a metric label (Reason).
+var ErrInvalid = errors.New("noderecord: invalid record")
+
+// Rejection reasons.
 var (
-	// ErrInvalid wraps every reason a record is rejected.
-	ErrInvalid = errors.New("noderecord: invalid record")
-	// ErrExpired means the record's expiry has passed.
-	ErrExpired = errors.New("noderecord: record expired")
+	ErrOversized    = fmt.Errorf("%w: oversized", ErrInvalid)
+	ErrMalformed    = fmt.Errorf("%w: malformed", ErrInvalid)
+	ErrBadSignature = fmt.Errorf("%w: bad signature", ErrInvalid)
+	// ErrForeignSVID: the SVID chain does not verify against the fabric's
+	// trust bundle (another trust domain, or another CA).
+	ErrForeignSVID = fmt.Errorf("%w: SVID not of this trust domain", ErrInvalid)
+	// ErrWrongSVID: the SVID verifies but names someone else.
+	ErrWrongSVID = fmt.Errorf("%w: SVID of another identity", ErrInvalid)
+	// ErrSVIDExpired: the SVID is past its NotAfter (or before NotBefore).
+	ErrSVIDExpired = fmt.Errorf("%w: SVID expired", ErrInvalid)
+	// ErrExpired means the record's own expiry has passed.
+	ErrExpired = fmt.Errorf("%w: record expired", ErrInvalid)
 )
+
+var reasons = []struct {
+	err   error
+	label string
+}{
+	{ErrOversized, "oversized"}, {ErrMalformed, "malformed"}, {ErrBadSignature, "bad_signature"},
+	{ErrForeignSVID, "foreign_trust_domain"}, {ErrWrongSVID, "wrong_svid"}, {ErrSVIDExpired, "svid_expired"},
+	{ErrExpired, "expired"},
+}
+
+// Reason is the metric label of a rejection ("" for nil, "invalid" for an
+// error of no listed reason).
+func Reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.label
+		}
+	}
+	return "invalid"
+}
 
 // Key is the DHT key of a peer's record.
 func Key(id peer.ID) string { return "/" + Namespace + "/" + id.String() }
@@ -89,7 +125,7 @@ func Sign(r *Record, key crypto.PrivKey) ([]byte, error) {
 		return nil, err
 	}
 	if len(out) > MaxSize {
-		return nil, fmt.Errorf("%w: %d bytes exceeds %d (too many labels or addresses?)", ErrInvalid, len(out), MaxSize)
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d (too many labels or addresses?)", ErrOversized, len(out), MaxSize)
 	}
 	return out, nil
 }
@@ -109,8 +145,8 @@ func (v *Verifier) now() time.Time {
 	return v.Now()
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+func invalid(reason error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", reason, fmt.Sprintf(format, args...))
 }
 
 // Verify decodes a signed record published under key and checks it: size,
@@ -118,55 +154,58 @@ func invalid(format string, args ...any) error {
 // against the bundle and name spiffe://TD/node/<peerID>), and expiry.
 func (v *Verifier) Verify(key string, data []byte) (*Record, error) {
 	if len(data) > MaxSize {
-		return nil, invalid("%d bytes exceeds %d", len(data), MaxSize)
+		return nil, invalid(ErrOversized, "%d bytes exceeds %d", len(data), MaxSize)
 	}
 	rest, ok := strings.CutPrefix(key, "/"+Namespace+"/")
 	if !ok {
-		return nil, invalid("key %q is not in /%s/", key, Namespace)
+		return nil, invalid(ErrMalformed, "key %q is not in /%s/", key, Namespace)
 	}
 	id, err := peer.Decode(rest)
 	if err != nil {
-		return nil, invalid("key %q: %v", key, err)
+		return nil, invalid(ErrMalformed, "key %q: %v", key, err)
 	}
 	var s Signed
 	if err := json.Unmarshal(data, &s); err != nil || len(s.Signature) == 0 {
-		return nil, invalid("not a signed record")
+		return nil, invalid(ErrMalformed, "not a signed record")
 	}
 	pub, err := id.ExtractPublicKey()
 	if err != nil {
-		return nil, invalid("peer %s has no embedded public key: %v", id, err)
+		return nil, invalid(ErrMalformed, "peer %s has no embedded public key: %v", id, err)
 	}
 	if ok, err := pub.Verify(append([]byte(sigPrefix), s.Payload...), s.Signature); err != nil || !ok {
-		return nil, invalid("bad signature for peer %s", id)
+		return nil, invalid(ErrBadSignature, "not signed by peer %s", id)
 	}
 	var r Record
 	if err := json.Unmarshal(s.Payload, &r); err != nil {
-		return nil, invalid("payload: %v", err)
+		return nil, invalid(ErrMalformed, "payload: %v", err)
 	}
 	if r.Version != Version {
-		return nil, invalid("version %d, want %d", r.Version, Version)
+		return nil, invalid(ErrMalformed, "version %d, want %d", r.Version, Version)
 	}
 	if r.PeerID != id.String() {
-		return nil, invalid("record names peer %s but is published under %s", r.PeerID, id)
+		return nil, invalid(ErrMalformed, "record names peer %s but is published under %s", r.PeerID, id)
 	}
 	if len(r.SVID) == 0 {
-		return nil, invalid("no SVID")
+		return nil, invalid(ErrMalformed, "no SVID")
 	}
 	chain := make([]*x509.Certificate, 0, len(r.SVID))
 	for _, der := range r.SVID {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, invalid("SVID: %v", err)
+			return nil, invalid(ErrMalformed, "SVID: %v", err)
 		}
 		chain = append(chain, c)
 	}
+	if now := v.now(); now.After(chain[0].NotAfter) || now.Before(chain[0].NotBefore) {
+		return nil, invalid(ErrSVIDExpired, "valid %s to %s", chain[0].NotBefore.UTC().Format(time.RFC3339), chain[0].NotAfter.UTC().Format(time.RFC3339))
+	}
 	svidID, _, err := x509svid.Verify(chain, v.Bundle, x509svid.WithTime(v.now()))
 	if err != nil {
-		return nil, invalid("SVID does not verify in trust domain %s: %v", v.Bundle.TrustDomain(), err)
+		return nil, invalid(ErrForeignSVID, "does not verify in trust domain %s: %v", v.Bundle.TrustDomain(), err)
 	}
 	want, err := spiffeid.FromSegments(v.Bundle.TrustDomain(), "node", id.String())
 	if err != nil || svidID != want {
-		return nil, invalid("SVID names %s, want %s", svidID, want)
+		return nil, invalid(ErrWrongSVID, "SVID names %s, want %s", svidID, want)
 	}
 	if v.now().Unix() >= r.Expires {
 		return nil, fmt.Errorf("%w: at %s", ErrExpired, time.Unix(r.Expires, 0).UTC().Format(time.RFC3339))
@@ -198,7 +237,7 @@ func (v Validator) Select(key string, values [][]byte) (int, error) {
 		}
 	}
 	if best < 0 {
-		return 0, invalid("no valid record among %d", len(values))
+		return 0, invalid(ErrMalformed, "no valid record among %d", len(values))
 	}
 	return best, nil
 }

@@ -46,7 +46,6 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign, _ := ca.Init(filepath.Join(t.TempDir(), "other"), "fabric.test")
-	v := &Verifier{Bundle: authority.Bundle(), Now: func() time.Time { return now }}
 	n, m := newKey(t), newKey(t)
 	good := func() *Record {
 		return &Record{PeerID: n.id.String(), Name: "node-1", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, SVID: svid(t, authority, n.id, time.Hour), Seq: 1, Expires: now.Add(time.Minute).Unix()}
@@ -58,35 +57,41 @@ func TestVerify(t *testing.T) {
 		}
 		return data
 	}
+	otherTD, _ := ca.Init(filepath.Join(t.TempDir(), "other-td"), "other.test")
 	tests := []struct {
-		name string
-		key  string
-		data func() []byte
-		want error
-		msg  string
+		name   string
+		key    string
+		data   func() []byte
+		reason string // Reason's label; "" for a valid record
+		msg    string
 	}{
-		{"valid", Key(n.id), func() []byte { return sign(good(), n.key) }, nil, ""},
-		{"signed by another peer", Key(n.id), func() []byte { return sign(good(), m.key) }, ErrInvalid, "bad signature"},
-		{"unsigned", Key(n.id), func() []byte { return []byte(`{"payload":"e30="}`) }, ErrInvalid, "not a signed record"},
-		{"published under another key", Key(m.id), func() []byte { return sign(good(), n.key) }, ErrInvalid, "bad signature"},
-		{"SVID of another peer", Key(n.id), func() []byte { r := good(); r.SVID = svid(t, authority, m.id, time.Hour); return sign(r, n.key) }, ErrInvalid, "SVID names"},
-		{"foreign trust domain root", Key(n.id), func() []byte { r := good(); r.SVID = svid(t, foreign, n.id, time.Hour); return sign(r, n.key) }, ErrInvalid, "does not verify"},
-		{"expired", Key(n.id), func() []byte { r := good(); r.Expires = now.Add(-time.Second).Unix(); return sign(r, n.key) }, ErrExpired, ""},
-		{"oversized", Key(n.id), func() []byte { return append(sign(good(), n.key), make([]byte, MaxSize)...) }, ErrInvalid, "exceeds"},
-		{"garbage", Key(n.id), func() []byte { return []byte("\x00\x01not json") }, ErrInvalid, ""},
-		{"bad key", "/mycel-node/nope", func() []byte { return sign(good(), n.key) }, ErrInvalid, ""},
+		{"valid", Key(n.id), func() []byte { return sign(good(), n.key) }, "", ""},
+		{"signed by another peer", Key(n.id), func() []byte { return sign(good(), m.key) }, "bad_signature", "not signed by peer"},
+		{"unsigned", Key(n.id), func() []byte { return []byte(`{"payload":"e30="}`) }, "malformed", "not a signed record"},
+		{"published under another key", Key(m.id), func() []byte { return sign(good(), n.key) }, "bad_signature", ""},
+		{"SVID of another peer", Key(n.id), func() []byte { r := good(); r.SVID = svid(t, authority, m.id, time.Hour); return sign(r, n.key) }, "wrong_svid", "SVID names"},
+		{"another CA of the same name", Key(n.id), func() []byte { r := good(); r.SVID = svid(t, foreign, n.id, time.Hour); return sign(r, n.key) }, "foreign_trust_domain", "does not verify"},
+		{"foreign trust domain", Key(n.id), func() []byte { r := good(); r.SVID = svid(t, otherTD, n.id, time.Hour); return sign(r, n.key) }, "foreign_trust_domain", "does not verify"},
+		{"SVID expired", Key(n.id), func() []byte { r := good(); r.SVID = svid(t, authority, n.id, time.Millisecond); return sign(r, n.key) }, "svid_expired", "valid"},
+		{"record expired", Key(n.id), func() []byte { r := good(); r.Expires = now.Add(-time.Second).Unix(); return sign(r, n.key) }, "expired", ""},
+		{"oversized", Key(n.id), func() []byte { return append(sign(good(), n.key), make([]byte, MaxSize)...) }, "oversized", "exceeds"},
+		{"garbage", Key(n.id), func() []byte { return []byte("\x00\x01not json") }, "malformed", ""},
+		{"bad key", "/mycel-node/nope", func() []byte { return sign(good(), n.key) }, "malformed", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := v.Verify(tt.key, tt.data())
-			if tt.want == nil {
+			data := tt.data()
+			// An SVID issued for a millisecond has expired a second later.
+			v := &Verifier{Bundle: authority.Bundle(), Now: func() time.Time { return now.Add(time.Second) }}
+			_, err := v.Verify(tt.key, data)
+			if tt.reason == "" {
 				if err != nil {
 					t.Fatalf("rejected a valid record: %v", err)
 				}
 				return
 			}
-			if !errors.Is(err, tt.want) || !strings.Contains(fmtErr(err), tt.msg) {
-				t.Fatalf("got %v, want %v containing %q", err, tt.want, tt.msg)
+			if !errors.Is(err, ErrInvalid) || Reason(err) != tt.reason || !strings.Contains(fmtErr(err), tt.msg) {
+				t.Fatalf("got %v (reason %q), want reason %q containing %q", err, Reason(err), tt.reason, tt.msg)
 			}
 		})
 	}

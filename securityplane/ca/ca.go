@@ -156,6 +156,14 @@ func readTrustDomain(dir string) (spiffeid.TrustDomain, error) {
 	return td, nil
 }
 
+// WithClock returns a copy of the authority that issues as if the time
+// were now() (for tests of expiry and of skewed clocks).
+func (a *Authority) WithClock(now func() time.Time) *Authority {
+	c := *a
+	c.now = now
+	return &c
+}
+
 // TrustDomain is the trust domain this CA is the root of.
 func (a *Authority) TrustDomain() spiffeid.TrustDomain { return a.td }
 
