@@ -109,7 +109,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	apiHost, apiPort, _ := net.SplitHostPort(cfg.APIAddr)
-	if n.p2p, err = host.New(n.id, cfg.P2PListen, host.DefaultLimits); err != nil {
+	kept := loadPorts(cfg.DataDir)
+	if n.p2p, err = host.New(n.id, kept.listen(cfg.P2PListen), host.DefaultLimits); err != nil && kept.P2PTCP+kept.P2PQUIC > 0 {
+		n.log.Warn("cannot listen on the libp2p ports of the last start; picking others (peers find this node again through the DHT and the bus)", "err", err)
+		n.p2p, err = host.New(n.id, cfg.P2PListen, host.DefaultLimits)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := n.startCredentials(ctx, apiHost); err != nil {
@@ -131,7 +136,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		// across machines needs nodes started with a specific --api-addr.
 		busHost = "127.0.0.1"
 	}
-	if err := n.startBus(ctx, busHost); err != nil {
+	if err := n.startBus(ctx, busHost, kept); err != nil {
+		return nil, err
+	}
+	if err := n.keepPorts(); err != nil {
 		return nil, err
 	}
 	if err := n.startFabric(reg); err != nil {

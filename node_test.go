@@ -3,6 +3,7 @@ package mycel
 import (
 	"context"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,5 +175,48 @@ func TestJoinWithToken(t *testing.T) {
 	if _, err := Start(context.Background(), Config{Name: "node-d", DataDir: filepath.Join(t.TempDir(), "d"), APIAddr: "127.0.0.1:0",
 		Runtime: runtimetest.New(time.Now), Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "--join") {
 		t.Fatalf("node without CA or token: %v", err)
+	}
+}
+
+// TestRestartKeepsPorts: a node restarted on the same data dir listens on
+// the ports of its first start, so peers that knew it find it again; if one
+// is taken it picks another.
+func TestRestartKeepsPorts(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Name: "node-a", DataDir: filepath.Join(t.TempDir(), "a"), CADir: caDir, APIAddr: "127.0.0.1:0",
+		Runtime: runtimetest.New(time.Now, "localhost/mycel-demo:0.1"), Logger: slog.New(slog.DiscardHandler)}
+	start := func() *Node {
+		t.Helper()
+		n, err := Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := start()
+	p2p, route := strings.Join(n.P2PAddrs(), " "), n.bus.ClusterURL()
+	n.Close()
+
+	n = start()
+	if got := strings.Join(n.P2PAddrs(), " "); got != p2p {
+		t.Errorf("libp2p addresses after a restart: %s, want %s", got, p2p)
+	}
+	if got := n.bus.ClusterURL(); got != route {
+		t.Errorf("bus route after a restart: %s, want %s", got, route)
+	}
+	n.Close()
+
+	ln, err := net.Listen("tcp", strings.TrimPrefix(route, "nats-route://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	n = start()
+	defer n.Close()
+	if got := n.bus.ClusterURL(); got == route {
+		t.Errorf("bus route %s while something else listens there", got)
 	}
 }

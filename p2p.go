@@ -59,7 +59,7 @@ func (n *Node) startDHT(ctx context.Context, reg prometheus.Registerer) error {
 
 // startBus starts the node's embedded NATS server, routed to the servers of
 // the bootstrap peers (and issuers) as their records name them.
-func (n *Node) startBus(ctx context.Context, host string) error {
+func (n *Node) startBus(ctx context.Context, host string, kept ports) error {
 	var routes []string
 	for _, s := range append(append([]string{}, n.cfg.Bootstrap...), n.issuers...) {
 		ai, err := peer.AddrInfoFromString(s)
@@ -77,10 +77,27 @@ func (n *Node) startBus(ctx context.Context, host string) error {
 			routes = append(routes, r.NATSURL)
 		}
 	}
+	cfg := bus.Config{Name: n.id.ID.String(), Host: host, Routes: routes, SVID: n.creds, Bundle: n.creds.bundle,
+		ClientPort: kept.BusClient, ClusterPort: kept.BusCluster, Logger: n.log.With("component", "bus")}
 	var err error
-	n.bus, err = bus.Start(bus.Config{Name: n.id.ID.String(), Host: host, Routes: routes, SVID: n.creds, Bundle: n.creds.bundle,
-		Logger: n.log.With("component", "bus")})
+	if n.bus, err = bus.Start(cfg); err != nil && cfg.ClientPort+cfg.ClusterPort > 0 {
+		n.log.Warn("cannot listen on the bus ports of the last start; picking others", "err", err)
+		cfg.ClientPort, cfg.ClusterPort = 0, 0
+		n.bus, err = bus.Start(cfg)
+	}
 	return err
+}
+
+// keepPorts records the ports the node listens on, to ask for them again
+// after a restart.
+func (n *Node) keepPorts() error {
+	var p ports
+	var err error
+	if p.P2PTCP, p.P2PQUIC, err = p2pPorts(n.p2p.Network().ListenAddresses()); err != nil {
+		return fmt.Errorf("libp2p: %w", err)
+	}
+	p.BusClient, p.BusCluster = n.bus.Ports()
+	return p.save(n.cfg.DataDir)
 }
 
 // P2PAddrs are the node's libp2p addresses, each ending in /p2p/<peerID>,

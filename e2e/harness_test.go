@@ -55,6 +55,7 @@ type node struct {
 	policyDir  string
 	socket     string
 	join       string // token; the node joins instead of holding the CA
+	netns      string // the network namespace the node runs in, if any
 	bootstrap  string
 	cmd        *exec.Cmd
 	exited     chan struct{}
@@ -105,10 +106,13 @@ func startNode(t testing.TB, opts ...func(*node)) *node {
 // joinNode starts a node that joins first's trust domain with a token,
 // bootstrapping from first, on its own loopback address. Its kubeconfig
 // points at its own API.
-func joinNode(t testing.TB, first *node) *node {
+func joinNode(t testing.TB, first *node, opts ...func(*node)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	n := &node{t: t, name: "e2e-" + randomSuffix(), dir: dir, caDir: first.caDir, dataDir: filepath.Join(dir, "node"), apiAddr: freeAddr(t)}
+	for _, o := range opts {
+		o(n)
+	}
 	n.join = strings.TrimSpace(run(t, mycelBin, "token", "create", "--ca-dir", first.caDir))
 	addrs, err := os.ReadFile(filepath.Join(first.dataDir, "p2p.addrs"))
 	if err != nil {
@@ -145,7 +149,11 @@ func (n *node) start() {
 		args = append(args, "--podman-socket", n.socket)
 	}
 	n.log = &bytes.Buffer{}
-	n.cmd = exec.Command(mycelBin, args...)
+	if n.netns != "" {
+		n.cmd = exec.Command("ip", append([]string{"netns", "exec", n.netns, mycelBin}, args...)...)
+	} else {
+		n.cmd = exec.Command(mycelBin, args...)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)

@@ -13,6 +13,12 @@ if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
 fi
+# The e2e fault tests put nodes in network namespaces and cut links with iptables.
+if ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then
+  echo "setup: installing iptables and iproute2"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2 >/dev/null
+fi
 command -v kubectl >/dev/null || { echo "setup: kubectl is not installed; install kubectl (v1.29 or newer) to use the fabric" >&2; }
 
 echo "setup: downloading Go modules"

@@ -30,11 +30,11 @@ import (
 // ClusterName is the NATS cluster all nodes of a small fabric form.
 const ClusterName = "mycel"
 
-// Config configures a node's bus.
 // MaxPayload bounds one bus message: room for the largest object the API
 // accepts (3 MiB), base64-encoded inside a signed envelope.
 const MaxPayload = 8 << 20
 
+// Config configures a node's bus.
 type Config struct {
 	// Name is the server name (the node's peer ID).
 	Name string
@@ -117,6 +117,18 @@ func Start(cfg Config) (*Bus, error) {
 		}
 		opts.Routes = append(opts.Routes, u)
 	}
+	// The embedded server reports a port it cannot bind only by never
+	// becoming ready; find out at once.
+	for _, port := range []int{cfg.ClientPort, cfg.ClusterPort} {
+		if port == 0 {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("bus: %w", err)
+		}
+		ln.Close()
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
@@ -157,6 +169,14 @@ func (b *Bus) ClientURL() string { return b.srv.ClientURL() }
 func (b *Bus) ClusterURL() string {
 	a := b.srv.ClusterAddr()
 	return "nats-route://" + net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port))
+}
+
+// Ports are the client and cluster ports the server listens on.
+func (b *Bus) Ports() (client, cluster int) {
+	if a, ok := b.srv.Addr().(*net.TCPAddr); ok {
+		client = a.Port
+	}
+	return client, b.srv.ClusterAddr().Port
 }
 
 // Routes is the number of routes to other servers.

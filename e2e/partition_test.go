@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fiveHosts starts five nodes, each on a host of its own (hostNet): the
+// first holds the CA, the others join it with tokens. It returns once every
+// node lists all five Ready.
+func fiveHosts(t *testing.T) (*hostNet, []*node) {
+	t.Helper()
+	net := newHostNet(t)
+	first := startNode(t, net.host())
+	nodes := []*node{first}
+	for range 4 {
+		nodes = append(nodes, joinNode(t, first, net.host()))
+	}
+	waitReady(t, nodes, nodes)
+	return net, nodes
+}
+
+func names(nodes []*node) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, "node/"+n.name)
+	}
+	return out
+}
+
+// waitReady waits until every one of on lists every one of of with the
+// Ready condition status (True by default).
+func waitReady(t *testing.T, on, of []*node, status ...string) {
+	t.Helper()
+	cond := "condition=Ready"
+	if len(status) > 0 {
+		cond += "=" + status[0]
+	}
+	for _, n := range on {
+		// kubectl wait fails at once on an object not yet replicated here.
+		eventually(t, 90*time.Second, func() error {
+			_, err := n.kubectlErr(append([]string{"wait", "--for=" + cond, "--timeout=30s"}, names(of)...)...)
+			return err
+		})
+	}
+}
+
+// namespaces lists the namespaces n holds whose names start with prefix.
+func namespaces(n *node, prefix string) ([]string, error) {
+	out, err := n.kubectlErr("get", "namespaces", "-o", "name")
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, out)
+	}
+	var got []string
+	for _, l := range strings.Fields(out) {
+		if name := strings.TrimPrefix(l, "namespace/"); strings.HasPrefix(name, prefix) {
+			got = append(got, name)
+		}
+	}
+	sort.Strings(got)
+	return got, nil
+}
+
+// waitNamespaces waits until every node holds exactly want (sorted) among
+// the namespaces named with prefix.
+func waitNamespaces(t *testing.T, nodes []*node, prefix string, want []string) {
+	t.Helper()
+	for _, n := range nodes {
+		eventually(t, 90*time.Second, func() error {
+			got, err := namespaces(n, prefix)
+			if err != nil {
+				return err
+			}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				return fmt.Errorf("%s holds %v, want %v", n.name, got, want)
+			}
+			return nil
+		})
+	}
+}
+
+// TestPartitionHealAndKill: five nodes on hosts of their own are split 2 | 3
+// by iptables. Each side declares the other's nodes NotReady and keeps
+// accepting writes, including conflicting writes to one object. Once the
+// partition heals, every node holds every acknowledged write, agrees on the
+// conflicting object, and lists all five Ready. Then the node every other
+// joined through is killed with SIGKILL right after it acknowledged a
+// write; the others accept writes while it is down; restarted, it catches
+// up, and its last write reaches every node.
+func TestPartitionHealAndKill(t *testing.T) {
+	net, nodes := fiveHosts(t)
+	left, right := nodes[:2], nodes[2:]
+
+	net.partition(left, right)
+	waitReady(t, left, right, "Unknown")
+	waitReady(t, right, left, "Unknown")
+	var want []string
+	for i := range 6 {
+		for side, ns := range map[string][]*node{"left": left, "right": right} {
+			name := fmt.Sprintf("p-%s-%d", side, i)
+			ns[i%len(ns)].kubectl("create", "namespace", name)
+			want = append(want, name)
+		}
+	}
+	sort.Strings(want)
+	left[0].kubectl("label", "namespace", "default", "side=left", "--overwrite")
+	right[0].kubectl("label", "namespace", "default", "side=right", "--overwrite")
+	if got, _ := namespaces(left[1], "p-right"); len(got) != 0 {
+		t.Fatalf("the right side's writes crossed the partition: %v", got)
+	}
+
+	net.heal()
+	waitNamespaces(t, nodes, "p-", want)
+	waitReady(t, nodes, nodes)
+	eventually(t, 60*time.Second, func() error {
+		sides := map[string]bool{}
+		for _, n := range nodes {
+			side, err := n.kubectlErr("get", "namespace", "default", "-o", "jsonpath={.metadata.labels.side}")
+			if err != nil {
+				return err
+			}
+			sides[side] = true
+		}
+		if len(sides) != 1 || sides[""] {
+			return fmt.Errorf("nodes disagree on the label written on both sides: %v", sides)
+		}
+		return nil
+	})
+
+	first := nodes[0]
+	first.kubectl("create", "namespace", "k-before-kill")
+	first.kill9()
+	waitReady(t, nodes[1:], nodes[:1], "Unknown")
+	nodes[1].kubectl("create", "namespace", "k-while-down")
+	first.start()
+	waitNamespaces(t, nodes, "k-", []string{"k-before-kill", "k-while-down"})
+	waitReady(t, nodes, nodes)
+}
