@@ -36,6 +36,10 @@ func (n *Node) startFabric(reg prometheus.Registerer) error {
 	if err != nil {
 		return err
 	}
+	events, err := membership.NewEventCounter(reg)
+	if err != nil {
+		return err
+	}
 	verifier := &noderecord.Verifier{Bundle: n.creds.bundle}
 	n.members, err = membership.NewService(membership.ServiceConfig{
 		Conn: n.bus.Conn(), Key: n.id.Key, Self: n.id.ID.String(),
@@ -50,6 +54,7 @@ func (n *Node) startFabric(reg prometheus.Registerer) error {
 		Tick:     n.cfg.MembershipTick,
 		OnChange: n.membershipChanged,
 		Rejected: rejected,
+		Events:   events,
 		Logger:   n.log.With("component", "membership"),
 	})
 	if err != nil {
@@ -134,8 +139,22 @@ func (n *Node) owns(uid types.UID) bool {
 	return n.settled.Load() && membership.Owner(string(uid), n.members.Live()) == n.id.ID.String()
 }
 
-// membershipChanged re-runs whatever depends on who is alive.
+// membershipChanged re-runs whatever depends on who is alive, and catches
+// up with members just met: what they wrote before this node knew them was
+// refused.
 func (n *Node) membershipChanged() {
+	live := n.members.Live()
+	n.liveMu.Lock()
+	for _, id := range live {
+		if !n.wasLive[id] && id != n.id.ID.String() {
+			n.repl.SyncSoon(id)
+		}
+	}
+	n.wasLive = map[string]bool{}
+	for _, id := range live {
+		n.wasLive[id] = true
+	}
+	n.liveMu.Unlock()
 	for _, k := range n.kickers {
 		k()
 	}

@@ -72,6 +72,8 @@ type Node struct {
 
 	settled atomic.Bool // ready to own workloads (see runFabric)
 	kickers []func()    // run on membership changes
+	liveMu  sync.Mutex
+	wasLive map[string]bool // live members at the last membership change
 
 	publishMu sync.Mutex // serializes record publications
 	recordMu  sync.Mutex // guards lastSeq and signed

@@ -67,7 +67,7 @@ func (n *Node) startBus(ctx context.Context, host string, kept ports) error {
 			continue
 		}
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		r, err := n.dht.Lookup(lctx, ai.ID)
+		r, err := n.dht.LookupAny(lctx, ai.ID)
 		cancel()
 		if err != nil {
 			n.log.Warn("no route to a bootstrap peer's bus yet", "peer", ai.ID.String(), "err", err)

@@ -58,6 +58,7 @@ type node struct {
 	netns      string // the network namespace the node runs in, if any
 	bootstrap  string
 	cmd        *exec.Cmd
+	startedAt  time.Time // when the process was last started
 	exited     chan struct{}
 	log        *bytes.Buffer
 }
@@ -155,6 +156,7 @@ func (n *node) start() {
 		n.cmd = exec.Command(mycelBin, args...)
 	}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	n.startedAt = time.Now()
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,10 +111,27 @@ func (f *hostNet) partition(left, right []*node) {
 	}
 }
 
-// loss drops a share p (0..1) of everything n receives.
+// loss drops a share p (0..1) of everything n receives from other hosts.
 func (f *hostNet) loss(n *node, p float64) {
 	f.t.Helper()
-	f.iptables(n, "-A", "INPUT", "-m", "statistic", "--mode", "random", "--probability", fmt.Sprint(p), "-j", "DROP")
+	f.iptables(n, "-A", "INPUT", "-i", "eth0", "-m", "statistic", "--mode", "random", "--probability", fmt.Sprint(p), "-j", "DROP")
+}
+
+// dropped counts the packets n's rules have dropped so far.
+func (f *hostNet) dropped(n *node) int {
+	f.t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", f.nsOf[n], "iptables", "-L", "INPUT", "-v", "-x", "-n").CombinedOutput()
+	if err != nil {
+		f.t.Fatalf("iptables -L in %s: %v\n%s", f.nsOf[n], err, out)
+	}
+	total := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if fields := strings.Fields(line); len(fields) > 2 && fields[2] == "DROP" {
+			pkts, _ := strconv.Atoi(fields[0])
+			total += pkts
+		}
+	}
+	return total
 }
 
 // heal removes every rule partition and loss added.

@@ -8,15 +8,15 @@ import (
 	"time"
 )
 
-// fiveHosts starts five nodes, each on a host of its own (hostNet): the
+// onHosts starts count nodes, each on a host of its own (hostNet): the
 // first holds the CA, the others join it with tokens. It returns once every
-// node lists all five Ready.
-func fiveHosts(t *testing.T) (*hostNet, []*node) {
+// node lists all of them Ready.
+func onHosts(t testing.TB, count int) (*hostNet, []*node) {
 	t.Helper()
 	net := newHostNet(t)
 	first := startNode(t, net.host())
 	nodes := []*node{first}
-	for range 4 {
+	for range count - 1 {
 		nodes = append(nodes, joinNode(t, first, net.host()))
 	}
 	waitReady(t, nodes, nodes)
@@ -33,7 +33,7 @@ func names(nodes []*node) []string {
 
 // waitReady waits until every one of on lists every one of of with the
 // Ready condition status (True by default).
-func waitReady(t *testing.T, on, of []*node, status ...string) {
+func waitReady(t testing.TB, on, of []*node, status ...string) {
 	t.Helper()
 	cond := "condition=Ready"
 	if len(status) > 0 {
@@ -66,7 +66,7 @@ func namespaces(n *node, prefix string) ([]string, error) {
 
 // waitNamespaces waits until every node holds exactly want (sorted) among
 // the namespaces named with prefix.
-func waitNamespaces(t *testing.T, nodes []*node, prefix string, want []string) {
+func waitNamespaces(t testing.TB, nodes []*node, prefix string, want []string) {
 	t.Helper()
 	for _, n := range nodes {
 		eventually(t, 90*time.Second, func() error {
@@ -91,7 +91,7 @@ func waitNamespaces(t *testing.T, nodes []*node, prefix string, want []string) {
 // write; the others accept writes while it is down; restarted, it catches
 // up, and its last write reaches every node.
 func TestPartitionHealAndKill(t *testing.T) {
-	net, nodes := fiveHosts(t)
+	net, nodes := onHosts(t, 5)
 	left, right := nodes[:2], nodes[2:]
 
 	net.partition(left, right)

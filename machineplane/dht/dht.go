@@ -146,10 +146,22 @@ func (d *DHT) Publish(ctx context.Context, signed []byte) error {
 	return err
 }
 
-// Lookup finds and verifies a peer's current node record.
+// Lookup finds and verifies a peer's current node record: it asks the
+// closest peers until the lookup ends and keeps the newest.
 func (d *DHT) Lookup(ctx context.Context, id peer.ID) (*noderecord.Record, error) {
+	return d.lookup(ctx, id)
+}
+
+// LookupAny returns the first valid record of a peer's it finds, which may
+// not be the newest: for what rarely changes, such as a node's bus URL. It
+// does not wait for slow or dead peers once a record is in hand.
+func (d *DHT) LookupAny(ctx context.Context, id peer.ID) (*noderecord.Record, error) {
+	return d.lookup(ctx, id, kaddht.Quorum(1))
+}
+
+func (d *DHT) lookup(ctx context.Context, id peer.ID, opts ...routing.Option) (*noderecord.Record, error) {
 	key := noderecord.Key(id)
-	val, err := d.kad.GetValue(ctx, key)
+	val, err := d.kad.GetValue(ctx, key, opts...)
 	if errors.Is(err, routing.ErrNotFound) {
 		return nil, fmt.Errorf("%w: record of %s", ErrNotFound, id)
 	}

@@ -26,7 +26,7 @@ type testNode struct {
 }
 
 type fabric struct {
-	t     *testing.T
+	t     testing.TB
 	ca    *ca.Authority
 	v     *noderecord.Verifier
 	nodes []*testNode
@@ -34,7 +34,7 @@ type fabric struct {
 
 // newFabric starts n real libp2p hosts on loopback (TCP and QUIC), each
 // joining the DHT through node 0.
-func newFabric(t *testing.T, n int) *fabric {
+func newFabric(t testing.TB, n int) *fabric {
 	t.Helper()
 	a, err := ca.Init(filepath.Join(t.TempDir(), "ca"), "fabric.test")
 	if err != nil {

@@ -57,7 +57,9 @@ type ServiceConfig struct {
 	OnChange func()
 	// Rejected counts dropped messages by reason.
 	Rejected *prometheus.CounterVec
-	Logger   *slog.Logger
+	// Events, if set, counts membership events by kind (NewEventCounter).
+	Events *prometheus.CounterVec
+	Logger *slog.Logger
 }
 
 // Peer is what this node knows about another.
@@ -101,6 +103,16 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s.hello = &envelope.Opener{Known: func(peer.ID) bool { return true }, Rejected: cfg.Rejected}
 	s.ml = New(cfg.Self, cfg.Protocol, transport{s}, uint64(time.Now().UnixNano()))
 	return s, nil
+}
+
+// NewEventCounter returns the counter ServiceConfig.Events expects,
+// registered with reg.
+func NewEventCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mycel_membership_events_total",
+		Help: "Membership events this node observed, by kind (NodeJoined, NodeSuspect, NodeDead, NodeLeft).",
+	}, []string{"event"})
+	return c, reg.Register(c)
 }
 
 // Opener checks messages from members; other machine-plane protocols share it.
@@ -245,6 +257,9 @@ func (s *Service) report(events []Event) {
 	}
 	for _, e := range events {
 		s.log.Info("membership", "event", e.Kind, "peer", e.ID, "name", s.Name(e.ID))
+		if s.cfg.Events != nil {
+			s.cfg.Events.WithLabelValues(e.Kind).Inc()
+		}
 	}
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange()

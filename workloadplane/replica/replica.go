@@ -64,9 +64,10 @@ type Config struct {
 
 // Replicator replicates one store.
 type Replicator struct {
-	cfg   Config
-	log   *slog.Logger
-	queue chan store.Record
+	cfg    Config
+	log    *slog.Logger
+	queue  chan store.Record
+	urgent chan string // peers to sync with now
 
 	mu   sync.Mutex
 	next int // round-robin position in Peers
@@ -89,7 +90,7 @@ func New(cfg Config) (*Replicator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Replicator{cfg: cfg, log: cfg.Logger, queue: make(chan store.Record, queueSize)}
+	r := &Replicator{cfg: cfg, log: cfg.Logger, queue: make(chan store.Record, queueSize), urgent: make(chan string, 64)}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 		if cfg.Registry != nil {
@@ -114,6 +115,16 @@ func (r *Replicator) Enqueue(rec store.Record) {
 	}
 }
 
+// SyncSoon asks for a round of anti-entropy with peer now, ahead of the
+// period: for a member just met, whose writes made before it was known
+// were refused. It never blocks; if many are pending, the period catches up.
+func (r *Replicator) SyncSoon(peer string) {
+	select {
+	case r.urgent <- peer:
+	default:
+	}
+}
+
 // Run fans out writes, answers peers and runs anti-entropy until ctx is done.
 func (r *Replicator) Run(ctx context.Context) error {
 	put, err := r.cfg.Conn.Subscribe(SubjectPut, r.onPut)
@@ -133,12 +144,15 @@ func (r *Replicator) Run(ctx context.Context) error {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
+		peer := ""
 		select {
 		case <-ctx.Done():
 			return nil
+		case peer = <-r.urgent:
 		case <-t.C:
+			peer = r.pick()
 		}
-		if peer := r.pick(); peer != "" {
+		if peer != "" {
 			if err := r.SyncWith(ctx, peer); err != nil && ctx.Err() == nil {
 				r.log.Debug("anti-entropy", "peer", peer, "err", err)
 			}

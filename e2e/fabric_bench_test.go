@@ -1,0 +1,263 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The machine-plane benchmarks run real `mycel node` processes, each on a
+// host of its own (hostNet), and observe them as kubectl does: through
+// watches of every node's API. Each reports distributions in milliseconds;
+// docs/benchmarks.md has the results and the commands.
+
+// createNamespace creates a namespace through c.
+func createNamespace(ctx context.Context, c kubernetes.Interface, name string) error {
+	_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	return err
+}
+
+// lastSeen waits until every watch in seen showed key at or after since,
+// and returns how long after since each did.
+func lastSeen(b *testing.B, seen []*sightings, key string, since time.Time, timeout time.Duration) []time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []time.Duration
+	for i, s := range seen {
+		at, err := s.since(ctx, key, since)
+		if err != nil {
+			b.Fatalf("watch %d never showed %s: %v", i, key, err)
+		}
+		out = append(out, at.Sub(since))
+	}
+	return out
+}
+
+// BenchmarkWritePropagation: a write acknowledged by one of five nodes,
+// until the watches of all five show it.
+//
+//	MYCEL_E2E=1 go test -run '^$' -bench WritePropagation -benchtime 200x ./e2e/
+func BenchmarkWritePropagation(b *testing.B) {
+	_, nodes := onHosts(b, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := watchAll(ctx, b, nodes, watchNamespaces, nameOf)
+	c := clientOf(b, nodes[0])
+	var all, each []time.Duration
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("w-%d", i)
+		start := time.Now()
+		if err := createNamespace(ctx, c, name); err != nil {
+			b.Fatal(err)
+		}
+		ds := lastSeen(b, seen, name, start, 30*time.Second)
+		each = append(each, ds[1:]...) // the other four
+		all = append(all, maxOf(ds))
+	}
+	percentiles(b, "on-all-five", all)
+	percentiles(b, "on-each-other", each)
+}
+
+// BenchmarkKillNotReady: a node killed with SIGKILL, until every other
+// node's watch shows it Ready=Unknown. Each iteration kills the next of
+// five nodes and, untimed, restarts it and waits until all show it Ready.
+//
+//	MYCEL_E2E=1 go test -run '^$' -bench KillNotReady -benchtime 10x ./e2e/
+func BenchmarkKillNotReady(b *testing.B) {
+	_, nodes := onHosts(b, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := watchAll(ctx, b, nodes, watchNodes, readiness)
+	var all, each []time.Duration
+	for i := 0; b.Loop(); i++ {
+		k := i % len(nodes)
+		victim := nodes[k]
+		others := append(append([]*sightings{}, seen[:k]...), seen[k+1:]...)
+		killed := time.Now()
+		victim.kill9()
+		ds := lastSeen(b, others, victim.name+"=Unknown", killed, time.Minute)
+		each = append(each, ds...)
+		all = append(all, maxOf(ds))
+
+		b.StopTimer()
+		victim.start()
+		lastSeen(b, seen, victim.name+"=True", victim.startedAt, 2*time.Minute)
+		b.StartTimer()
+	}
+	percentiles(b, "on-all-others", all)
+	percentiles(b, "on-each-other", each)
+}
+
+// BenchmarkJoinVisible: a machine joining a fabric of four with a token,
+// from the start of `mycel node --join` until every node's watch shows it
+// Ready. Each iteration joins a new machine and, untimed, stops it.
+//
+//	MYCEL_E2E=1 go test -run '^$' -bench JoinVisible -benchtime 10x ./e2e/
+func BenchmarkJoinVisible(b *testing.B) {
+	net, nodes := onHosts(b, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := watchAll(ctx, b, nodes, watchNodes, readiness)
+	var all []time.Duration
+	for b.Loop() {
+		n := joinNode(b, nodes[0], net.host())
+		all = append(all, maxOf(lastSeen(b, seen, n.name+"=True", n.startedAt, 2*time.Minute)))
+		b.StopTimer()
+		n.stop()
+		b.StartTimer()
+	}
+	percentiles(b, "on-all", all)
+}
+
+// BenchmarkLossFalsePositives: five healthy nodes, each dropping 5 % of
+// what it receives from the others (iptables statistic), for a minute per
+// iteration. No node fails, so every suspicion, death and NotReady is a
+// false positive; it reports their counts over the whole run.
+//
+//	MYCEL_E2E=1 go test -run '^$' -bench LossFalsePositives -benchtime 5x ./e2e/
+func BenchmarkLossFalsePositives(b *testing.B) {
+	net, nodes := onHosts(b, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := watchAll(ctx, b, nodes, watchNodes, readiness)
+	before := membershipEvents(b, nodes)
+	start := time.Now()
+	for _, n := range nodes {
+		net.loss(n, 0.05)
+	}
+	minutes := 0
+	for b.Loop() {
+		time.Sleep(time.Minute) // the window being measured, not synchronization
+		minutes++
+	}
+	dropped := 0
+	for _, n := range nodes {
+		dropped += net.dropped(n)
+	}
+	net.heal()
+	after := membershipEvents(b, nodes)
+	notReady := 0
+	for _, s := range seen {
+		s.mu.Lock()
+		for k, ats := range s.at {
+			if strings.HasSuffix(k, "=Unknown") {
+				for _, at := range ats {
+					if at.After(start) {
+						notReady++
+					}
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	b.ReportMetric(float64(minutes*len(nodes)), "node-minutes")
+	b.ReportMetric(float64(dropped), "packets-dropped")
+	b.ReportMetric(after["NodeSuspect"]-before["NodeSuspect"], "suspicions")
+	b.ReportMetric(after["NodeDead"]-before["NodeDead"], "deaths")
+	b.ReportMetric(float64(notReady), "notready-sightings")
+}
+
+// membershipEvents sums mycel_membership_events_total by event over nodes.
+func membershipEvents(b *testing.B, nodes []*node) map[string]float64 {
+	b.Helper()
+	out := map[string]float64{}
+	for _, n := range nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		raw, err := clientOf(b, n).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+		cancel()
+		if err != nil {
+			b.Fatalf("%s /metrics: %v", n.name, err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if f := families["mycel_membership_events_total"]; f != nil {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					out[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+// BenchmarkHeal10k: five nodes split 2 | 3 take 10,000 writes (5,000 on
+// each side); from the heal until every node's watch shows all 10,000.
+//
+//	MYCEL_E2E=1 go test -run '^$' -bench Heal10k -benchtime 1x -timeout 30m ./e2e/
+func BenchmarkHeal10k(b *testing.B) {
+	const objects = 10000
+	net, nodes := onHosts(b, 5)
+	left, right := nodes[:2], nodes[2:]
+	var all, each []time.Duration
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		net.partition(left, right)
+		waitReady(b, left, right, "Unknown")
+		waitReady(b, right, left, "Unknown")
+		prefix := fmt.Sprintf("h%d-", i)
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for side, ns := range [][]*node{left, right} {
+			for w := range 8 {
+				c := clientOf(b, ns[w%len(ns)])
+				wg.Go(func() {
+					for j := w; j < objects/2; j += 8 {
+						if err := createNamespace(context.Background(), c, fmt.Sprintf("%s%d-%d", prefix, side, j)); err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		seen := watchAll(ctx, b, nodes, watchNamespaces, nameOf)
+		b.StartTimer()
+
+		healed := time.Now()
+		net.heal()
+		var ds []time.Duration
+		for k, s := range seen {
+			wctx, c := context.WithTimeout(ctx, 10*time.Minute)
+			last, err := s.count(wctx, prefix, objects)
+			c()
+			if err != nil {
+				b.Fatalf("%s never held all %d objects: %v", nodes[k].name, objects, err)
+			}
+			ds = append(ds, last.Sub(healed))
+		}
+		cancel()
+		each = append(each, ds...)
+		all = append(all, maxOf(ds))
+	}
+	percentiles(b, "converged-all", all)
+	percentiles(b, "converged-each", each)
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
