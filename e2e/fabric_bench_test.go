@@ -242,6 +242,11 @@ func BenchmarkHeal10k(b *testing.B) {
 			last, err := s.count(wctx, prefix, objects)
 			c()
 			if err != nil {
+				for _, n := range nodes {
+					got, _ := namespaces(n, prefix)
+					st, _ := n.kubectlErr("get", "--raw", "/api/cluster/status")
+					b.Logf("%s holds %d; status %s\nWARN lines: %s", n.name, len(got), st, grepLog(n.log.String(), "WARN"))
+				}
 				b.Fatalf("%s never held all %d objects: %v", nodes[k].name, objects, err)
 			}
 			ds = append(ds, last.Sub(healed))
@@ -260,4 +265,17 @@ func maxOf(ds []time.Duration) time.Duration {
 		m = max(m, d)
 	}
 	return m
+}
+
+func grepLog(log, what string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, what) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > 20 {
+		out = out[len(out)-20:]
+	}
+	return strings.Join(out, "\n")
 }

@@ -152,6 +152,22 @@ func (m *Memberlist) Add(id string) {
 	m.apply(Update{ID: id, State: Alive})
 }
 
+// Heard handles a sign of life from outside the protocol (an announcement)
+// from a member this node buried: it restarted, or a partition between the
+// two healed. Neither side probes a member it holds dead, so nothing else
+// would bring it back: ping it with the news of its death, so that it
+// refutes with a newer incarnation, which its ack carries back.
+func (m *Memberlist) Heard(id string) {
+	mem, ok := m.members[id]
+	if !ok || (mem.state != Dead && mem.state != Left) {
+		return
+	}
+	m.seq++
+	msg := Message{Kind: Ping, Seq: m.seq}
+	msg.Gossip = append([]Update{{ID: id, State: mem.state, Incarnation: mem.incarnation}}, m.piggyback()...)
+	m.tr.Send(id, msg)
+}
+
 // Leave announces that this node leaves on purpose.
 func (m *Memberlist) Leave() {
 	m.left = true

@@ -206,6 +206,44 @@ func TestRestartedNodeComesBack(t *testing.T) {
 	}
 }
 
+// TestPartitionHeals: two sides cut apart declare each other dead and stop
+// probing each other; once the cut heals, a sign of life from outside the
+// protocol (Heard, as an announcement delivers it) brings every member back
+// everywhere.
+func TestPartitionHeals(t *testing.T) {
+	cfg := DefaultLANConfig
+	nw := newNetwork(t, 5, cfg)
+	nw.run(10)
+	left, right := nw.ids[:2], nw.ids[2:]
+	for _, l := range left {
+		for _, r := range right {
+			nw.cut[[2]string{l, r}], nw.cut[[2]string{r, l}] = true, true
+		}
+	}
+	nw.run(10*cfg.ProbePeriod + cfg.SuspicionTicks)
+	if st, _ := nw.nodes[left[0]].State(right[0]); st != Dead {
+		t.Fatalf("%s holds %s %v across the partition, want Dead", left[0], right[0], st)
+	}
+	nw.cut = map[[2]string]bool{}
+	nw.run(100)
+	if st, _ := nw.nodes[left[0]].State(right[0]); st != Dead {
+		t.Fatalf("%s holds %s %v with no sign of life, want still Dead", left[0], right[0], st)
+	}
+	for _, a := range nw.ids {
+		for _, b := range nw.ids {
+			if a != b {
+				nw.nodes[a].Heard(b)
+			}
+		}
+	}
+	nw.run(100)
+	for _, a := range nw.ids {
+		if live := nw.nodes[a].live(); len(live) != 4 {
+			t.Errorf("%s holds %v alive after the heal, want the other four", a, live)
+		}
+	}
+}
+
 func TestOwnerMovesOnlyTheDeadMembersKeys(t *testing.T) {
 	members := []string{"a", "b", "c", "d", "e"}
 	owned := map[string]int{}

@@ -219,8 +219,9 @@ func (s *Service) onAnnounce(m *nats.Msg) {
 		s.peers[e.Sender] = p
 	}
 	p.Name, p.LastSeen = name, time.Now()
-	st, member := s.ml.State(e.Sender)
-	if !member || st == Dead || st == Left {
+	if _, member := s.ml.State(e.Sender); member {
+		s.ml.Heard(e.Sender)
+	} else {
 		s.ml.Add(e.Sender)
 	}
 	events := s.ml.Events()
