@@ -38,6 +38,11 @@ bench: build image ## benchmarks (results and how to read them: docs/benchmarks.
 	$(GO) test -run '^$$' -bench . ./workloadplane/store/
 	MYCEL_E2E=1 $(GO) test -count=1 -timeout 60m -run '^$$' -bench 'Deploy10Replicas' -benchtime 20x ./e2e/
 	MYCEL_E2E=1 $(GO) test -count=1 -timeout 10m -run '^$$' -bench 'IdleNodeRSS' -benchtime 1x ./e2e/
+	$(GO) test -run '^$$' -bench 'Fabric100' -benchtime 50x ./machineplane/dht/
+	MYCEL_E2E=1 $(GO) test -count=1 -timeout 20m -run '^$$' -bench 'JoinVisible|KillNotReady' -benchtime 5x ./e2e/
+	MYCEL_E2E=1 $(GO) test -count=1 -timeout 20m -run '^$$' -bench 'WritePropagation' -benchtime 50x ./e2e/
+	MYCEL_E2E=1 $(GO) test -count=1 -timeout 20m -run '^$$' -bench 'LossFalsePositives' -benchtime 1x ./e2e/
+	MYCEL_E2E=1 $(GO) test -count=1 -timeout 30m -run '^$$' -bench 'Heal10k' -benchtime 1x ./e2e/
 
 image: ## build the demo image localhost/mycel-demo:0.1 (no registry needed)
 	./scripts/build-image.sh

@@ -47,7 +47,7 @@ func lastSeen(b *testing.B, seen []*sightings, key string, since time.Time, time
 // BenchmarkWritePropagation: a write acknowledged by one of five nodes,
 // until the watches of all five show it.
 //
-//	MYCEL_E2E=1 go test -run '^$' -bench WritePropagation -benchtime 200x ./e2e/
+//	MYCEL_E2E=1 go test -run '^$' -bench WritePropagation -benchtime 50x ./e2e/
 func BenchmarkWritePropagation(b *testing.B) {
 	_, nodes := onHosts(b, 5)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +73,7 @@ func BenchmarkWritePropagation(b *testing.B) {
 // node's watch shows it Ready=Unknown. Each iteration kills the next of
 // five nodes and, untimed, restarts it and waits until all show it Ready.
 //
-//	MYCEL_E2E=1 go test -run '^$' -bench KillNotReady -benchtime 10x ./e2e/
+//	MYCEL_E2E=1 go test -run '^$' -bench KillNotReady -benchtime 5x ./e2e/
 func BenchmarkKillNotReady(b *testing.B) {
 	_, nodes := onHosts(b, 5)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -103,7 +103,7 @@ func BenchmarkKillNotReady(b *testing.B) {
 // from the start of `mycel node --join` until every node's watch shows it
 // Ready. Each iteration joins a new machine and, untimed, stops it.
 //
-//	MYCEL_E2E=1 go test -run '^$' -bench JoinVisible -benchtime 10x ./e2e/
+//	MYCEL_E2E=1 go test -run '^$' -bench JoinVisible -benchtime 5x ./e2e/
 func BenchmarkJoinVisible(b *testing.B) {
 	net, nodes := onHosts(b, 4)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -125,7 +125,7 @@ func BenchmarkJoinVisible(b *testing.B) {
 // iteration. No node fails, so every suspicion, death and NotReady is a
 // false positive; it reports their counts over the whole run.
 //
-//	MYCEL_E2E=1 go test -run '^$' -bench LossFalsePositives -benchtime 5x ./e2e/
+//	MYCEL_E2E=1 go test -run '^$' -bench LossFalsePositives -benchtime 1x ./e2e/
 func BenchmarkLossFalsePositives(b *testing.B) {
 	net, nodes := onHosts(b, 5)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -19,7 +19,7 @@ import (
 // returns the new record), p50 and p99; a lookup that returns an older
 // record fails the benchmark.
 //
-//	go test -run '^$' -bench Fabric100 -benchtime 200x ./machineplane/dht/
+//	go test -run '^$' -bench Fabric100 -benchtime 50x ./machineplane/dht/
 func BenchmarkFabric100(b *testing.B) {
 	const size = 100
 	f := newFabric(b, size)

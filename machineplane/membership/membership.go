@@ -205,9 +205,13 @@ func (m *Memberlist) Events() []Event {
 func (m *Memberlist) apply(u Update) bool {
 	if u.ID == m.self {
 		// Someone suspects (or buried) us, or still holds that we left before
-		// a restart: refute with a higher incarnation.
-		if u.State != Alive && !m.left && u.Incarnation >= m.incarnation {
-			m.incarnation = u.Incarnation + 1
+		// a restart: refute with a higher incarnation. News older than our
+		// incarnation (we refuted already, but the refutation never reached
+		// that side) gets our current one again.
+		if u.State != Alive && !m.left {
+			if u.Incarnation >= m.incarnation {
+				m.incarnation = u.Incarnation + 1
+			}
 			m.enqueue(Update{ID: m.self, State: Alive, Incarnation: m.incarnation})
 		}
 		return false

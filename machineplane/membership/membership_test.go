@@ -224,6 +224,11 @@ func TestPartitionHeals(t *testing.T) {
 	if st, _ := nw.nodes[left[0]].State(right[0]); st != Dead {
 		t.Fatalf("%s holds %s %v across the partition, want Dead", left[0], right[0], st)
 	}
+	// Meanwhile right[0] refutes a suspicion on its own side: the left
+	// side buried it at an older incarnation than it now has.
+	r0 := nw.nodes[right[0]]
+	r0.Receive(right[1], Message{Kind: Ack, Gossip: []Update{{ID: right[0], State: Suspect, Incarnation: r0.incarnation}}})
+	nw.run(10)
 	nw.cut = map[[2]string]bool{}
 	nw.run(100)
 	if st, _ := nw.nodes[left[0]].State(right[0]); st != Dead {
