@@ -143,16 +143,14 @@ func (n *Node) owns(uid types.UID) bool {
 // up with members just met: what they wrote before this node knew them was
 // refused.
 func (n *Node) membershipChanged() {
-	live := n.members.Live()
 	n.liveMu.Lock()
-	for _, id := range live {
-		if !n.wasLive[id] && id != n.id.ID.String() {
+	was := n.wasLive
+	n.wasLive = map[string]bool{}
+	for _, id := range n.members.Live() {
+		n.wasLive[id] = true
+		if !was[id] && id != n.id.ID.String() {
 			n.repl.SyncSoon(id)
 		}
-	}
-	n.wasLive = map[string]bool{}
-	for _, id := range live {
-		n.wasLive[id] = true
 	}
 	n.liveMu.Unlock()
 	for _, k := range n.kickers {
