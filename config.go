@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
@@ -47,8 +49,19 @@ type Config struct {
 	// Bootstrap are multiaddrs (ending in /p2p/<peerID>) of nodes to join
 	// the DHT through.
 	Bootstrap []string
-	// Runtime overrides the Podman runtime (tests only).
+	// RuntimeName selects the container runtime: "podman" (the default)
+	// or "sim", which runs nothing and only models capacity, for scale
+	// simulations (see workloadplane/runtime/sim). sim is never chosen
+	// unless named.
+	RuntimeName string
+	// Runtime overrides the runtime (tests only).
 	Runtime rt.Runtime
+	// Capacity overrides what the node advertises and bids with (cpu,
+	// memory, pods); unset resources are measured.
+	Capacity corev1.ResourceList
+	// PlacementSample is d, how many candidates an owner tenders one
+	// replica to; zero means 3.
+	PlacementSample int
 	// Logger; nil logs text to stderr at Info.
 	Logger *slog.Logger
 	// HeartbeatInterval is how often the node refreshes its Node status;
@@ -100,6 +113,24 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: label %s value %q: %s", k, v, strings.Join(errs, "; "))
 		}
 	}
+	switch c.RuntimeName {
+	case "":
+		c.RuntimeName = RuntimePodman
+	case RuntimePodman, RuntimeSim:
+	default:
+		return fmt.Errorf("config: runtime %q: want %q or %q (sim only models capacity, for scale simulations)", c.RuntimeName, RuntimePodman, RuntimeSim)
+	}
+	for k, q := range c.Capacity {
+		if k != corev1.ResourceCPU && k != corev1.ResourceMemory && k != corev1.ResourcePods {
+			return fmt.Errorf("config: capacity %q: only cpu, memory and pods can be set", k)
+		}
+		if q.Sign() <= 0 {
+			return fmt.Errorf("config: capacity %s=%s must be positive", k, q.String())
+		}
+	}
+	if c.PlacementSample < 0 {
+		return fmt.Errorf("config: placement sample %d must be positive (0 means the default, 3)", c.PlacementSample)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -115,6 +146,29 @@ func (c *Config) Validate() error {
 	}
 	c.DataDir = abs
 	return nil
+}
+
+// Runtimes a node can use.
+const (
+	RuntimePodman = "podman"
+	RuntimeSim    = "sim"
+)
+
+// ParseCapacity parses "cpu=2,memory=4Gi,pods=50".
+func ParseCapacity(s string) (corev1.ResourceList, error) {
+	kv, err := ParseLabels(s)
+	if err != nil {
+		return nil, fmt.Errorf("capacity: %w", err)
+	}
+	out := corev1.ResourceList{}
+	for k, v := range kv {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return nil, fmt.Errorf("capacity %s=%q: %w (e.g. cpu=2,memory=4Gi,pods=50)", k, v, err)
+		}
+		out[corev1.ResourceName(k)] = q
+	}
+	return out, nil
 }
 
 // ParseLabels parses "k=v,k2=v2".

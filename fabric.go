@@ -129,6 +129,7 @@ func (n *Node) runFabric(ctx context.Context) {
 			n.log.Warn("could not catch up with a peer before taking ownership; anti-entropy continues", "err", err)
 		}
 		n.settled.Store(true)
+		close(n.settledCh)
 		n.log.Info("settled: taking a share of workload ownership", "members", len(n.members.Live()))
 		n.membershipChanged()
 	})

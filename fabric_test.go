@@ -109,10 +109,8 @@ func TestFabricReplicatesAndSpreads(t *testing.T) {
 					running++
 				}
 			}
-			// The interim binder spreads by the load its owner sees; while
-			// ownership settles two owners may briefly bind with different
-			// views, so the spread is checked loosely.
-			if running != 6 || len(pods.Items) != 6 || perNode["node-a"] == 0 || perNode["node-b"] == 0 || perNode["node-c"] == 0 {
+			// The default placement policy spreads replicas over nodes.
+			if running != 6 || len(pods.Items) != 6 || perNode["node-a"] != 2 || perNode["node-b"] != 2 || perNode["node-c"] != 2 {
 				return fmt.Errorf("%s: %d pods, %d running, per node %v", n.Name(), len(pods.Items), running, perNode)
 			}
 			return nil
@@ -132,5 +130,24 @@ func TestFabricReplicatesAndSpreads(t *testing.T) {
 	st := nodes[0].Status()
 	if st.Members != 2 || len(st.Peers) != 2 {
 		t.Errorf("status after node-c left: %+v", st)
+	}
+	// node-c's pods are re-placed on the two nodes left: 6 Running, 3 each.
+	for _, n := range nodes[:2] {
+		waitFor(t, n, 60*time.Second, func() error {
+			var pods corev1.PodList
+			if err := n.objs.List(context.Background(), &pods, "default", nil); err != nil {
+				return err
+			}
+			perNode := map[string]int{}
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+					perNode[p.Spec.NodeName]++
+				}
+			}
+			if len(pods.Items) != 6 || perNode["node-a"] != 3 || perNode["node-b"] != 3 {
+				return fmt.Errorf("%s after node-c left: %d pods, running per node %v", n.Name(), len(pods.Items), perNode)
+			}
+			return nil
+		})
 	}
 }

@@ -38,7 +38,7 @@ import (
 	"github.com/mycelfabric/mycel/workloadplane/replica"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/podman"
-	"github.com/mycelfabric/mycel/workloadplane/sched"
+	"github.com/mycelfabric/mycel/workloadplane/runtime/sim"
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
 
@@ -70,10 +70,11 @@ type Node struct {
 	repl    *replica.Replicator
 	issuers []string // for a joined node: where it renews its SVID
 
-	settled atomic.Bool // ready to own workloads (see runFabric)
-	kickers []func()    // run on membership changes
-	liveMu  sync.Mutex
-	wasLive map[string]bool // live members at the last membership change
+	settled   atomic.Bool   // ready to own workloads (see runFabric)
+	settledCh chan struct{} // closed when settled
+	kickers   []func()      // run on membership changes
+	liveMu    sync.Mutex
+	wasLive   map[string]bool // live members at the last membership change
 
 	publishMu sync.Mutex // serializes record publications
 	recordMu  sync.Mutex // guards lastSeq and signed
@@ -94,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name)}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), settledCh: make(chan struct{})}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	defer func() {
@@ -167,12 +168,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	binder, err := sched.New(sched.Config{Client: n.objs, Owns: n.owns, Logger: n.log.With("component", "sched")})
+	place, err := n.startPlacement(reg, engine)
 	if err != nil {
 		return nil, err
 	}
 	healthKick := make(chan struct{}, 1)
-	n.kickers = []func(){ctrl.Kick, binder.Kick, func() {
+	n.kickers = []func(){ctrl.Kick, place.scheduler.Kick, func() {
 		select {
 		case healthKick <- struct{}{}:
 		default:
@@ -227,9 +228,19 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.runFabric(runCtx)
-	n.goRun(func() { n.agent.Run(runCtx) })
+	n.goRun(func() {
+		// Not before settling: a node back from the dead must first learn
+		// which of its pods were deleted while it was away, or its status
+		// writes would bring them back.
+		select {
+		case <-runCtx.Done():
+			return
+		case <-n.settledCh:
+		}
+		n.agent.Run(runCtx)
+	})
 	n.goRun(func() { ctrl.Run(runCtx) })
-	n.goRun(func() { binder.Run(runCtx) })
+	n.runPlacement(runCtx, place)
 	n.goRun(func() { n.every(runCtx, cfg.HeartbeatInterval, nil, "publish node status", n.publishNode) })
 	n.goRun(func() {
 		n.every(runCtx, cfg.HeartbeatInterval, healthKick, "mark unreachable nodes", n.markUnreachable)
@@ -337,6 +348,11 @@ func (n *Node) loadPolicies(ctx context.Context) (*policy.Engine, error) {
 func (n *Node) startRuntime(ctx context.Context) (rt.Runtime, error) {
 	if n.cfg.Runtime != nil {
 		return n.cfg.Runtime, nil
+	}
+	if n.cfg.RuntimeName == RuntimeSim {
+		c := n.capacity()
+		n.log.Warn("runtime sim: containers are simulated, nothing runs (scale simulations only)")
+		return sim.New(c.Cpu().MilliValue(), c.Memory().Value()), nil
 	}
 	sock := n.cfg.PodmanSocket
 	if sock == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,10 +18,17 @@ import (
 
 func startTestNode(t *testing.T, caDir, name string, bootstrap []string) *Node {
 	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("MYCEL_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	n, err := Start(context.Background(), Config{
 		Name: name, DataDir: filepath.Join(t.TempDir(), name), CADir: caDir, APIAddr: "127.0.0.1:0",
-		Bootstrap: bootstrap, Runtime: runtimetest.New(time.Now, "localhost/mycel-demo:0.1"), Logger: slog.New(slog.DiscardHandler),
+		Bootstrap: bootstrap, Runtime: runtimetest.New(time.Now, "localhost/mycel-demo:0.1"), Logger: logger,
 		Labels: map[string]string{"topology.kubernetes.io/zone": "z-" + name},
+		// Several nodes in one process under -race share two cores: probe
+		// less often than a real node, or scheduling delays read as deaths.
+		MembershipTick: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

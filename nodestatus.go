@@ -14,13 +14,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/mycelfabric/mycel/workloadplane/sched"
 )
 
-// Node labels Mycel sets.
-const (
-	LabelPeerID = "mycel.io/peer-id"
-	maxPods     = 110
-)
+// LabelPeerID is the Node label naming the node's libp2p peer.
+const LabelPeerID = sched.LabelPeerID
+
+const maxPods = 110
 
 func (n *Node) publishNode(ctx context.Context) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.cfg.Name}}
@@ -118,13 +119,18 @@ func (n *Node) nodeStatus(ctx context.Context, old corev1.NodeStatus) corev1.Nod
 	}
 }
 
-// capacity is what this machine offers.
+// capacity is what this machine offers: its CPUs, memory and 110 pods,
+// or what Config.Capacity says instead.
 func (n *Node) capacity() corev1.ResourceList {
-	return corev1.ResourceList{
+	c := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
 		corev1.ResourcePods:   *resource.NewQuantity(maxPods, resource.DecimalSI),
 	}
+	for k, q := range n.cfg.Capacity {
+		c[k] = q
+	}
+	return c
 }
 
 func memTotal() int64 {

@@ -13,7 +13,7 @@ import (
 
 func nodeCmd() *cobra.Command {
 	var cfg mycel.Config
-	var labels string
+	var labels, capacity string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a Mycel node",
@@ -26,6 +26,9 @@ The node stops on SIGINT or SIGTERM; its containers keep running and are re-adop
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if cfg.Labels, err = mycel.ParseLabels(labels); err != nil {
+				return err
+			}
+			if cfg.Capacity, err = mycel.ParseCapacity(capacity); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -50,6 +53,9 @@ The node stops on SIGINT or SIGTERM; its containers keep running and are re-adop
 	f.StringSliceVar(&cfg.P2PListen, "p2p-addr", nil, "libp2p listen multiaddrs (default: TCP and QUIC on the API host, any port)")
 	f.StringSliceVar(&cfg.Bootstrap, "bootstrap", nil, "multiaddrs of nodes to join the DHT through, ending in /p2p/<peerID>")
 	f.StringVar(&cfg.Join, "join", "", "join token from `mycel token create` (for a node without --ca-dir)")
+	f.StringVar(&cfg.RuntimeName, "runtime", mycel.RuntimePodman, "container runtime: podman, or sim (runs nothing; scale simulations only)")
+	f.StringVar(&capacity, "capacity", "", "advertise this capacity instead of the machine's, e.g. cpu=2,memory=4Gi,pods=50")
+	f.IntVar(&cfg.PlacementSample, "placement-sample", 3, "candidates an owner tenders each replica to (d)")
 	cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

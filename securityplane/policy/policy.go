@@ -21,12 +21,19 @@ import (
 // ErrNoPolicies means a policy directory held no .rego files.
 var ErrNoPolicies = errors.New("policy: no .rego files")
 
-// AdmissionQuery is the rule admission evaluates: a set of denial messages.
-const AdmissionQuery = "data.mycel.admission.deny"
+// The rules the engine evaluates.
+const (
+	// AdmissionQuery is a set of denial messages.
+	AdmissionQuery = "data.mycel.admission.deny"
+	// PlacementQuery is the placement package: "deny", a set of messages,
+	// and "score", a number (higher is preferred).
+	PlacementQuery = "data.mycel.placement"
+)
 
 // Engine holds the prepared policy queries.
 type Engine struct {
 	admission rego.PreparedEvalQuery
+	placement rego.PreparedEvalQuery
 	files     []string
 }
 
@@ -43,7 +50,7 @@ func Load(ctx context.Context, fsys fs.FS, origin string) (*Engine, error) {
 		return nil, fmt.Errorf("policy: read %s: %w", origin, err)
 	}
 	e := &Engine{}
-	opts := []func(*rego.Rego){rego.Query(AdmissionQuery)}
+	var modules []func(*rego.Rego)
 	for _, ent := range entries {
 		name := ent.Name()
 		if ent.IsDir() || !strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, "_test.rego") {
@@ -55,15 +62,16 @@ func Load(ctx context.Context, fsys fs.FS, origin string) (*Engine, error) {
 		}
 		file := path.Join(origin, name)
 		e.files = append(e.files, file)
-		opts = append(opts, rego.Module(file, string(src)))
+		modules = append(modules, rego.Module(file, string(src)))
 	}
 	if len(e.files) == 0 {
 		return nil, fmt.Errorf("%w in %s", ErrNoPolicies, origin)
 	}
 	sort.Strings(e.files)
-	e.admission, err = rego.New(opts...).PrepareForEval(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("policy: compile %s: %w", origin, err)
+	for q, dst := range map[string]*rego.PreparedEvalQuery{AdmissionQuery: &e.admission, PlacementQuery: &e.placement} {
+		if *dst, err = rego.New(append([]func(*rego.Rego){rego.Query(q)}, modules...)...).PrepareForEval(ctx); err != nil {
+			return nil, fmt.Errorf("policy: compile %s: %w", origin, err)
+		}
 	}
 	return e, nil
 }
@@ -107,6 +115,55 @@ func (e *Engine) Admit(ctx context.Context, request any) error {
 	}
 	sort.Strings(reasons)
 	return &DeniedError{Reasons: reasons}
+}
+
+// Placement is the placement policy's verdict for one node.
+type Placement struct {
+	Score float64
+	Deny  []string
+}
+
+// Place evaluates the placement policy for input (given to the policy as
+// input). A policy set without a mycel.placement package accepts every
+// node with score 0.
+func (e *Engine) Place(ctx context.Context, input any) (Placement, error) {
+	in, err := toJSONValue(input)
+	if err != nil {
+		return Placement{}, fmt.Errorf("policy: placement input: %w", err)
+	}
+	rs, err := e.placement.Eval(ctx, rego.EvalInput(in))
+	if err != nil {
+		return Placement{}, fmt.Errorf("policy: evaluate placement: %w", err)
+	}
+	var out Placement
+	for _, r := range rs {
+		for _, ex := range r.Expressions {
+			doc, ok := ex.Value.(map[string]any)
+			if !ok {
+				return Placement{}, fmt.Errorf("policy: %s must be a package (object), got %T", PlacementQuery, ex.Value)
+			}
+			if s, ok := doc["score"]; ok {
+				n, ok := s.(json.Number)
+				if !ok {
+					return Placement{}, fmt.Errorf("policy: %s.score must be a number, got %T", PlacementQuery, s)
+				}
+				if out.Score, err = n.Float64(); err != nil {
+					return Placement{}, fmt.Errorf("policy: %s.score: %w", PlacementQuery, err)
+				}
+			}
+			if d, ok := doc["deny"]; ok {
+				set, ok := d.([]any)
+				if !ok {
+					return Placement{}, fmt.Errorf("policy: %s.deny must be a set of strings, got %T", PlacementQuery, d)
+				}
+				for _, m := range set {
+					out.Deny = append(out.Deny, fmt.Sprint(m))
+				}
+			}
+		}
+	}
+	sort.Strings(out.Deny)
+	return out, nil
 }
 
 // toJSONValue turns a Go value into the generic JSON form OPA reads.

@@ -60,3 +60,42 @@ func TestPolicyDirReplacesDefaults(t *testing.T) {
 		t.Fatalf("empty dir: %v", err)
 	}
 }
+
+func TestDefaultPlacement(t *testing.T) {
+	e, err := Load(context.Background(), policies.Default, "policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := map[string]any{"milliCPU": 2000, "memoryBytes": 4 << 30, "pods": 110}
+	in := func(labels map[string]any, siblings int) map[string]any {
+		return map[string]any{
+			"pod":      map[string]any{"metadata": map[string]any{"name": "p"}},
+			"node":     map[string]any{"name": "n", "labels": labels, "allocatable": res, "free": res, "requests": map[string]any{"milliCPU": 0, "memoryBytes": 0, "pods": 1}},
+			"siblings": map[string]any{"node": siblings, "zone": 0},
+		}
+	}
+	alone, err := e.Place(context.Background(), in(map[string]any{}, 0))
+	if err != nil || len(alone.Deny) != 0 || alone.Score != 100 {
+		t.Fatalf("idle node: %+v, %v; want score 100 and no denial", alone, err)
+	}
+	crowded, err := e.Place(context.Background(), in(map[string]any{}, 2))
+	if err != nil || crowded.Score >= alone.Score {
+		t.Fatalf("node with 2 siblings scored %v (idle %v), %v; want lower", crowded.Score, alone.Score, err)
+	}
+	denied, err := e.Place(context.Background(), in(map[string]any{"mycel.io/unschedulable": "true"}, 0))
+	if err != nil || len(denied.Deny) != 1 || !strings.HasPrefix(denied.Deny[0], "unschedulable:") {
+		t.Fatalf("unschedulable node: %+v, %v; want one unschedulable denial", denied, err)
+	}
+}
+
+func TestPlacementWithoutPackageAcceptsAll(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "admission.rego"), []byte("package mycel.admission\n"), 0o644)
+	e, err := LoadDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.Place(context.Background(), map[string]any{}); err != nil || v.Score != 0 || len(v.Deny) != 0 {
+		t.Fatalf("no placement package: %+v, %v; want score 0, no denial", v, err)
+	}
+}

@@ -1,0 +1,251 @@
+package sched
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+)
+
+// LabelUnschedulable on a node keeps new pods off it.
+const LabelUnschedulable = "mycel.io/unschedulable"
+
+// AnnotationRequires on a pod names the software it needs, as
+// comma-separated constraints on the versions nodes advertise:
+// "mycel>=0.2.0", "runtime=podman", "runtime>=podman/4.3", "arch=amd64".
+const AnnotationRequires = "mycel.io/requires"
+
+// LabelPeerID on a Node names its libp2p peer (set by the node itself).
+const LabelPeerID = "mycel.io/peer-id"
+
+// Candidate is a node the owner may send a tender to.
+type Candidate struct {
+	Node string
+	Peer string
+	Zone string
+}
+
+// Reasons counts why nodes cannot take a pod, by reason phrase.
+type Reasons map[string]int
+
+// Message renders reasons as Kubernetes' scheduler does:
+// "0/5 nodes are available: 3 insufficient memory, 2 node(s) were not ready."
+func (r Reasons) Message(nodes int) string {
+	var parts []string
+	for reason, c := range r {
+		parts = append(parts, fmt.Sprintf("%d %s", c, reason))
+	}
+	sort.Strings(parts)
+	msg := fmt.Sprintf("0/%d nodes are available", nodes)
+	if len(parts) > 0 {
+		msg += ": " + strings.Join(parts, ", ")
+	}
+	return msg + "."
+}
+
+// Filter returns the nodes the pod may go to as far as the owner can tell
+// (Ready, live, schedulable, matching nodeSelector, required node affinity
+// and version requirements), and why the others cannot. live reports
+// whether a node's peer is a live member.
+func Filter(p *corev1.Pod, nodes []corev1.Node, live func(peer string) bool) ([]Candidate, Reasons, error) {
+	reqs, err := ParseRequires(p.Annotations[AnnotationRequires])
+	if err != nil {
+		return nil, nil, err
+	}
+	reasons := Reasons{}
+	var out []Candidate
+	for i := range nodes {
+		n := &nodes[i]
+		peer := n.Labels[LabelPeerID]
+		why := ""
+		switch {
+		case !ready(n) || peer == "" || !live(peer):
+			why = "node(s) were not ready"
+		case n.Spec.Unschedulable || n.Labels[LabelUnschedulable] == "true":
+			why = "node(s) were unschedulable"
+		case !matchesSelector(p, n):
+			why = "node(s) didn't match Pod's node affinity/selector"
+		default:
+			if v := reqs.unmet(n); v != "" {
+				why = "node(s) didn't have the required " + v
+			}
+		}
+		if why != "" {
+			reasons[why]++
+			continue
+		}
+		out = append(out, Candidate{Node: n.Name, Peer: peer, Zone: n.Labels[corev1.LabelTopologyZone]})
+	}
+	return out, reasons, nil
+}
+
+func ready(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// matchesSelector checks nodeSelector and required node affinity (any one
+// term must match; match fields are not supported and never match).
+func matchesSelector(p *corev1.Pod, n *corev1.Node) bool {
+	set := labels.Set(n.Labels)
+	if !labels.SelectorFromSet(p.Spec.NodeSelector).Matches(set) {
+		return false
+	}
+	a := p.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return true
+	}
+	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		if len(term.MatchFields) > 0 {
+			continue
+		}
+		sel, err := termSelector(term.MatchExpressions)
+		if err == nil && sel.Matches(set) {
+			return true
+		}
+	}
+	return false
+}
+
+func termSelector(exprs []corev1.NodeSelectorRequirement) (labels.Selector, error) {
+	ops := map[corev1.NodeSelectorOperator]selection.Operator{
+		corev1.NodeSelectorOpIn: selection.In, corev1.NodeSelectorOpNotIn: selection.NotIn,
+		corev1.NodeSelectorOpExists: selection.Exists, corev1.NodeSelectorOpDoesNotExist: selection.DoesNotExist,
+		corev1.NodeSelectorOpGt: selection.GreaterThan, corev1.NodeSelectorOpLt: selection.LessThan,
+	}
+	sel := labels.NewSelector()
+	for _, e := range exprs {
+		op, ok := ops[e.Operator]
+		if !ok {
+			return nil, fmt.Errorf("operator %q is not supported", e.Operator)
+		}
+		r, err := labels.NewRequirement(e.Key, op, e.Values)
+		if err != nil {
+			return nil, err
+		}
+		sel = sel.Add(*r)
+	}
+	return sel, nil
+}
+
+// Requirement is one constraint of AnnotationRequires.
+type Requirement struct {
+	Key     string // mycel, runtime, arch or os
+	AtLeast bool   // ">=" (else "=")
+	Name    string // for runtime: the engine ("podman")
+	Version string // may be empty for runtime=NAME
+}
+
+// Requirements are a pod's version constraints.
+type Requirements []Requirement
+
+// ParseRequires parses AnnotationRequires.
+func ParseRequires(s string) (Requirements, error) {
+	var out Requirements
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		var r Requirement
+		k, v, ok := strings.Cut(part, ">=")
+		if ok {
+			r.AtLeast = true
+		} else if k, v, ok = strings.Cut(part, "="); !ok {
+			return nil, fmt.Errorf("sched: %s: %q is not KEY=VALUE or KEY>=VERSION (e.g. mycel>=0.2.0, runtime>=podman/4.3)", AnnotationRequires, part)
+		}
+		r.Key, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch r.Key {
+		case "runtime":
+			r.Name, r.Version, _ = strings.Cut(v, "/")
+			if r.AtLeast && r.Version == "" {
+				return nil, fmt.Errorf("sched: %s: %q needs a version (runtime>=podman/4.3)", AnnotationRequires, part)
+			}
+		case "mycel", "arch", "os":
+			r.Version = v
+		default:
+			return nil, fmt.Errorf("sched: %s: unknown key %q (want mycel, runtime, arch or os)", AnnotationRequires, r.Key)
+		}
+		if r.AtLeast && !numeric(r.Version) {
+			return nil, fmt.Errorf("sched: %s: %q: %q is not a dotted version", AnnotationRequires, part, r.Version)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// unmet returns the first requirement the node does not meet, as text.
+func (rs Requirements) unmet(n *corev1.Node) string {
+	info := n.Status.NodeInfo
+	rtName, rtVersion, _ := strings.Cut(info.ContainerRuntimeVersion, "://")
+	have := map[string]string{
+		"mycel": strings.TrimPrefix(info.KubeletVersion, "mycel/v"),
+		"arch":  info.Architecture, "os": info.OperatingSystem,
+	}
+	for _, r := range rs {
+		ok := false
+		switch r.Key {
+		case "runtime":
+			ok = rtName == r.Name && (r.Version == "" || versionOK(rtVersion, r.Version, r.AtLeast))
+		default:
+			ok = versionOK(have[r.Key], r.Version, r.AtLeast)
+		}
+		if !ok {
+			if r.AtLeast {
+				return r.Key + ">=" + join(r.Name, r.Version)
+			}
+			return r.Key + "=" + join(r.Name, r.Version)
+		}
+	}
+	return ""
+}
+
+func join(name, version string) string {
+	switch {
+	case name == "":
+		return version
+	case version == "":
+		return name
+	}
+	return name + "/" + version
+}
+
+// versionOK compares dotted versions: equal (on the parts want gives, so
+// "4.3" matches "4.3.1"), or at least.
+func versionOK(have, want string, atLeast bool) bool {
+	if !atLeast {
+		return have == want || strings.HasPrefix(have, want+".")
+	}
+	h, w := strings.Split(have, "."), strings.Split(want, ".")
+	for i := range w {
+		if i >= len(h) {
+			return false
+		}
+		hv, err1 := strconv.Atoi(strings.TrimLeft(h[i], "v"))
+		wv, err2 := strconv.Atoi(w[i])
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		if hv != wv {
+			return hv > wv
+		}
+	}
+	return true
+}
+
+func numeric(v string) bool {
+	for p := range strings.SplitSeq(v, ".") {
+		if _, err := strconv.Atoi(p); err != nil {
+			return false
+		}
+	}
+	return v != ""
+}

@@ -1,0 +1,87 @@
+package sched
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func node(name string, ready bool, labels map[string]string, runtime, mycel string) corev1.Node {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	l := map[string]string{LabelPeerID: "peer-" + name}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}},
+			NodeInfo: corev1.NodeSystemInfo{ContainerRuntimeVersion: runtime, KubeletVersion: "mycel/v" + mycel, Architecture: "amd64", OperatingSystem: "linux"}}}
+}
+
+func names(cs []Candidate) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Node)
+	}
+	return out
+}
+
+func TestFilterExplains(t *testing.T) {
+	nodes := []corev1.Node{
+		node("a", true, map[string]string{"zone": "z1"}, "podman://4.3.1", "0.1.0"),
+		node("b", true, map[string]string{"zone": "z2"}, "podman://5.2.0", "0.2.1"),
+		node("c", false, map[string]string{"zone": "z1"}, "podman://5.2.0", "0.2.1"),
+		node("d", true, map[string]string{"zone": "z1", LabelUnschedulable: "true"}, "podman://5.2.0", "0.2.1"),
+		node("e", true, map[string]string{"zone": "z1"}, "sim://1.0", "0.2.1"),
+	}
+	live := func(peer string) bool { return peer != "peer-e" }
+	cases := []struct {
+		name        string
+		selector    map[string]string
+		requires    string
+		affinity    *corev1.Affinity
+		want, other string
+	}{
+		{name: "any", want: "[a b]", other: "0/5 nodes are available: 1 node(s) were unschedulable, 2 node(s) were not ready."},
+		{name: "selector", selector: map[string]string{"zone": "z1"}, want: "[a]"},
+		{name: "nothing matches", selector: map[string]string{"zone": "z9"}, want: "[]",
+			other: "0/5 nodes are available: 1 node(s) were unschedulable, 2 node(s) didn't match Pod's node affinity/selector, 2 node(s) were not ready."},
+		{name: "newer runtime", requires: "runtime>=podman/5", want: "[b]",
+			other: "0/5 nodes are available: 1 node(s) didn't have the required runtime>=podman/5, 1 node(s) were unschedulable, 2 node(s) were not ready."},
+		{name: "mycel version", requires: "mycel>=0.2.0, arch=amd64", want: "[b]"},
+		{name: "exact version prefix", requires: "mycel=0.1", want: "[a]"},
+		{name: "affinity", affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"z1"}}}}}}}},
+			want: "[b]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "p1", Annotations: map[string]string{AnnotationRequires: c.requires}},
+				Spec: corev1.PodSpec{NodeSelector: c.selector, Affinity: c.affinity}}
+			got, reasons, err := Filter(pod, nodes, live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := "[" + strings.Join(names(got), " ") + "]"; g != c.want {
+				t.Errorf("candidates %s, want %s", g, c.want)
+			}
+			if c.other != "" {
+				if msg := reasons.Message(len(nodes)); msg != c.other {
+					t.Errorf("message\n %q\nwant\n %q", msg, c.other)
+				}
+			}
+		})
+	}
+}
+
+func TestParseRequiresRejectsNonsense(t *testing.T) {
+	for _, bad := range []string{"gpu>=3", "runtime>=podman", "mycel>=latest", "mycel"} {
+		if _, err := ParseRequires(bad); err == nil {
+			t.Errorf("ParseRequires(%q) accepted it", bad)
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package sched
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// PlacerConfig configures a Placer.
+type PlacerConfig struct {
+	// Self is the owner's peer ID and Requester its SPIFFE ID; required.
+	Self, Requester string
+	// Transport carries tenders and awards; required.
+	Transport Transport
+	// Sample is d, the most candidates one round tenders to; zero means 3.
+	Sample int
+	// TenderTTL is how long a bid stays open for an award; zero means 5s.
+	TenderTTL time.Duration
+	// Lease is how long a winner holds resources for the owner to bind;
+	// zero means 10s.
+	Lease time.Duration
+	// Timeout bounds each exchange with a candidate; zero means 2s.
+	Timeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Placer runs negotiations for the pods this node owns.
+type Placer struct {
+	cfg PlacerConfig
+	mu  sync.Mutex
+	seq uint64
+}
+
+// NewPlacer returns a Placer.
+func NewPlacer(cfg PlacerConfig) (*Placer, error) {
+	if cfg.Self == "" || cfg.Transport == nil {
+		return nil, errors.New("sched: PlacerConfig.Self and Transport are required")
+	}
+	if cfg.Sample == 0 {
+		cfg.Sample = 3
+	}
+	if cfg.Sample < 1 {
+		return nil, fmt.Errorf("sched: sample size %d must be at least 1", cfg.Sample)
+	}
+	if cfg.TenderTTL == 0 {
+		cfg.TenderTTL = 5 * time.Second
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = 10 * time.Second
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Placer{cfg: cfg}, nil
+}
+
+// Spread is where a workload's pods already are, as the owner knows it.
+type Spread struct {
+	Nodes map[string]int
+	Zones map[string]int
+}
+
+// Outcome is the result of one negotiation.
+type Outcome struct {
+	// Node won and confirmed; empty when the pod was not placed.
+	Node string
+	// Tender is the ID of the winning tender.
+	Tender string
+	// Asked counts the candidates tendered to; Reasons counts why the ones
+	// that did not win declined (or did not answer).
+	Asked   int
+	Reasons Reasons
+	// Messages counts the messages sent and received.
+	Messages int
+}
+
+// Place negotiates a node for pod among cands (already filtered): it
+// tenders to a sample of at most d of them, awards the best bid, and moves
+// to the next bid when an award is not confirmed.
+func (p *Placer) Place(ctx context.Context, pod *corev1.Pod, cands []Candidate, spread Spread) Outcome {
+	p.mu.Lock()
+	p.seq++
+	seq := p.seq
+	p.mu.Unlock()
+	sample := p.sample(pod, cands, seq)
+	t := Tender{
+		ID: fmt.Sprintf("%s/%s/%d", p.cfg.Self, pod.UID, seq), Owner: p.cfg.Self, Requester: p.cfg.Requester,
+		Pod: pod, Siblings: spread.Nodes, ZoneSiblings: spread.Zones,
+		Expires: p.cfg.Now().Add(p.cfg.TenderTTL).UnixNano(),
+	}
+	out := Outcome{Asked: len(sample), Reasons: Reasons{}, Messages: 2 * len(sample)}
+	replies := make([]Reply, len(sample))
+	var wg sync.WaitGroup
+	for i, c := range sample {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+			defer cancel()
+			r, err := p.cfg.Transport.Tender(tctx, c.Peer, t)
+			if err == nil && (r.Tender != t.ID || r.Node != c.Node) {
+				err = fmt.Errorf("reply for tender %q from node %q", r.Tender, r.Node)
+			}
+			if err != nil {
+				r = Reply{Node: c.Node, Type: TypeDecline, Reasons: []string{"node(s) did not answer the tender"}}
+			}
+			replies[i] = r
+		}()
+	}
+	wg.Wait()
+	var bids []int
+	for i, r := range replies {
+		if r.Type == TypeBid {
+			bids = append(bids, i)
+			continue
+		}
+		for _, why := range r.Reasons {
+			out.Reasons[why]++
+		}
+	}
+	sort.SliceStable(bids, func(a, b int) bool {
+		ra, rb := replies[bids[a]], replies[bids[b]]
+		if ra.Score != rb.Score {
+			return ra.Score > rb.Score
+		}
+		return tie(pod, ra.Node) > tie(pod, rb.Node)
+	})
+	for _, i := range bids {
+		c := sample[i]
+		a := Award{Tender: t.ID, Pod: pod.UID, LeaseUntil: p.cfg.Now().Add(p.cfg.Lease).UnixNano()}
+		actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+		r, err := p.cfg.Transport.Award(actx, c.Peer, a)
+		cancel()
+		out.Messages += 2
+		switch {
+		case err == nil && r.Type == TypeConfirm && r.Tender == t.ID && r.Node == c.Node:
+			out.Node, out.Tender = c.Node, t.ID
+			return out
+		case err == nil && r.Type == TypeDecline:
+			for _, why := range r.Reasons {
+				out.Reasons[why+" (after bidding)"]++
+			}
+		default:
+			out.Reasons["node(s) did not confirm the award"]++
+		}
+	}
+	return out
+}
+
+// sample picks at most d candidates: the ones ranked highest by a hash of
+// the pod, the round and the node, so each round and each pod sees a
+// different, uniformly chosen sample (power of d choices).
+func (p *Placer) sample(pod *corev1.Pod, cands []Candidate, seq uint64) []Candidate {
+	if len(cands) <= p.cfg.Sample {
+		return cands
+	}
+	ranked := append([]Candidate(nil), cands...)
+	rank := func(c Candidate) uint64 {
+		return hash(fmt.Sprintf("%s\x00%d\x00%s", pod.UID, seq, c.Node))
+	}
+	sort.Slice(ranked, func(i, j int) bool { return rank(ranked[i]) > rank(ranked[j]) })
+	return ranked[:p.cfg.Sample]
+}
+
+// tie breaks equal scores the same way on every owner.
+func tie(pod *corev1.Pod, node string) uint64 {
+	return hash(string(pod.UID) + "\x00" + node)
+}
+
+func hash(s string) uint64 {
+	h := sha256.Sum256([]byte(s))
+	return binary.BigEndian.Uint64(h[:8])
+}

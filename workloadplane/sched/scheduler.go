@@ -1,0 +1,331 @@
+package sched
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mycelfabric/mycel/kubeapi"
+)
+
+// Client is the object access the Scheduler needs.
+type Client interface {
+	List(ctx context.Context, list runtime.Object, namespace string, sel labels.Selector) error
+	Update(ctx context.Context, obj kubeapi.Object) error
+	UpdateStatus(ctx context.Context, obj kubeapi.Object) error
+	Delete(ctx context.Context, obj kubeapi.Object, gracePeriodSeconds *int64) error
+	Record(ctx context.Context, obj kubeapi.Object, component, eventType, reason, message string) error
+	Notify(ctx context.Context, resource string, kick chan<- struct{})
+}
+
+// Config configures a Scheduler.
+type Config struct {
+	// Client reads and writes objects; required.
+	Client Client
+	// Placer negotiates placements; required.
+	Placer *Placer
+	// Owns reports whether this node places the pods keyed by uid (see
+	// Key); nil means all.
+	Owns func(uid types.UID) bool
+	// Live reports whether a peer is a live member; nil means all are.
+	Live func(peer string) bool
+	// LostAfter is how long a node must have been dead and not Ready
+	// before its pods are re-placed; zero means 5s. It keeps a node that
+	// membership briefly suspected from losing its pods.
+	LostAfter time.Duration
+	// MaxBackoff caps the wait between attempts for a pod that could not
+	// be placed; zero means 10s. A membership change (Kick) retries at once.
+	MaxBackoff time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+const component = "mycel-scheduler"
+
+// Scheduler places the pods this node owns and re-places the pods of nodes
+// membership has declared dead.
+type Scheduler struct {
+	cfg  Config
+	kick chan struct{}
+
+	mu    sync.Mutex
+	retry map[types.UID]retry
+}
+
+type retry struct {
+	at    time.Time
+	delay time.Duration
+}
+
+// New returns a Scheduler.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Client == nil || cfg.Placer == nil {
+		return nil, errors.New("sched: Config.Client and Placer are required")
+	}
+	if cfg.Owns == nil {
+		cfg.Owns = func(types.UID) bool { return true }
+	}
+	if cfg.Live == nil {
+		cfg.Live = func(string) bool { return true }
+	}
+	if cfg.LostAfter == 0 {
+		cfg.LostAfter = 5 * time.Second
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Scheduler{cfg: cfg, kick: make(chan struct{}, 1), retry: map[types.UID]retry{}}, nil
+}
+
+// Kick makes Run try every pending pod now (ownership or membership
+// changed).
+func (s *Scheduler) Kick() {
+	s.mu.Lock()
+	clear(s.retry)
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run places pods as they change until ctx is done.
+func (s *Scheduler) Run(ctx context.Context) {
+	changed := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		s.cfg.Client.Notify(ctx, "pods", changed)
+		close(done)
+	}()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return
+		case <-s.kick:
+		case <-changed:
+		case <-t.C:
+		}
+		next, err := s.ScheduleAll(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("schedule pods", "err", err)
+		}
+		t.Reset(next)
+	}
+}
+
+// ScheduleAll re-places pods lost with dead nodes and places every pending
+// pod this node owns whose retry is due. It returns how long until the
+// next retry is due.
+func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
+	var pods corev1.PodList
+	if err := s.cfg.Client.List(ctx, &pods, "", nil); err != nil {
+		return s.cfg.MaxBackoff, err
+	}
+	var nodes corev1.NodeList
+	if err := s.cfg.Client.List(ctx, &nodes, "", nil); err != nil {
+		return s.cfg.MaxBackoff, err
+	}
+	errs := []error{s.evictLost(ctx, pods.Items, nodes.Items)}
+	zone := map[string]string{}
+	for i := range nodes.Items {
+		zone[nodes.Items[i].Name] = nodes.Items[i].Labels[corev1.LabelTopologyZone]
+	}
+	spread := map[types.UID]Spread{}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Spec.NodeName != "" && active(p) {
+			s.addSibling(spread, Key(p), p.Spec.NodeName, zone)
+		}
+	}
+	now := s.cfg.Now()
+	next := s.cfg.MaxBackoff
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Spec.NodeName != "" || p.DeletionTimestamp != nil || !s.cfg.Owns(Key(p)) {
+			s.forget(p.UID)
+			continue
+		}
+		if wait := s.due(p.UID, now); wait > 0 {
+			next = min(next, wait)
+			continue
+		}
+		node, err := s.place(ctx, p, nodes.Items, spread[Key(p)])
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if node == "" {
+			next = min(next, s.backOff(p.UID, now))
+			continue
+		}
+		s.forget(p.UID)
+		s.addSibling(spread, Key(p), node, zone)
+	}
+	return next, errors.Join(errs...)
+}
+
+func active(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+}
+
+func (s *Scheduler) addSibling(spread map[types.UID]Spread, key types.UID, node string, zone map[string]string) {
+	sp, ok := spread[key]
+	if !ok {
+		sp = Spread{Nodes: map[string]int{}, Zones: map[string]int{}}
+		spread[key] = sp
+	}
+	sp.Nodes[node]++
+	if z := zone[node]; z != "" {
+		sp.Zones[z]++
+	}
+}
+
+// place negotiates one pod and binds it, or records why it waits.
+func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Node, spread Spread) (string, error) {
+	cands, reasons, err := Filter(p, nodes, s.cfg.Live)
+	if err != nil {
+		return "", s.unschedulable(ctx, p, err.Error())
+	}
+	if len(cands) == 0 {
+		return "", s.unschedulable(ctx, p, reasons.Message(len(nodes)))
+	}
+	out := s.cfg.Placer.Place(ctx, p, cands, spread)
+	if out.Node == "" {
+		for why, c := range out.Reasons {
+			reasons[why] += c
+		}
+		if rest := len(cands) - out.Asked; rest > 0 {
+			reasons["node(s) not asked this round"] += rest
+		}
+		return "", s.unschedulable(ctx, p, reasons.Message(len(nodes)))
+	}
+	p.Spec.NodeName = out.Node
+	if err := s.cfg.Client.Update(ctx, p); err != nil {
+		// The winner's reservation lapses with its lease. A pod changed
+		// meanwhile (bound by another owner during a handover, or deleted)
+		// is looked at afresh in the next round.
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) {
+			s.cfg.Logger.Debug("pod changed while placing it", "pod", p.Namespace+"/"+p.Name, "err", err)
+			return "", nil
+		}
+		return "", fmt.Errorf("bind %s/%s to %s: %w", p.Namespace, p.Name, out.Node, err)
+	}
+	s.cfg.Client.Record(ctx, p, component, corev1.EventTypeNormal, "Scheduled",
+		fmt.Sprintf("Successfully assigned %s/%s to %s", p.Namespace, p.Name, out.Node))
+	return out.Node, nil
+}
+
+// evictLost deletes the controlled pods this node owns that are bound to
+// nodes membership holds dead and whose Node is no longer Ready, so their
+// controllers create replacements on live nodes. A node that comes back
+// removes their containers as orphans.
+func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []corev1.Node) error {
+	lost := map[string]bool{}
+	since := s.cfg.Now().Add(-s.cfg.LostAfter)
+	for i := range nodes {
+		n := &nodes[i]
+		if peer := n.Labels[LabelPeerID]; peer != "" && !s.cfg.Live(peer) && notReadySince(n, since) {
+			lost[n.Name] = true
+		}
+	}
+	var errs []error
+	zero := int64(0)
+	for i := range pods {
+		p := &pods[i]
+		if !lost[p.Spec.NodeName] || metav1.GetControllerOf(p) == nil || !s.cfg.Owns(Key(p)) {
+			continue
+		}
+		s.cfg.Client.Record(ctx, p, component, corev1.EventTypeWarning, "NodeLost",
+			fmt.Sprintf("Node %s was declared dead; deleting the pod so its controller replaces it on a live node", p.Spec.NodeName))
+		if err := s.cfg.Client.Delete(ctx, p, &zero); err != nil {
+			errs = append(errs, fmt.Errorf("evict %s/%s from dead node %s: %w", p.Namespace, p.Name, p.Spec.NodeName, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// notReadySince reports whether n's Ready condition has been other than
+// True since before t.
+func notReadySince(n *corev1.Node, t time.Time) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status != corev1.ConditionTrue && c.LastTransitionTime.Time.Before(t)
+		}
+	}
+	return false
+}
+
+// due returns how long until the pod may be tried again (0: now).
+func (s *Scheduler) due(uid types.UID, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.retry[uid]
+	if !ok || !now.Before(r.at) {
+		return 0
+	}
+	return r.at.Sub(now)
+}
+
+// backOff doubles the pod's wait (1s, 2s, 4s ... MaxBackoff) and returns it.
+func (s *Scheduler) backOff(uid types.UID, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.retry[uid]
+	r.delay = min(max(2*r.delay, time.Second), s.cfg.MaxBackoff)
+	r.at = now.Add(r.delay)
+	s.retry[uid] = r
+	return r.delay
+}
+
+func (s *Scheduler) forget(uid types.UID) {
+	s.mu.Lock()
+	delete(s.retry, uid)
+	s.mu.Unlock()
+}
+
+// unschedulable records why a pod waits, once per distinct reason, so a
+// pod retried on every change does not flood events.
+func (s *Scheduler) unschedulable(ctx context.Context, p *corev1.Pod, why string) error {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == why {
+			return nil
+		}
+	}
+	cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		Message: why, LastTransitionTime: metav1.NewTime(s.cfg.Now())}
+	kept := p.Status.Conditions[:0]
+	for _, c := range p.Status.Conditions {
+		if c.Type != corev1.PodScheduled {
+			kept = append(kept, c)
+		}
+	}
+	p.Status.Conditions = append(kept, cond)
+	p.Status.Phase = corev1.PodPending
+	if err := s.cfg.Client.UpdateStatus(ctx, p); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return nil // changed meanwhile; the next round sees it afresh
+		}
+		return fmt.Errorf("mark %s/%s unschedulable: %w", p.Namespace, p.Name, err)
+	}
+	return s.cfg.Client.Record(ctx, p, component, corev1.EventTypeWarning, "FailedScheduling", why)
+}
