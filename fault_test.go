@@ -59,22 +59,7 @@ func TestForgedMessagesAreRejectedAndCounted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// The insider: any SVID of the trust domain may connect to the bus.
-	user, _ := ca.UserID(authority.TrustDomain(), "mallory")
-	is, err := authority.Issue(ca.Request{ID: user, Client: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, _ := is.KeyPEM()
-	svid, err := x509svid.Parse(is.CertPEM(), keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(a.bus.ClientURL(), nats.Secure(tlsconf.Client(svid, authority.Bundle(), tlsconf.Nodes(authority.TrustDomain()))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := insider(t, a, authority)
 
 	// Capture a genuine write of node-b's as it fans out.
 	sub, err := nc.SubscribeSync(replica.SubjectPut)
@@ -262,6 +247,28 @@ func (acceptAll) Select(string, [][]byte) (int, error) { return 0, nil }
 // scrape reads n's /metrics through its API as a user of the trust domain
 // and returns every sample of the rejection counters, keyed
 // "metric/reason".
+// insider connects to n's bus as a user of the trust domain: any SVID of
+// the trust domain may connect to the bus, so an insider can send anything.
+func insider(t *testing.T, n *Node, authority *ca.Authority) *nats.Conn {
+	t.Helper()
+	user, _ := ca.UserID(authority.TrustDomain(), "mallory")
+	is, err := authority.Issue(ca.Request{ID: user, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := is.KeyPEM()
+	svid, err := x509svid.Parse(is.CertPEM(), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(n.bus.ClientURL(), nats.Secure(tlsconf.Client(svid, authority.Bundle(), tlsconf.Nodes(authority.TrustDomain()))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 func scrape(t *testing.T, n *Node, a *ca.Authority) map[string]float64 {
 	t.Helper()
 	kc, err := Kubeconfig(a, "tester", time.Hour, KubeconfigContext{Name: n.Name(), Server: n.URL()})
@@ -291,7 +298,7 @@ func scrape(t *testing.T, n *Node, a *ca.Authority) map[string]float64 {
 		t.Fatal(err)
 	}
 	out := map[string]float64{}
-	for _, name := range []string{"mycel_envelope_rejected_total", "mycel_dht_records_rejected_total"} {
+	for _, name := range []string{"mycel_envelope_rejected_total", "mycel_dht_records_rejected_total", "mycel_sched_awards_rejected_total"} {
 		f := families[name]
 		if f == nil {
 			continue

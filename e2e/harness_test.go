@@ -57,6 +57,8 @@ type node struct {
 	join       string // token; the node joins instead of holding the CA
 	netns      string // the network namespace the node runs in, if any
 	bootstrap  string
+	labels     string   // extra node labels, k=v,...
+	args       []string // extra `mycel node` flags
 	cmd        *exec.Cmd
 	startedAt  time.Time // when the process was last started
 	exited     chan struct{}
@@ -137,7 +139,11 @@ func joinNode(t testing.TB, first *node, opts ...func(*node)) *node {
 
 func (n *node) start() {
 	n.t.Helper()
-	args := []string{"node", "--name", n.name, "--data-dir", n.dataDir, "--api-addr", n.apiAddr, "--labels", "e2e=true"}
+	labels := "e2e=true"
+	if n.labels != "" {
+		labels += "," + n.labels
+	}
+	args := append([]string{"node", "--name", n.name, "--data-dir", n.dataDir, "--api-addr", n.apiAddr, "--labels", labels}, n.args...)
 	if n.join != "" {
 		args = append(args, "--join", n.join, "--bootstrap", n.bootstrap)
 	} else {

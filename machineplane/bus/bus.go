@@ -107,6 +107,12 @@ func Start(cfg Config) (*Bus, error) {
 			Port:       portOrRandom(cfg.ClusterPort),
 			TLSConfig:  tlsconf.Mutual(cfg.SVID, cfg.Bundle, tlsconf.Nodes(td)),
 			TLSTimeout: 5,
+			// Routes learnt by gossip (to nodes not in Routes) are tried
+			// once by default; one failed handshake would leave the mesh
+			// without that link for good, and NATS does not forward between
+			// routes. Keep trying, backing off to 30 s.
+			ConnectRetries: 300,
+			ConnectBackoff: true,
 		},
 		CustomRouterAuthentication: spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.Nodes(td)},
 	}

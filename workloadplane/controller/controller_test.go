@@ -3,7 +3,9 @@ package controller
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -241,5 +243,51 @@ func TestGarbageCollectionAndNamespaceDeletion(t *testing.T) {
 	}
 	if h.objs.List(h.ctx, &teamPods, "team", nil); len(teamPods.Items) != 0 {
 		t.Fatalf("%d pods left in the deleted namespace", len(teamPods.Items))
+	}
+}
+
+// TestSurplusKeepsSpreadAndOldPods: two owners over-placed a 6-replica set
+// as 4/3/1 (8 pods). Removing 2 takes the newest pod of the most crowded
+// node, recounts, and takes the newest of the two nodes now holding 3,
+// leaving 2/3/1 with the oldest pods kept.
+func TestSurplusKeepsSpreadAndOldPods(t *testing.T) {
+	base := time.Unix(1_800_000_000, 0)
+	var pods []*corev1.Pod
+	add := func(name, node string, age int, ready bool) {
+		st := corev1.ConditionFalse
+		if ready {
+			st = corev1.ConditionTrue
+		}
+		pods = append(pods, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(base.Add(-time.Duration(age) * time.Minute))},
+			Spec:       corev1.PodSpec{NodeName: node},
+			Status:     corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}},
+		})
+	}
+	add("a1", "a", 10, true)
+	add("a2", "a", 9, true)
+	add("a3", "a", 2, true)
+	add("a4", "a", 1, true)
+	add("b1", "b", 10, true)
+	add("b2", "b", 8, true)
+	add("b3", "b", 3, true)
+	add("c1", "c", 10, true)
+	victims, kept := surplus(pods, 2)
+	var got []string
+	for _, v := range victims {
+		got = append(got, v.Name)
+	}
+	// a4 first (the node with most, newest); then a and b both hold 3: the
+	// newer of their pods, a3, goes.
+	if strings.Join(got, ",") != "a4,a3" {
+		t.Fatalf("victims %v, want a4 then a3", got)
+	}
+	if len(kept) != 6 {
+		t.Fatalf("kept %d pods, want 6", len(kept))
+	}
+	// A pod that is not ready goes before any ready one, however crowded.
+	add("c2", "c", 0, false)
+	if victims, _ := surplus(pods, 1); victims[0].Name != "c2" {
+		t.Fatalf("victim %s, want the not-ready c2", victims[0].Name)
 	}
 }

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -64,9 +63,13 @@ func (m *Manager) reconcileReplicaSets(ctx context.Context) error {
 	return nil
 }
 
-// deletionOrder sorts pods so the ones to delete first come first:
-// unscheduled, then pending, then not ready, then the newest.
-func deletionOrder(pods []*corev1.Pod) {
+// surplus picks n pods to delete, one at a time, as Kubernetes' ReplicaSet
+// controller ranks them: unscheduled, then pending, then not ready, then
+// those on the node running most of the set (recounted after each pick, so
+// removing what concurrent owners over-placed restores the spread), then
+// the newest; the name breaks ties, so every owner picks the same pods. It
+// returns the victims and the pods kept.
+func surplus(pods []*corev1.Pod, n int) (victims, kept []*corev1.Pod) {
 	rank := func(p *corev1.Pod) int {
 		switch {
 		case p.Spec.NodeName == "":
@@ -78,15 +81,36 @@ func deletionOrder(pods []*corev1.Pod) {
 		}
 		return 3
 	}
-	sort.SliceStable(pods, func(i, j int) bool {
-		if ri, rj := rank(pods[i]), rank(pods[j]); ri != rj {
-			return ri < rj
+	kept = append([]*corev1.Pod(nil), pods...)
+	onNode := map[string]int{}
+	for _, p := range kept {
+		onNode[p.Spec.NodeName]++
+	}
+	first := func(a, b *corev1.Pod) bool {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra < rb
 		}
-		if !pods[i].CreationTimestamp.Equal(&pods[j].CreationTimestamp) {
-			return pods[j].CreationTimestamp.Before(&pods[i].CreationTimestamp)
+		if ca, cb := onNode[a.Spec.NodeName], onNode[b.Spec.NodeName]; ca != cb {
+			return ca > cb
 		}
-		return pods[i].Name > pods[j].Name
-	})
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return b.CreationTimestamp.Before(&a.CreationTimestamp)
+		}
+		return a.Name > b.Name
+	}
+	for range min(n, len(kept)) {
+		best := 0
+		for i := range kept {
+			if first(kept[i], kept[best]) {
+				best = i
+			}
+		}
+		v := kept[best]
+		victims = append(victims, v)
+		onNode[v.Spec.NodeName]--
+		kept = append(kept[:best], kept[best+1:]...)
+	}
+	return victims, kept
 }
 
 func (m *Manager) syncReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, pods []*corev1.Pod) error {
@@ -109,14 +133,14 @@ func (m *Manager) syncReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, pod
 			live = append(live, pod)
 		}
 	case diff < 0:
-		deletionOrder(live)
-		for _, p := range live[:-diff] {
+		victims, kept := surplus(live, -diff)
+		for _, p := range victims {
 			if err := m.c.Delete(ctx, p, nil); err != nil {
 				return err
 			}
 			m.c.Record(ctx, rs, rsComponent, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: "+p.Name)
 		}
-		live = live[-diff:]
+		live = kept
 	}
 	st := appsv1.ReplicaSetStatus{Replicas: int32(len(live)), ObservedGeneration: rs.Generation, Conditions: rs.Status.Conditions}
 	for _, p := range live {

@@ -230,6 +230,7 @@ func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Nod
 		}
 		return "", fmt.Errorf("bind %s/%s to %s: %w", p.Namespace, p.Name, out.Node, err)
 	}
+	s.cfg.Logger.Info("placed", "pod", p.Namespace+"/"+p.Name, "node", out.Node, "asked", out.Asked, "messages", out.Messages, "siblings", spread.Nodes)
 	s.cfg.Client.Record(ctx, p, component, corev1.EventTypeNormal, "Scheduled",
 		fmt.Sprintf("Successfully assigned %s/%s to %s", p.Namespace, p.Name, out.Node))
 	return out.Node, nil
