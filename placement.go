@@ -42,7 +42,11 @@ func (n *Node) startPlacement(reg prometheus.Registerer, engine *policy.Engine) 
 	if err != nil {
 		return nil, err
 	}
-	s, err := sched.New(sched.Config{Client: n.objs, Placer: placer, Owns: n.owns, Live: n.isLive, Logger: n.log.With("component", "sched")})
+	metrics, err := sched.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := sched.New(sched.Config{Client: n.objs, Placer: placer, Owns: n.owns, Live: n.isLive, Metrics: metrics, Logger: n.log.With("component", "sched")})
 	if err != nil {
 		return nil, err
 	}

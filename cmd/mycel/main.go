@@ -23,6 +23,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(caCmd(), kubeconfigCmd(), nodeCmd(), nodesCmd(), statusCmd(), tokenCmd(), upCmd(), versionCmd())
+	root.AddCommand(benchCmd(), caCmd(), kubeconfigCmd(), nodeCmd(), nodesCmd(), statusCmd(), tokenCmd(), upCmd(), versionCmd())
 	return root
 }

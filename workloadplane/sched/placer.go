@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -158,19 +159,21 @@ func (p *Placer) Place(ctx context.Context, pod *corev1.Pod, cands []Candidate, 
 	return out
 }
 
-// sample picks at most d candidates: the ones ranked highest by a hash of
-// the pod, the round and the node, so each round and each pod sees a
-// different, uniformly chosen sample (power of d choices).
+// sample picks at most d candidates uniformly, with a generator seeded by
+// the pod and the round, so each pod and each retry sees its own sample and
+// a script sees the same one every run (power of d choices). The cost is a
+// copy of the list and d swaps.
 func (p *Placer) sample(pod *corev1.Pod, cands []Candidate, seq uint64) []Candidate {
 	if len(cands) <= p.cfg.Sample {
 		return cands
 	}
-	ranked := append([]Candidate(nil), cands...)
-	rank := func(c Candidate) uint64 {
-		return hash(fmt.Sprintf("%s\x00%d\x00%s", pod.UID, seq, c.Node))
+	out := append([]Candidate(nil), cands...)
+	r := rand.New(rand.NewPCG(hash(string(pod.UID)), seq))
+	for i := range p.cfg.Sample {
+		j := i + r.IntN(len(out)-i)
+		out[i], out[j] = out[j], out[i]
 	}
-	sort.Slice(ranked, func(i, j int) bool { return rank(ranked[i]) > rank(ranked[j]) })
-	return ranked[:p.cfg.Sample]
+	return out[:p.cfg.Sample]
 }
 
 // tie breaks equal scores the same way on every owner.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,10 +47,53 @@ type Config struct {
 	// MaxBackoff caps the wait between attempts for a pod that could not
 	// be placed; zero means 10s. A membership change (Kick) retries at once.
 	MaxBackoff time.Duration
+	// Metrics, if set, records negotiations (see NewMetrics).
+	Metrics *Metrics
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Metrics are the scheduler's Prometheus metrics.
+type Metrics struct {
+	negotiation *prometheus.HistogramVec
+	messages    prometheus.Counter
+}
+
+// NewMetrics registers the scheduler's metrics with reg:
+// mycel_sched_negotiation_seconds{result} (placed or unplaced) and
+// mycel_sched_messages_total.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		negotiation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mycel_sched_negotiation_seconds",
+			Help:    "Time from the first tender to a confirmed award (placed) or to the last refusal (unplaced).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"result"}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mycel_sched_messages_total",
+			Help: "Negotiation messages this node sent and received as an owner (tenders, bids, declines, awards, confirms).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.negotiation, m.messages} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(start time.Time, out Outcome) {
+	if m == nil {
+		return
+	}
+	result := "placed"
+	if out.Node == "" {
+		result = "unplaced"
+	}
+	m.negotiation.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	m.messages.Add(float64(out.Messages))
 }
 
 const component = "mycel-scheduler"
@@ -209,7 +253,9 @@ func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Nod
 	if len(cands) == 0 {
 		return "", s.unschedulable(ctx, p, reasons.Message(len(nodes)))
 	}
+	start := time.Now()
 	out := s.cfg.Placer.Place(ctx, p, cands, spread)
+	s.cfg.Metrics.observe(start, out)
 	if out.Node == "" {
 		for why, c := range out.Reasons {
 			reasons[why] += c
