@@ -204,12 +204,13 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 	}
 	now := s.cfg.Now()
 	next := s.cfg.MaxBackoff
+	pending := map[types.UID]bool{}
 	for i := range pods.Items {
 		p := &pods.Items[i]
 		if p.Spec.NodeName != "" || p.DeletionTimestamp != nil || !s.cfg.Owns(Key(p)) {
-			s.forget(p.UID)
 			continue
 		}
+		pending[p.UID] = true
 		if wait := s.due(p.UID, now); wait > 0 {
 			next = min(next, wait)
 			continue
@@ -222,9 +223,16 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 			next = min(next, s.backOff(p.UID, now))
 			continue
 		}
-		s.forget(p.UID)
+		delete(pending, p.UID)
 		s.addSibling(spread, Key(p), node, zone)
 	}
+	s.mu.Lock()
+	for uid := range s.retry {
+		if !pending[uid] {
+			delete(s.retry, uid) // placed, gone, or owned elsewhere now
+		}
+	}
+	s.mu.Unlock()
 	return next, errors.Join(errs...)
 }
 
@@ -342,12 +350,6 @@ func (s *Scheduler) backOff(uid types.UID, now time.Time) time.Duration {
 	r.at = now.Add(r.delay)
 	s.retry[uid] = r
 	return r.delay
-}
-
-func (s *Scheduler) forget(uid types.UID) {
-	s.mu.Lock()
-	delete(s.retry, uid)
-	s.mu.Unlock()
 }
 
 // unschedulable records why a pod waits, once per distinct reason, so a

@@ -1,0 +1,188 @@
+package sched
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/store"
+)
+
+// directTransport hands messages straight to bidders by peer ID.
+type directTransport map[string]*Bidder
+
+func (d directTransport) Tender(ctx context.Context, peer string, t Tender) (Reply, error) {
+	return d[peer].OnTender(ctx, t.Owner, t), nil
+}
+
+func (d directTransport) Award(_ context.Context, peer string, a Award) (Reply, error) {
+	owner, _, _ := strings.Cut(a.Tender, "/")
+	return d[peer].OnAward(owner, a)
+}
+
+type acceptAll struct{}
+
+func (acceptAll) Place(context.Context, PolicyInput) (Verdict, error) { return Verdict{Score: 1}, nil }
+
+type schedHarness struct {
+	objs  *kubeapi.Objects
+	s     *Scheduler
+	now   time.Time
+	live  map[string]bool
+	nodes []string
+}
+
+// newSchedHarness stores two Ready nodes of 1 CPU and 1 GiB each, with
+// bidders that read their usage from the store, and a scheduler owning
+// every pod.
+func newSchedHarness(t *testing.T) *schedHarness {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Node: "owner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := &schedHarness{objs: kubeapi.NewObjects(st, nil), now: time.Now(), live: map[string]bool{"peer-a": true, "peer-b": true}}
+	ctx := context.Background()
+	if err := h.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	tr := directTransport{}
+	for _, name := range []string{"a", "b"} {
+		n := node(name, true, nil, "podman://4.3.1", "0.1.0")
+		n.Status.Conditions[0].LastTransitionTime = metav1.NewTime(h.now.Add(-time.Hour))
+		n.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi"), corev1.ResourcePods: resource.MustParse("110")}
+		status := n.Status
+		if err := h.objs.Create(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		n.Status = status // the API drops status on create, as Kubernetes does
+		if err := h.objs.UpdateStatus(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		h.nodes = append(h.nodes, name)
+		b, err := NewBidder(BidderConfig{Policy: acceptAll{}, Now: func() time.Time { return h.now }, Facts: func() (Facts, error) {
+			f := Facts{Node: name, Allocatable: Allocatable(&n), Bound: map[types.UID]bool{}}
+			var pods corev1.PodList
+			err := h.objs.List(ctx, &pods, "", nil)
+			for _, p := range pods.Items {
+				if p.Spec.NodeName == name {
+					f.Used, f.Bound[p.UID] = f.Used.Add(Requests(&p)), true
+				}
+			}
+			return f, err
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr["peer-"+name] = b
+	}
+	p, err := NewPlacer(PlacerConfig{Self: "owner", Transport: tr, Now: func() time.Time { return h.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s, err = New(Config{Client: h.objs, Placer: p, Live: func(peer string) bool { return h.live[peer] }, Now: func() time.Time { return h.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *schedHarness) pod(t *testing.T, name, mem string, controlled bool) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(mem)}}}}}}
+	if controlled {
+		yes := true
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", UID: "rs-uid", Controller: &yes}}
+	}
+	if err := h.objs.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (h *schedHarness) events(t *testing.T, reason string) []corev1.Event {
+	var evs corev1.EventList
+	if err := h.objs.List(context.Background(), &evs, "default", nil); err != nil {
+		t.Fatal(err)
+	}
+	var out []corev1.Event
+	for _, e := range evs.Items {
+		if e.Reason == reason {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestSchedulerBindsAndExplains(t *testing.T) {
+	h := newSchedHarness(t)
+	ctx := context.Background()
+	fits := h.pod(t, "fits", "512Mi", false)
+	big := h.pod(t, "big", "2Gi", false)
+	if _, err := h.s.ScheduleAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.objs.Get(ctx, fits)
+	if fits.Spec.NodeName == "" || len(h.events(t, "Scheduled")) != 1 {
+		t.Fatalf("pod that fits: bound to %q, %d Scheduled events", fits.Spec.NodeName, len(h.events(t, "Scheduled")))
+	}
+	h.objs.Get(ctx, big)
+	want := "0/2 nodes are available: 2 insufficient memory."
+	if big.Spec.NodeName != "" || len(big.Status.Conditions) != 1 || big.Status.Conditions[0].Reason != corev1.PodReasonUnschedulable || big.Status.Conditions[0].Message != want {
+		t.Fatalf("pod too big: bound to %q, conditions %+v; want Unschedulable %q", big.Spec.NodeName, big.Status.Conditions, want)
+	}
+	// Retried after its backoff, for the same reason: no second event.
+	if wait, _ := h.s.ScheduleAll(ctx); wait <= 0 || wait > time.Second {
+		t.Fatalf("next retry in %v, want within the first 1 s backoff", wait)
+	}
+	h.now = h.now.Add(2 * time.Second)
+	h.s.ScheduleAll(ctx)
+	if evs := h.events(t, "FailedScheduling"); len(evs) != 1 || evs[0].Message != want {
+		t.Fatalf("FailedScheduling events %+v, want one saying %q", evs, want)
+	}
+}
+
+func TestSchedulerReplacesPodsOfLostNodes(t *testing.T) {
+	h := newSchedHarness(t)
+	ctx := context.Background()
+	lost := h.pod(t, "on-b", "64Mi", true)
+	bare := h.pod(t, "bare-on-b", "64Mi", false)
+	for _, p := range []*corev1.Pod{lost, bare} {
+		p.Spec.NodeName = "b"
+		if err := h.objs.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// node-b stops answering; its Node turns Unknown now.
+	h.live["peer-b"] = false
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "b"}}
+	h.objs.Get(ctx, n)
+	n.Status.Conditions[0].Status, n.Status.Conditions[0].LastTransitionTime = corev1.ConditionUnknown, metav1.NewTime(h.now)
+	if err := h.objs.UpdateStatus(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	h.s.ScheduleAll(ctx)
+	if err := h.objs.Get(ctx, lost); err != nil {
+		t.Fatalf("pod deleted at once, before the node was lost for %v: %v", 5*time.Second, err)
+	}
+	h.now = h.now.Add(6 * time.Second)
+	h.s.ScheduleAll(ctx)
+	if err := h.objs.Get(ctx, lost); err == nil {
+		t.Fatal("controlled pod of a lost node still exists")
+	}
+	if err := h.objs.Get(ctx, bare); err != nil {
+		t.Fatalf("bare pod of a lost node deleted: %v", err)
+	}
+	if evs := h.events(t, "NodeLost"); len(evs) != 1 {
+		t.Fatalf("%d NodeLost events, want 1", len(evs))
+	}
+}
