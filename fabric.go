@@ -99,10 +99,12 @@ func (n *Node) runFabric(ctx context.Context) {
 			return
 		case <-time.After(settleAfter):
 		}
-		// A node that was given peers to join through waits to meet one,
-		// then catches up with it; a peer may refuse until our announcement
-		// reaches it, so keep trying for a while.
-		joining := len(n.cfg.Bootstrap)+len(n.issuers) > 0
+		// A node that was given peers to join through, or that was part of
+		// a fabric before it restarted, waits to meet a member, then catches
+		// up with it; a peer may refuse until our announcement reaches it,
+		// so keep trying for a while. Alone, a restarted node would own
+		// every workload and place pods while the fabric still runs them.
+		joining := len(n.cfg.Bootstrap)+len(n.issuers) > 0 || n.knewOthers()
 		var err error
 		for deadline := time.Now().Add(catchUpFor); ; {
 			peers := n.peers()
@@ -133,6 +135,21 @@ func (n *Node) runFabric(ctx context.Context) {
 		n.log.Info("settled: taking a share of workload ownership", "members", len(n.members.Live()))
 		n.membershipChanged()
 	})
+}
+
+// knewOthers reports whether the store holds other nodes' Node objects:
+// this node has been part of a fabric.
+func (n *Node) knewOthers() bool {
+	var nodes corev1.NodeList
+	if err := n.objs.List(context.Background(), &nodes, "", nil); err != nil {
+		return false
+	}
+	for _, node := range nodes.Items {
+		if p := node.Labels[LabelPeerID]; p != "" && p != n.id.ID.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // owns reports whether this node is the owner of the workload keyed by uid.

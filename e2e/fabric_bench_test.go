@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
@@ -168,23 +169,29 @@ func BenchmarkLossFalsePositives(b *testing.B) {
 	b.ReportMetric(float64(notReady), "notready-sightings")
 }
 
+// metricFamilies reads a node's /metrics.
+func metricFamilies(b *testing.B, n *node) map[string]*dto.MetricFamily {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	raw, err := clientOf(b, n).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		b.Fatalf("%s /metrics: %v", n.name, err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return families
+}
+
 // membershipEvents sums mycel_membership_events_total by event over nodes.
 func membershipEvents(b *testing.B, nodes []*node) map[string]float64 {
 	b.Helper()
 	out := map[string]float64{}
 	for _, n := range nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		raw, err := clientOf(b, n).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-		cancel()
-		if err != nil {
-			b.Fatalf("%s /metrics: %v", n.name, err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if f := families["mycel_membership_events_total"]; f != nil {
+		if f := metricFamilies(b, n)["mycel_membership_events_total"]; f != nil {
 			for _, m := range f.GetMetric() {
 				for _, l := range m.GetLabel() {
 					out[l.GetValue()] += m.GetCounter().GetValue()

@@ -54,6 +54,24 @@ func BenchmarkPlacementLatency(b *testing.B) {
 		all = append(all, lastSeen(b, seen, name+"@bound", start, 30*time.Second)...)
 	}
 	percentiles(b, "create-to-bound", all)
+	// The owners' own view: negotiation time and messages per placement.
+	var seconds, placed, messages float64
+	for _, n := range nodes {
+		f := metricFamilies(b, n)
+		if h := f["mycel_sched_negotiation_seconds"]; h != nil {
+			for _, m := range h.GetMetric() {
+				seconds += m.GetHistogram().GetSampleSum()
+				placed += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+		if c := f["mycel_sched_messages_total"]; c != nil {
+			messages += c.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if placed > 0 {
+		b.ReportMetric(1000*seconds/placed, "negotiation-mean-ms")
+		b.ReportMetric(messages/placed, "messages/placement")
+	}
 }
 
 // BenchmarkKillReplaced: three nodes run a 6-replica Deployment; a node

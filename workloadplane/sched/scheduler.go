@@ -151,20 +151,25 @@ func (s *Scheduler) Kick() {
 	}
 }
 
-// Run places pods as they change until ctx is done.
+// Run places pods as pods and nodes change until ctx is done.
 func (s *Scheduler) Run(ctx context.Context) {
 	changed := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() {
-		s.cfg.Client.Notify(ctx, "pods", changed)
-		close(done)
-	}()
+	resources := []string{"pods", "nodes"}
+	done := make(chan struct{}, len(resources))
+	for _, res := range resources {
+		go func() {
+			s.cfg.Client.Notify(ctx, res, changed)
+			done <- struct{}{}
+		}()
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			<-done
+			for range resources {
+				<-done
+			}
 			return
 		case <-s.kick:
 		case <-changed:
@@ -190,7 +195,8 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 	if err := s.cfg.Client.List(ctx, &nodes, "", nil); err != nil {
 		return s.cfg.MaxBackoff, err
 	}
-	errs := []error{s.evictLost(ctx, pods.Items, nodes.Items)}
+	next, err := s.evictLost(ctx, pods.Items, nodes.Items)
+	errs := []error{err}
 	zone := map[string]string{}
 	for i := range nodes.Items {
 		zone[nodes.Items[i].Name] = nodes.Items[i].Labels[corev1.LabelTopologyZone]
@@ -203,7 +209,6 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	now := s.cfg.Now()
-	next := s.cfg.MaxBackoff
 	pending := map[types.UID]bool{}
 	for i := range pods.Items {
 		p := &pods.Items[i]
@@ -291,17 +296,24 @@ func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Nod
 }
 
 // evictLost deletes the controlled pods this node owns that are bound to
-// nodes membership holds dead and whose Node is no longer Ready, so their
-// controllers create replacements on live nodes. A node that comes back
-// removes their containers as orphans.
-func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []corev1.Node) error {
+// nodes membership holds dead and whose Node has not been Ready for
+// LostAfter, so their controllers create replacements on live nodes. A node
+// that comes back removes their containers as orphans. It returns how long
+// until a node that is dead but not yet lost will be.
+func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []corev1.Node) (time.Duration, error) {
 	lost := map[string]bool{}
-	since := s.cfg.Now().Add(-s.cfg.LostAfter)
+	now := s.cfg.Now()
+	next := s.cfg.MaxBackoff
 	for i := range nodes {
 		n := &nodes[i]
-		if peer := n.Labels[LabelPeerID]; peer != "" && !s.cfg.Live(peer) && notReadySince(n, since) {
-			lost[n.Name] = true
+		if peer := n.Labels[LabelPeerID]; peer == "" || s.cfg.Live(peer) {
+			continue
 		}
+		if wait := notReadyFor(n, now, s.cfg.LostAfter); wait > 0 {
+			next = min(next, wait)
+			continue
+		}
+		lost[n.Name] = true
 	}
 	var errs []error
 	zero := int64(0)
@@ -316,18 +328,19 @@ func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []co
 			errs = append(errs, fmt.Errorf("evict %s/%s from dead node %s: %w", p.Namespace, p.Name, p.Spec.NodeName, err))
 		}
 	}
-	return errors.Join(errs...)
+	return next, errors.Join(errs...)
 }
 
-// notReadySince reports whether n's Ready condition has been other than
-// True since before t.
-func notReadySince(n *corev1.Node, t time.Time) bool {
+// notReadyFor returns how long until n's Ready condition will have been
+// other than True for d (0: it has). A Ready node counts from now: whoever
+// owns the Node marks it Unknown soon after its death.
+func notReadyFor(n *corev1.Node, now time.Time, d time.Duration) time.Duration {
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status != corev1.ConditionTrue && c.LastTransitionTime.Time.Before(t)
+		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+			return max(0, c.LastTransitionTime.Add(d).Sub(now))
 		}
 	}
-	return false
+	return d
 }
 
 // due returns how long until the pod may be tried again (0: now).

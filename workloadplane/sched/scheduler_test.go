@@ -170,7 +170,11 @@ func TestSchedulerReplacesPodsOfLostNodes(t *testing.T) {
 	if err := h.objs.UpdateStatus(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	h.s.ScheduleAll(ctx)
+	// The scheduler wakes when the node will count as lost, not later.
+	// (Conditions keep whole seconds, so a little less than 5 s.)
+	if wait, _ := h.s.ScheduleAll(ctx); wait > 5*time.Second || wait < 4*time.Second {
+		t.Fatalf("next wake in %v, want about 5s (when node b will have been NotReady for LostAfter)", wait)
+	}
 	if err := h.objs.Get(ctx, lost); err != nil {
 		t.Fatalf("pod deleted at once, before the node was lost for %v: %v", 5*time.Second, err)
 	}
