@@ -3,6 +3,8 @@ package mycel
 import (
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -17,6 +19,11 @@ func TestConfigValidate(t *testing.T) {
 		{"bad name", Config{DataDir: "d", CADir: "c", Name: "Node_1"}, "--name"},
 		{"bad address", Config{DataDir: "d", CADir: "c", Name: "n", APIAddr: "nope"}, "HOST:PORT"},
 		{"bad label", Config{DataDir: "d", CADir: "c", Name: "n", Labels: map[string]string{"a b": "c"}}, "label key"},
+		{"sim runtime named", Config{DataDir: "d", CADir: "c", Name: "n", RuntimeName: "sim"}, ""},
+		{"unknown runtime", Config{DataDir: "d", CADir: "c", Name: "n", RuntimeName: "docker"}, `want "podman" or "sim"`},
+		{"capacity", Config{DataDir: "d", CADir: "c", Name: "n", Capacity: mustCapacity(t, "cpu=2,memory=1Gi")}, ""},
+		{"capacity of a GPU", Config{DataDir: "d", CADir: "c", Name: "n", Capacity: mustCapacity(t, "nvidia.com/gpu=1")}, "only cpu, memory and pods"},
+		{"zero capacity", Config{DataDir: "d", CADir: "c", Name: "n", Capacity: mustCapacity(t, "memory=0")}, "must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -27,10 +34,24 @@ func TestConfigValidate(t *testing.T) {
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("got %v, want an error mentioning %q", err, tt.want)
 			}
-			if tt.want == "" && (tt.cfg.APIAddr != "127.0.0.1:6443" || tt.cfg.HeartbeatInterval == 0 || tt.cfg.Logger == nil) {
+			if tt.want == "" && (tt.cfg.APIAddr != "127.0.0.1:6443" || tt.cfg.HeartbeatInterval == 0 || tt.cfg.Logger == nil || tt.cfg.RuntimeName == "") {
 				t.Fatalf("defaults not filled: %+v", tt.cfg)
 			}
 		})
+	}
+}
+
+func mustCapacity(t *testing.T, s string) corev1.ResourceList {
+	c, err := ParseCapacity(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestParseCapacityRejectsNonsense(t *testing.T) {
+	if _, err := ParseCapacity("memory=lots"); err == nil || !strings.Contains(err.Error(), "memory=4Gi") {
+		t.Fatalf("got %v, want an error with an example", err)
 	}
 }
 

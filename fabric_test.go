@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
 )
 
 // waitFor re-checks cond whenever n's store changes its nodes or pods (the
@@ -150,4 +153,66 @@ func TestFabricReplicatesAndSpreads(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// TestMixedVersionsPlaceByRequirement: in a fabric where one node runs a
+// newer runtime, replicas that require it land only there, and a pod that
+// requires a version no node has waits and says so.
+func TestMixedVersionsPlaceByRequirement(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
+		t.Fatal(err)
+	}
+	a := startTestNode(t, caDir, "node-a", nil)
+	b := startTestNode(t, caDir, "node-b", a.P2PAddrs())
+	newer := runtimetest.New(time.Now, "localhost/mycel-demo:0.1")
+	newer.Version = "2.1.0"
+	c := startTestNode(t, caDir, "node-c", a.P2PAddrs(), func(cfg *Config) { cfg.Runtime = newer })
+	waitFor(t, a, 30*time.Second, func() error {
+		if r, err := readyNodes(a); err != nil || len(r) != 3 || len(a.members.Live()) != 3 || !b.settled.Load() || !c.settled.Load() {
+			return fmt.Errorf("node-a sees nodes %v, %d live (%v)", r, len(a.members.Live()), err)
+		}
+		return nil
+	})
+	replicas := int32(3)
+	labels := map[string]string{"app": "needs-new"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "needs-new", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{"mycel.io/requires": "runtime>=fake/2"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "localhost/mycel-demo:0.1"}}}}},
+	}
+	ctx := context.Background()
+	if err := a.objs.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	tooNew := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "too-new", Namespace: "default", Annotations: map[string]string{"mycel.io/requires": "runtime>=fake/3"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "localhost/mycel-demo:0.1"}}}}
+	if err := b.objs.Create(ctx, tooNew); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, 60*time.Second, func() error {
+		var pods corev1.PodList
+		if err := a.objs.List(ctx, &pods, "default", k8slabels.SelectorFromSet(labels)); err != nil {
+			return err
+		}
+		on := map[string]int{}
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				on[p.Spec.NodeName]++
+			}
+		}
+		if len(pods.Items) != 3 || on["node-c"] != 3 {
+			return fmt.Errorf("%d pods, running per node %v; want all 3 on node-c", len(pods.Items), on)
+		}
+		if err := a.objs.Get(ctx, tooNew); err != nil {
+			return err
+		}
+		for _, cond := range tooNew.Status.Conditions {
+			if cond.Type == corev1.PodScheduled && strings.Contains(cond.Message, "3 node(s) didn't have the required runtime>=fake/3") {
+				return nil
+			}
+		}
+		return fmt.Errorf("too-new: node %q, conditions %+v", tooNew.Spec.NodeName, tooNew.Status.Conditions)
+	})
 }

@@ -16,20 +16,24 @@ import (
 	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
 )
 
-func startTestNode(t *testing.T, caDir, name string, bootstrap []string) *Node {
+func startTestNode(t *testing.T, caDir, name string, bootstrap []string, opts ...func(*Config)) *Node {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	if os.Getenv("MYCEL_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := Start(context.Background(), Config{
+	cfg := Config{
 		Name: name, DataDir: filepath.Join(t.TempDir(), name), CADir: caDir, APIAddr: "127.0.0.1:0",
 		Bootstrap: bootstrap, Runtime: runtimetest.New(time.Now, "localhost/mycel-demo:0.1"), Logger: logger,
 		Labels: map[string]string{"topology.kubernetes.io/zone": "z-" + name},
 		// Several nodes in one process under -race share two cores: probe
 		// less often than a real node, or scheduling delays read as deaths.
 		MembershipTick: 100 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,8 +66,17 @@ func (n *Node) startBus(ctx context.Context, host string, kept ports) error {
 		if err != nil {
 			continue
 		}
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// A peer that has just started may not have published its record
+		// yet (`mycel up` starts nodes back to back): look again for a while.
+		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		r, err := n.dht.LookupAny(lctx, ai.ID)
+		for err != nil && lctx.Err() == nil {
+			select {
+			case <-lctx.Done():
+			case <-time.After(250 * time.Millisecond):
+				r, err = n.dht.LookupAny(lctx, ai.ID)
+			}
+		}
 		cancel()
 		if err != nil {
 			n.log.Warn("no route to a bootstrap peer's bus yet", "peer", ai.ID.String(), "err", err)

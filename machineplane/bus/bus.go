@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -95,7 +96,6 @@ func Start(cfg Config) (*Bus, error) {
 		Host:       cfg.Host,
 		Port:       portOrRandom(cfg.ClientPort),
 		NoSigs:     true,
-		NoLog:      true,
 		MaxPayload: MaxPayload,
 		TLSConfig:  tlsconf.Mutual(cfg.SVID, cfg.Bundle, tlsconf.MemberOf(td)),
 		TLSTimeout: 5,
@@ -107,6 +107,11 @@ func Start(cfg Config) (*Bus, error) {
 			Port:       portOrRandom(cfg.ClusterPort),
 			TLSConfig:  tlsconf.Mutual(cfg.SVID, cfg.Bundle, tlsconf.Nodes(td)),
 			TLSTimeout: 5,
+			// Advertise the listening host (NATS adds the port): without
+			// it, peers gossip this server's address as the source address
+			// of its outgoing routes, which on a shared loopback or behind
+			// NAT is not where it listens.
+			Advertise: advertise(cfg.Host),
 			// Routes learnt by gossip (to nodes not in Routes) are tried
 			// once by default; one failed handshake would leave the mesh
 			// without that link for good, and NATS does not forward between
@@ -139,6 +144,7 @@ func Start(cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
+	srv.SetLogger(natsLogger{cfg.Logger}, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
@@ -156,6 +162,15 @@ func Start(cfg Config) (*Bus, error) {
 	}
 	b.conn = conn
 	return b, nil
+}
+
+// advertise is the cluster address to gossip: the host itself, unless it
+// is a wildcard (then NATS's default, the source address peers see).
+func advertise(host string) string {
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return ""
+	}
+	return host
 }
 
 func portOrRandom(p int) int {
@@ -196,3 +211,23 @@ func (b *Bus) Close() {
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
 }
+
+// natsLogger passes the embedded server's warnings and errors (failed
+// routes, TLS handshakes) to the node's log; notices go to debug.
+type natsLogger struct{ l *slog.Logger }
+
+func (n natsLogger) Noticef(format string, v ...any) { n.l.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (n natsLogger) Warnf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(msg, "will not be verified") {
+		// Routes skip Go's hostname check because the SPIFFE verifier
+		// (tlsconf) checks the peer's SVID instead.
+		n.l.Debug("nats: " + msg)
+		return
+	}
+	n.l.Warn("nats: " + msg)
+}
+func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error("nats: " + fmt.Sprintf(format, v...)) }
+func (n natsLogger) Errorf(format string, v ...any)  { n.l.Warn("nats: " + fmt.Sprintf(format, v...)) }
+func (n natsLogger) Debugf(format string, v ...any)  {}
+func (n natsLogger) Tracef(format string, v ...any)  {}

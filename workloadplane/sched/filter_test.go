@@ -85,3 +85,23 @@ func TestParseRequiresRejectsNonsense(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseRequires(f *testing.F) {
+	f.Add("mycel>=0.2.0, runtime>=podman/4.3")
+	f.Add("runtime=podman,arch=amd64,os=linux")
+	f.Add(">=,=,,mycel>=1..2")
+	f.Fuzz(func(t *testing.T, s string) {
+		reqs, err := ParseRequires(s)
+		if err != nil {
+			return
+		}
+		for _, r := range reqs {
+			if r.AtLeast && !numeric(r.Version) {
+				t.Fatalf("%q: accepted >= with a non-numeric version %q", s, r.Version)
+			}
+		}
+		// Whatever parses can be checked against any node without panicking.
+		n := node("x", true, nil, "podman://4.3.1", "0.1.0")
+		reqs.unmet(&n)
+	})
+}

@@ -23,6 +23,8 @@ type Fake struct {
 	specs      map[string]rt.Spec
 	images     map[string]bool
 	down       bool
+	// Version is what Info reports; empty means "1.0".
+	Version string
 	// Calls counts method calls by name.
 	Calls map[string]int
 }
@@ -82,7 +84,11 @@ func (f *Fake) Info(context.Context) (rt.Info, error) {
 	if err := f.enter("Info"); err != nil {
 		return rt.Info{}, err
 	}
-	return rt.Info{Name: "fake", Version: "1.0"}, nil
+	v := f.Version
+	if v == "" {
+		v = "1.0"
+	}
+	return rt.Info{Name: "fake", Version: v}, nil
 }
 
 // EnsureImage implements rt.Runtime; pulls always fail (no registry).
