@@ -170,7 +170,7 @@ func BenchmarkLossFalsePositives(b *testing.B) {
 }
 
 // metricFamilies reads a node's /metrics.
-func metricFamilies(b *testing.B, n *node) map[string]*dto.MetricFamily {
+func metricFamilies(b testing.TB, n *node) map[string]*dto.MetricFamily {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
