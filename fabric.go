@@ -130,11 +130,20 @@ func (n *Node) runFabric(ctx context.Context) {
 		if err != nil {
 			n.log.Warn("could not catch up with a peer before taking ownership; anti-entropy continues", "err", err)
 		}
-		n.settled.Store(true)
 		close(n.settledCh)
 		n.log.Info("settled: taking a share of workload ownership", "members", len(n.members.Live()))
 		n.membershipChanged()
 	})
+}
+
+// settled reports whether the node has settled (see runFabric).
+func (n *Node) settled() bool {
+	select {
+	case <-n.settledCh:
+		return true
+	default:
+		return false
+	}
 }
 
 // knewOthers reports whether the store holds other nodes' Node objects:
@@ -154,7 +163,7 @@ func (n *Node) knewOthers() bool {
 
 // owns reports whether this node is the owner of the workload keyed by uid.
 func (n *Node) owns(uid types.UID) bool {
-	return n.settled.Load() && membership.Owner(string(uid), n.members.Live()) == n.id.ID.String()
+	return n.settled() && membership.Owner(string(uid), n.members.Live()) == n.id.ID.String()
 }
 
 // membershipChanged re-runs whatever depends on who is alive, and catches
@@ -188,7 +197,7 @@ func (n *Node) signedRecord() []byte {
 // stopped heartbeating without ever being seen here. A node that comes back
 // writes its own Ready again.
 func (n *Node) markUnreachable(ctx context.Context) error {
-	if !n.settled.Load() {
+	if !n.settled() {
 		return nil
 	}
 	state := map[string]string{}
@@ -258,7 +267,7 @@ type ClusterStatus struct {
 // Status reports the fabric as this node sees it.
 func (n *Node) Status() ClusterStatus {
 	st := ClusterStatus{
-		Node: n.cfg.Name, PeerID: n.id.ID.String(), State: "Alive", Settled: n.settled.Load(),
+		Node: n.cfg.Name, PeerID: n.id.ID.String(), State: "Alive", Settled: n.settled(),
 		Clock: n.store.Clock().Last().String(), Objects: n.store.Len(), Members: len(n.members.Live()),
 		Peers: n.members.Peers(), BusRoutes: n.bus.Routes(), GeneratedAt: time.Now().UTC(),
 	}

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,9 +69,9 @@ type Node struct {
 	repl    *replica.Replicator
 	issuers []string // for a joined node: where it renews its SVID
 
-	settled   atomic.Bool   // ready to own workloads (see runFabric)
-	settledCh chan struct{} // closed when settled
-	kickers   []func()      // run on membership changes
+	machine   corev1.ResourceList // capacity (see measureCapacity)
+	settledCh chan struct{}       // closed once ready to own workloads (see runFabric)
+	kickers   []func()            // run on membership changes
 	liveMu    sync.Mutex
 	wasLive   map[string]bool // live members at the last membership change
 
@@ -96,6 +95,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), settledCh: make(chan struct{})}
+	n.machine = n.measureCapacity()
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	defer func() {

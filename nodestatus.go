@@ -119,9 +119,12 @@ func (n *Node) nodeStatus(ctx context.Context, old corev1.NodeStatus) corev1.Nod
 	}
 }
 
-// capacity is what this machine offers: its CPUs, memory and 110 pods,
-// or what Config.Capacity says instead.
-func (n *Node) capacity() corev1.ResourceList {
+// capacity is what this machine offers (measured once, at start).
+func (n *Node) capacity() corev1.ResourceList { return n.machine }
+
+// measureCapacity is the machine's CPUs, memory and 110 pods, or what
+// Config.Capacity says instead.
+func (n *Node) measureCapacity() corev1.ResourceList {
 	c := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),

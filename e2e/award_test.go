@@ -47,7 +47,7 @@ func counter(t testing.TB, n *node, name, reason string) float64 {
 func TestForgedAndReplayedAwardsAreRefused(t *testing.T) {
 	a := startNode(t)
 	b := joinNode(t, a)
-	waitAllReady(t, []*node{a, b})
+	waitReady(t, []*node{a, b}, []*node{a, b})
 	authority, err := ca.Load(a.caDir)
 	if err != nil {
 		t.Fatal(err)

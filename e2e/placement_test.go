@@ -9,21 +9,6 @@ import (
 	"time"
 )
 
-// waitAllReady waits until every node lists every node Ready.
-func waitAllReady(t *testing.T, all []*node) {
-	t.Helper()
-	var names []string
-	for _, n := range all {
-		names = append(names, "node/"+n.name)
-	}
-	for _, n := range all {
-		eventually(t, 60*time.Second, func() error {
-			_, err := n.kubectlErr(append([]string{"wait", "--for=condition=Ready", "--timeout=30s"}, names...)...)
-			return err
-		})
-	}
-}
-
 // runningPods returns, as n lists them, the Running pods of app by node.
 func runningPods(n *node, app string) (map[string]int, int) {
 	out := n.kubectl("get", "pods", "-l", "app="+app, "--no-headers", "-o", "custom-columns=NODE:.spec.nodeName,PHASE:.status.phase,DELETING:.metadata.deletionTimestamp")
@@ -49,7 +34,7 @@ func TestPlacementSpreadsAndHeals(t *testing.T) {
 	a := startNode(t)
 	b, c := joinNode(t, a), joinNode(t, a)
 	all := []*node{a, b, c}
-	waitAllReady(t, all)
+	waitReady(t, all, all)
 
 	if out, err := a.kubectlIn(deployment("heal", 6, "v1"), "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
@@ -106,7 +91,7 @@ func TestPlacementSpreadsAndHeals(t *testing.T) {
 func TestUnplaceablePodsSayWhy(t *testing.T) {
 	a := startNode(t, func(n *node) { n.args = []string{"--capacity", "memory=1Gi"} })
 	b := joinNode(t, a, func(n *node) { n.args = []string{"--capacity", "memory=1Gi"} })
-	waitAllReady(t, []*node{a, b})
+	waitReady(t, []*node{a, b}, []*node{a, b})
 	pods := `apiVersion: v1
 kind: Pod
 metadata: {name: nowhere, namespace: default}
@@ -162,7 +147,7 @@ score := 100 - (100 * object.get(input, ["siblings", "node"], 0))
 	policy := func(n *node) { n.policyDir = dir }
 	a := startNode(t, policy)
 	b := joinNode(t, a, policy, func(n *node) { n.labels = "tier=restricted" })
-	waitAllReady(t, []*node{a, b})
+	waitReady(t, []*node{a, b}, []*node{a, b})
 	if out, err := a.kubectlIn(deployment("general", 4, "v1"), "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}

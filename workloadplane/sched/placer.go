@@ -16,7 +16,8 @@ import (
 
 // PlacerConfig configures a Placer.
 type PlacerConfig struct {
-	// Self is the owner's peer ID and Requester its SPIFFE ID; required.
+	// Self is the owner's peer ID; required. Requester is its SPIFFE ID,
+	// given to candidates' placement policies.
 	Self, Requester string
 	// Transport carries tenders and awards; required.
 	Transport Transport
@@ -76,8 +77,6 @@ type Spread struct {
 type Outcome struct {
 	// Node won and confirmed; empty when the pod was not placed.
 	Node string
-	// Tender is the ID of the winning tender.
-	Tender string
 	// Asked counts the candidates tendered to; Reasons counts why the ones
 	// that did not win declined (or did not answer).
 	Asked   int
@@ -146,7 +145,7 @@ func (p *Placer) Place(ctx context.Context, pod *corev1.Pod, cands []Candidate, 
 		out.Messages += 2
 		switch {
 		case err == nil && r.Type == TypeConfirm && r.Tender == t.ID && r.Node == c.Node:
-			out.Node, out.Tender = c.Node, t.ID
+			out.Node = c.Node
 			return out
 		case err == nil && r.Type == TypeDecline:
 			for _, why := range r.Reasons {
