@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
 
@@ -20,7 +21,7 @@ type logStreamer struct {
 	node    string
 }
 
-func (l *logStreamer) StreamLogs(ctx context.Context, obj kubeapi.Object, container string, opts kubeapi.LogOptions, w io.Writer) error {
+func (l *logStreamer) StreamLogs(ctx context.Context, obj objects.Object, container string, opts kubeapi.LogOptions, w io.Writer) error {
 	pod := obj.(*corev1.Pod)
 	if pod.Spec.NodeName != l.node {
 		return apierrors.NewBadRequest(fmt.Sprintf("pod %s is not on this node (it is on %q); ask that node's API", pod.Name, pod.Spec.NodeName))

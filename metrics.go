@@ -7,17 +7,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
 
 // podCollector reports pods by phase from the store at scrape time.
 type podCollector struct {
-	objs *kubeapi.Objects
+	objs *objects.Objects
 	desc *prometheus.Desc
 }
 
-func registerPodMetrics(reg prometheus.Registerer, objs *kubeapi.Objects) {
+func registerPodMetrics(reg prometheus.Registerer, objs *objects.Objects) {
 	reg.MustRegister(&podCollector{objs: objs, desc: prometheus.NewDesc("mycel_pods", "Pods in the fabric by phase.", []string{"phase"}, nil)})
 }
 

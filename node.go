@@ -34,6 +34,7 @@ import (
 	"github.com/mycelfabric/mycel/securityplane/policy"
 	"github.com/mycelfabric/mycel/workloadplane/agent"
 	"github.com/mycelfabric/mycel/workloadplane/controller"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	"github.com/mycelfabric/mycel/workloadplane/replica"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/podman"
@@ -59,7 +60,7 @@ type Node struct {
 	ca      *ca.Authority
 	creds   *credentials
 	store   *store.Store
-	objs    *kubeapi.Objects
+	objs    *objects.Objects
 	runtime rt.Runtime
 	agent   *agent.Agent
 	p2p     libp2phost.Host
@@ -148,7 +149,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startFabric(reg); err != nil {
 		return nil, err
 	}
-	n.objs = kubeapi.NewObjects(n.store, nil)
+	n.objs = objects.New(n.store, nil)
 	if err := n.ensureNamespace(ctx, metav1.NamespaceDefault); err != nil {
 		return nil, err
 	}

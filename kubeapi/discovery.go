@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 var resourceVerbs = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
@@ -23,14 +25,14 @@ var subresourceVerbs = map[string][]string{
 }
 
 // subresourceKind is the kind a subresource answers with.
-func subresourceKind(r *resource, sub string) *metav1.GroupVersionKind {
+func subresourceKind(r *objects.Resource, sub string) *metav1.GroupVersionKind {
 	switch sub {
 	case "scale":
 		return &metav1.GroupVersionKind{Group: autoscalingv1.GroupName, Version: "v1", Kind: "Scale"}
 	case "log":
 		return &metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
 	}
-	return &metav1.GroupVersionKind{Group: r.gv.Group, Version: r.gv.Version, Kind: r.kind}
+	return &metav1.GroupVersionKind{Group: r.GroupVersion.Group, Version: r.GroupVersion.Version, Kind: r.Kind}
 }
 
 const aggregatedDiscoveryType = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -52,7 +54,7 @@ func (s *Server) serveRootDiscovery(w http.ResponseWriter, r *http.Request, path
 	core := path == "/api"
 	if wantsAggregated(r.Header.Get("Accept")) {
 		list := &apidiscoveryv2.APIGroupDiscoveryList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: "apidiscovery.k8s.io/v2"}}
-		for _, gv := range s.reg.groupVersions() {
+		for _, gv := range s.objs.GroupVersions() {
 			if (gv.Group == "") != core {
 				continue
 			}
@@ -81,7 +83,7 @@ func (s *Server) serveRootDiscovery(w http.ResponseWriter, r *http.Request, path
 		return
 	}
 	list := &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}}
-	for _, gv := range s.reg.groupVersions() {
+	for _, gv := range s.objs.GroupVersions() {
 		if gv.Group != "" {
 			list.Groups = append(list.Groups, apiGroup(gv))
 		}
@@ -96,21 +98,21 @@ func apiGroup(gv schema.GroupVersion) metav1.APIGroup {
 
 func (s *Server) versionDiscovery(gv schema.GroupVersion) apidiscoveryv2.APIVersionDiscovery {
 	vd := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
-	for _, r := range s.reg.resources(gv) {
+	for _, r := range servedIn(s.objs, gv) {
 		scope := apidiscoveryv2.ScopeCluster
-		if r.namespaced {
+		if r.Namespaced {
 			scope = apidiscoveryv2.ScopeNamespace
 		}
 		rd := apidiscoveryv2.APIResourceDiscovery{
-			Resource:         r.name,
-			ResponseKind:     &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.kind},
+			Resource:         r.Plural,
+			ResponseKind:     &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
 			Scope:            scope,
-			SingularResource: r.singular,
+			SingularResource: r.Singular,
 			Verbs:            resourceVerbs,
-			ShortNames:       r.shortNames,
-			Categories:       r.categories,
+			ShortNames:       r.ShortNames,
+			Categories:       r.Categories,
 		}
-		for _, sub := range r.subresources {
+		for _, sub := range r.Subresources {
 			rd.Subresources = append(rd.Subresources, apidiscoveryv2.APISubresourceDiscovery{
 				Subresource:  sub,
 				ResponseKind: subresourceKind(r, sub),
@@ -124,7 +126,7 @@ func (s *Server) versionDiscovery(gv schema.GroupVersion) apidiscoveryv2.APIVers
 
 // serveGroup answers /apis/GROUP.
 func (s *Server) serveGroup(w http.ResponseWriter, group string) {
-	for _, gv := range s.reg.groupVersions() {
+	for _, gv := range s.objs.GroupVersions() {
 		if gv.Group == group && group != "" {
 			s.writeJSON(w, http.StatusOK, apiGroup(gv))
 			return
@@ -135,7 +137,7 @@ func (s *Server) serveGroup(w http.ResponseWriter, group string) {
 
 // serveResourceList answers /api/v1 and /apis/GROUP/VERSION.
 func (s *Server) serveResourceList(w http.ResponseWriter, gv schema.GroupVersion) {
-	rs := s.reg.resources(gv)
+	rs := servedIn(s.objs, gv)
 	if len(rs) == 0 {
 		s.writeError(w, notFoundPath("/"+gvPath(gv)))
 		return
@@ -143,15 +145,26 @@ func (s *Server) serveResourceList(w http.ResponseWriter, gv schema.GroupVersion
 	list := &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String()}
 	for _, r := range rs {
 		list.APIResources = append(list.APIResources, metav1.APIResource{
-			Name: r.name, SingularName: r.singular, Namespaced: r.namespaced, Kind: r.kind,
-			Verbs: resourceVerbs, ShortNames: r.shortNames, Categories: r.categories,
+			Name: r.Plural, SingularName: r.Singular, Namespaced: r.Namespaced, Kind: r.Kind,
+			Verbs: resourceVerbs, ShortNames: r.ShortNames, Categories: r.Categories,
 		})
-		for _, sub := range r.subresources {
+		for _, sub := range r.Subresources {
 			k := subresourceKind(r, sub)
 			list.APIResources = append(list.APIResources, metav1.APIResource{
-				Name: r.name + "/" + sub, Namespaced: r.namespaced, Group: k.Group, Version: k.Version, Kind: k.Kind, Verbs: subresourceVerbs[sub],
+				Name: r.Plural + "/" + sub, Namespaced: r.Namespaced, Group: k.Group, Version: k.Version, Kind: k.Kind, Verbs: subresourceVerbs[sub],
 			})
 		}
 	}
 	s.writeJSON(w, http.StatusOK, list)
+}
+
+// servedIn lists the served resources of gv.
+func servedIn(o *objects.Objects, gv schema.GroupVersion) []*objects.Resource {
+	var out []*objects.Resource
+	for _, r := range o.Resources() {
+		if r.GroupVersion == gv {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,7 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *request) {
@@ -26,7 +26,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *requ
 	switch {
 	case req.sub == "log":
 		if req.verb != "get" {
-			err = apierrors.NewMethodNotSupported(req.res.groupResource(), req.verb)
+			err = apierrors.NewMethodNotSupported(req.res.GroupResource(), req.verb)
 			break
 		}
 		err = s.serveLogs(w, r, req)
@@ -40,7 +40,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *requ
 		err = s.serveWatch(w, r, req)
 	case req.verb == "create":
 		if req.sub != "" {
-			err = apierrors.NewMethodNotSupported(req.res.groupResource(), "create "+req.sub)
+			err = apierrors.NewMethodNotSupported(req.res.GroupResource(), "create "+req.sub)
 			break
 		}
 		err = s.serveCreate(w, r, req)
@@ -51,7 +51,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *requ
 	case req.verb == "delete":
 		err = s.serveDelete(w, r, req)
 	default:
-		err = apierrors.NewMethodNotSupported(req.res.groupResource(), req.verb)
+		err = apierrors.NewMethodNotSupported(req.res.GroupResource(), req.verb)
 	}
 	if err != nil {
 		s.writeError(w, err)
@@ -59,12 +59,12 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *requ
 }
 
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, req *request) error {
-	obj, err := s.objs.get(req.res, req.namespace, req.name)
+	obj, err := s.objs.In(req.res).Get(req.namespace, req.name)
 	if err != nil {
 		return err
 	}
 	if wantsTable(r.Header.Get("Accept")) {
-		s.writeJSON(w, http.StatusOK, s.table(req.res, []object{obj}, obj.GetResourceVersion(), r))
+		s.writeJSON(w, http.StatusOK, s.table(req.res, []objects.Object{obj}, obj.GetResourceVersion(), r))
 		return nil
 	}
 	s.writeJSON(w, http.StatusOK, obj)
@@ -73,7 +73,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, req *request) 
 
 // selectors parses labelSelector and fieldSelector, rejecting field labels
 // the resource cannot select on.
-func (s *Server) selectors(r *http.Request, res *resource) (labels.Selector, fields.Selector, error) {
+func (s *Server) selectors(r *http.Request, res *objects.Resource) (labels.Selector, fields.Selector, error) {
 	q := r.URL.Query()
 	ls, err := labels.Parse(q.Get("labelSelector"))
 	if err != nil {
@@ -83,7 +83,7 @@ func (s *Server) selectors(r *http.Request, res *resource) (labels.Selector, fie
 	if err != nil {
 		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("invalid fieldSelector: %v", err))
 	}
-	known := res.fieldSet(res.newObj())
+	known := res.FieldSet(res.New())
 	for _, req := range fs.Requirements() {
 		if _, ok := known[req.Field]; !ok {
 			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
@@ -97,55 +97,22 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, req *request)
 	if err != nil {
 		return err
 	}
-	res, err := s.objs.list(req.res, req.namespace, ls, fs)
+	res, err := s.objs.In(req.res).List(req.namespace, ls, fs)
 	if err != nil {
 		return err
 	}
-	rv := strconv.FormatUint(res.rv, 10)
+	rv := strconv.FormatUint(res.ResourceVersion, 10)
 	if wantsTable(r.Header.Get("Accept")) {
-		s.writeJSON(w, http.StatusOK, s.table(req.res, res.items, rv, r))
+		s.writeJSON(w, http.StatusOK, s.table(req.res, res.Items, rv, r))
 		return nil
 	}
-	list := req.res.newList()
-	if err := fillList(list, res); err != nil {
+	list := req.res.NewList()
+	if err := res.Into(list); err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	list.GetObjectKind().SetGroupVersionKind(req.res.gv.WithKind(req.res.kind + "List"))
+	list.GetObjectKind().SetGroupVersionKind(req.res.GroupVersion.WithKind(req.res.Kind + "List"))
 	s.writeJSON(w, http.StatusOK, list)
 	return nil
-}
-
-// table renders objects as a meta.k8s.io/v1 Table.
-func (s *Server) table(res *resource, objs []object, rv string, r *http.Request) *metav1.Table {
-	include := metav1.IncludeMetadata
-	if v := r.URL.Query().Get("includeObject"); v != "" {
-		include = metav1.IncludeObjectPolicy(v)
-	}
-	t := &metav1.Table{
-		TypeMeta:          metav1.TypeMeta{Kind: "Table", APIVersion: "meta.k8s.io/v1"},
-		ListMeta:          metav1.ListMeta{ResourceVersion: rv},
-		ColumnDefinitions: res.table.columns,
-		Rows:              []metav1.TableRow{},
-	}
-	now := s.cfg.Now()
-	for _, obj := range objs {
-		row := metav1.TableRow{Cells: res.table.cells(obj, now)}
-		switch include {
-		case metav1.IncludeObject:
-			row.Object.Object = obj
-		case metav1.IncludeMetadata:
-			m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"}}
-			om, _ := obj.(interface{ GetObjectMeta() metav1.Object })
-			if om != nil {
-				if full, ok := om.GetObjectMeta().(*metav1.ObjectMeta); ok {
-					m.ObjectMeta = *full
-				}
-			}
-			row.Object.Object = m
-		}
-		t.Rows = append(t.Rows, row)
-	}
-	return t
 }
 
 // readBody reads a request body up to the size limit.
@@ -166,15 +133,15 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 
 // decodeBody decodes a create or update body (JSON, YAML or protobuf) into
 // res's type, honouring the fieldValidation query parameter.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, res *resource, body []byte, contentType string) (object, error) {
-	got, err := s.decode(w, r, body, contentType, res.newObj(), res.gvk())
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, res *objects.Resource, body []byte, contentType string) (objects.Object, error) {
+	got, err := s.decode(w, r, body, contentType, res.New(), res.GVK())
 	if err != nil {
 		return nil, err
 	}
-	obj, ok := got.(object)
+	obj, ok := got.(objects.Object)
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is a %s, but this URL takes %s %s",
-			got.GetObjectKind().GroupVersionKind(), res.gv, res.kind))
+			got.GetObjectKind().GroupVersionKind(), res.GroupVersion, res.Kind))
 	}
 	return obj, nil
 }
@@ -186,7 +153,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, body []byte, con
 	if mt == "" {
 		mt = "application/json"
 	}
-	info, ok := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), mt)
+	info, ok := runtime.SerializerInfoForMediaType(s.objs.Codecs().SupportedMediaTypes(), mt)
 	if !ok {
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "decode", schema.GroupResource{}, "",
 			fmt.Sprintf("unsupported media type %q: send application/json, application/yaml or application/vnd.kubernetes.protobuf", mt), 0, false)
@@ -222,8 +189,8 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, body []byte, con
 }
 
 // matchTarget checks that an object's namespace and name fit the URL.
-func matchTarget(req *request, obj object) error {
-	if req.res.namespaced {
+func matchTarget(req *request, obj objects.Object) error {
+	if req.res.Namespaced {
 		if obj.GetNamespace() == "" {
 			obj.SetNamespace(req.namespace)
 		}
@@ -249,9 +216,17 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, req *reques
 	if err := matchTarget(req, obj); err != nil {
 		return err
 	}
-	admit := func(obj object) error { return s.admit(r, req, "CREATE", obj, nil) }
-	if err := s.objs.create(req.res, obj, admit, dryRun(r)); err != nil {
+	c := s.objs.In(req.res)
+	if err := c.PrepareCreate(obj); err != nil {
 		return err
+	}
+	if err := s.admit(r, req, "CREATE", obj, nil); err != nil {
+		return err
+	}
+	if !dryRun(r) {
+		if err := c.Insert(obj); err != nil {
+			return err
+		}
 	}
 	s.writeJSON(w, http.StatusCreated, obj)
 	return nil
@@ -274,7 +249,7 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, req *reques
 
 // replace decodes a whole object and writes it as an update of req's
 // object, with its resourceVersion (if set) as the precondition.
-func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, body []byte, contentType string) (object, error) {
+func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, body []byte, contentType string) (objects.Object, error) {
 	obj, err := s.decodeBody(w, r, req.res, body, contentType)
 	if err != nil {
 		return nil, err
@@ -282,7 +257,7 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, b
 	if err := matchTarget(req, obj); err != nil {
 		return nil, err
 	}
-	rv, err := parseRV(obj.GetResourceVersion())
+	rv, err := objects.ParseResourceVersion(obj.GetResourceVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -292,12 +267,13 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, b
 // updateObject validates, admits and writes an update of req's object; rv,
 // when non-zero, is the optimistic-concurrency precondition. Under dryRun it
 // stops before writing.
-func (s *Server) updateObject(r *http.Request, req *request, obj object, rv uint64) error {
-	old, err := s.objs.get(req.res, req.namespace, req.name)
+func (s *Server) updateObject(r *http.Request, req *request, obj objects.Object, rv uint64) error {
+	c := s.objs.In(req.res)
+	old, err := c.Get(req.namespace, req.name)
 	if err != nil {
 		return err
 	}
-	if err := s.objs.prepareUpdate(req.res, obj, old, req.sub == "status"); err != nil {
+	if err := c.PrepareUpdate(obj, old, req.sub == "status"); err != nil {
 		return err
 	}
 	if req.sub == "" {
@@ -308,19 +284,19 @@ func (s *Server) updateObject(r *http.Request, req *request, obj object, rv uint
 	if dryRun(r) {
 		return nil
 	}
-	return s.objs.write(req.res, obj, rv)
+	return c.Write(obj, rv)
 }
 
 // admit asks the Admitter and counts its decision.
-func (s *Server) admit(r *http.Request, req *request, op string, obj, old object) error {
+func (s *Server) admit(r *http.Request, req *request, op string, obj, old objects.Object) error {
 	if s.cfg.Admitter == nil {
 		return nil
 	}
-	gvk := req.res.gvk()
+	gvk := req.res.GVK()
 	ar := AdmissionRequest{
 		Operation: op,
 		Kind:      metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind},
-		Resource:  metav1.GroupVersionResource{Group: req.res.gv.Group, Version: req.res.gv.Version, Resource: req.res.name},
+		Resource:  metav1.GroupVersionResource{Group: req.res.GroupVersion.Group, Version: req.res.GroupVersion.Version, Resource: req.res.Plural},
 		Namespace: obj.GetNamespace(),
 		Name:      obj.GetName(),
 		Object:    obj,
@@ -329,13 +305,13 @@ func (s *Server) admit(r *http.Request, req *request, op string, obj, old object
 	if old != nil {
 		ar.OldObject = old
 	}
-	setTypeMeta(req.res, obj)
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
 	err := s.cfg.Admitter.Admit(r.Context(), ar)
 	decision := "allow"
 	if err != nil {
 		decision = "deny"
 	}
-	s.metrics.admission.WithLabelValues(op, req.res.name, decision).Inc()
+	s.metrics.admission.WithLabelValues(op, req.res.Plural, decision).Inc()
 	if err == nil {
 		return nil
 	}
@@ -343,7 +319,7 @@ func (s *Server) admit(r *http.Request, req *request, op string, obj, old object
 	if errors.As(err, &st) {
 		return err
 	}
-	return apierrors.NewForbidden(req.res.groupResource(), obj.GetName(), err)
+	return apierrors.NewForbidden(req.res.GroupResource(), obj.GetName(), err)
 }
 
 func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *request) error {
@@ -353,7 +329,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	var opts metav1.DeleteOptions
 	if len(bytes.TrimSpace(body)) > 0 {
-		if _, err := s.decode(w, r, body, r.Header.Get("Content-Type"), &opts, req.res.gv.WithKind("DeleteOptions")); err != nil {
+		if _, err := s.decode(w, r, body, r.Header.Get("Content-Type"), &opts, req.res.GroupVersion.WithKind("DeleteOptions")); err != nil {
 			return err
 		}
 	}
@@ -364,7 +340,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 	if grace != nil {
 		opts.GracePeriodSeconds = grace
 	}
-	do := deleteOptions{GracePeriodSeconds: opts.GracePeriodSeconds}
+	do := objects.DeleteOptions{GracePeriodSeconds: opts.GracePeriodSeconds}
 	if p := opts.Preconditions; p != nil {
 		if p.UID != nil {
 			do.UID = *p.UID
@@ -374,14 +350,14 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 		}
 	}
 	if dryRun(r) {
-		obj, err := s.objs.get(req.res, req.namespace, req.name)
+		obj, err := s.objs.In(req.res).Get(req.namespace, req.name)
 		if err != nil {
 			return err
 		}
 		s.writeJSON(w, http.StatusOK, obj)
 		return nil
 	}
-	obj, err := s.objs.delete(req.res, req.namespace, req.name, do)
+	obj, err := s.objs.In(req.res).Delete(req.namespace, req.name, do)
 	if err != nil {
 		return err
 	}
@@ -389,44 +365,13 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 	return nil
 }
 
-// scaleOf renders a workload's Scale.
-func scaleOf(obj object) (*autoscalingv1.Scale, error) {
-	sc := &autoscalingv1.Scale{TypeMeta: metav1.TypeMeta{Kind: "Scale", APIVersion: "autoscaling/v1"}}
-	sc.Name, sc.Namespace, sc.UID = obj.GetName(), obj.GetNamespace(), obj.GetUID()
-	sc.ResourceVersion, sc.CreationTimestamp = obj.GetResourceVersion(), obj.GetCreationTimestamp()
-	var sel *metav1.LabelSelector
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		sc.Spec.Replicas, sc.Status.Replicas, sel = *o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
-	case *appsv1.ReplicaSet:
-		sc.Spec.Replicas, sc.Status.Replicas, sel = *o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
-	default:
-		return nil, fmt.Errorf("%T has no scale subresource", obj)
-	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return nil, err
-	}
-	sc.Status.Selector = s.String()
-	return sc, nil
-}
-
-func setReplicas(obj object, n int32) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		o.Spec.Replicas = &n
-	case *appsv1.ReplicaSet:
-		o.Spec.Replicas = &n
-	}
-}
-
 // serveScale serves GET, PUT and PATCH of a workload's scale subresource.
 func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, req *request) error {
-	obj, err := s.objs.get(req.res, req.namespace, req.name)
+	obj, err := s.objs.In(req.res).Get(req.namespace, req.name)
 	if err != nil {
 		return err
 	}
-	sc, err := scaleOf(obj)
+	sc, err := req.res.Scale(obj)
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
@@ -444,7 +389,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, req *request
 		ct := r.Header.Get("Content-Type")
 		if req.verb == "patch" {
 			cur, _ := json.Marshal(sc)
-			body, err = applyPatch(req.res.groupResource(), ct, cur, body, &autoscalingv1.Scale{})
+			body, err = applyPatch(req.res.GroupResource(), ct, cur, body, &autoscalingv1.Scale{})
 			if err != nil {
 				return err
 			}
@@ -454,19 +399,21 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, req *request
 			return err
 		}
 	default:
-		return apierrors.NewMethodNotSupported(req.res.groupResource(), req.verb+" scale")
+		return apierrors.NewMethodNotSupported(req.res.GroupResource(), req.verb+" scale")
 	}
-	rv, err := parseRV(next.ResourceVersion)
+	rv, err := objects.ParseResourceVersion(next.ResourceVersion)
 	if err != nil {
 		return err
 	}
-	setReplicas(obj, next.Spec.Replicas)
+	if err := req.res.SetReplicas(obj, next.Spec.Replicas); err != nil {
+		return apierrors.NewInternalError(err)
+	}
 	sub := *req
 	sub.sub = ""
 	if err := s.updateObject(r, &sub, obj, rv); err != nil {
 		return err
 	}
-	sc, err = scaleOf(obj)
+	sc, err = req.res.Scale(obj)
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
@@ -478,7 +425,7 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request, req *request)
 	if s.cfg.Logs == nil {
 		return apierrors.NewServiceUnavailable("logs are not available on this node")
 	}
-	pod, err := s.objs.get(req.res, req.namespace, req.name)
+	pod, err := s.objs.In(req.res).Get(req.namespace, req.name)
 	if err != nil {
 		return err
 	}

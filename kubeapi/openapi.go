@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/kube-openapi/pkg/builder"
 	"k8s.io/kube-openapi/pkg/builder3"
 	"k8s.io/kube-openapi/pkg/common"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/mycelfabric/mycel/kubeapi/internal/openapidefs"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 // NewOpenAPIHandler builds the OpenAPI documents of the served resources
@@ -30,9 +30,8 @@ import (
 // kubectl needs for apply, explain and server-side field validation, and
 // /openapi/v2 (definitions only, JSON or protobuf), which kubectl falls back
 // to for kinds the server does not serve and older kubectl versions use.
-func NewOpenAPIHandler() (http.Handler, error) {
-	reg := newRegistry()
-	docs, err := buildOpenAPI(reg)
+func NewOpenAPIHandler(o *objects.Objects) (http.Handler, error) {
+	docs, err := buildOpenAPI(o)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +43,7 @@ func NewOpenAPIHandler() (http.Handler, error) {
 	if err := svc.RegisterOpenAPIV3VersionedService("/openapi/v3", serveMux{mux}); err != nil {
 		return nil, err
 	}
-	v2, err := buildOpenAPIV2(reg)
+	v2, err := buildOpenAPIV2(o)
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +53,8 @@ func NewOpenAPIHandler() (http.Handler, error) {
 
 // buildOpenAPIV2 returns a Swagger 2.0 document with the definitions of
 // every served kind.
-func buildOpenAPIV2(reg *registry) (*spec.Swagger, error) {
-	gvks := modelGVKs()
+func buildOpenAPIV2(o *objects.Objects) (*spec.Swagger, error) {
+	gvks := modelGVKs(o.Scheme())
 	cfg := &common.Config{
 		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
 		GetDefinitions: openapidefs.GetOpenAPIDefinitions,
@@ -64,8 +63,8 @@ func buildOpenAPIV2(reg *registry) (*spec.Swagger, error) {
 		},
 	}
 	models := []string{modelName(&metav1.Status{}), modelName(&metav1.DeleteOptions{}), modelName(&autoscalingv1.Scale{})}
-	for _, r := range reg.all {
-		models = append(models, modelName(r.newObj()), modelName(r.newList()))
+	for _, r := range o.Resources() {
+		models = append(models, modelName(r.New()), modelName(r.NewList()))
 	}
 	sw, err := builder.BuildOpenAPIDefinitionsForResources(cfg, models...)
 	if err != nil {
@@ -99,9 +98,9 @@ const gvkExt = "x-kubernetes-group-version-kind"
 
 // modelGVKs maps each OpenAPI model name to the GVKs it is registered under,
 // as kube-apiserver's definition namer does.
-func modelGVKs() map[string][]schema.GroupVersionKind {
+func modelGVKs(s *runtime.Scheme) map[string][]schema.GroupVersionKind {
 	m := map[string][]schema.GroupVersionKind{}
-	for gvk, t := range scheme.Scheme.AllKnownTypes() {
+	for gvk, t := range s.AllKnownTypes() {
 		if gvk.Version == runtime.APIVersionInternal {
 			continue
 		}
@@ -182,17 +181,17 @@ func requestBody(types []string, model any) *spec3.RequestBody {
 	return &spec3.RequestBody{RequestBodyProps: spec3.RequestBodyProps{Required: true, Content: content(types, schemaRef(model))}}
 }
 
-func opID(verb string, r *resource, sub string) string {
-	g := r.gv.Group
+func opID(verb string, r *objects.Resource, sub string) string {
+	g := r.GroupVersion.Group
 	if g == "" {
 		g = "core"
 	}
-	g = title(strings.Split(g, ".")[0]) + title(r.gv.Version)
+	g = title(strings.Split(g, ".")[0]) + title(r.GroupVersion.Version)
 	ns := ""
-	if r.namespaced {
+	if r.Namespaced {
 		ns = "Namespaced"
 	}
-	return verb + g + ns + r.kind + sub
+	return verb + g + ns + r.Kind + sub
 }
 
 func title(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
@@ -206,8 +205,8 @@ func gvPath(gv schema.GroupVersion) string {
 }
 
 // buildOpenAPI returns one document per served group version.
-func buildOpenAPI(reg *registry) (map[string]*spec3.OpenAPI, error) {
-	gvks := modelGVKs()
+func buildOpenAPI(o *objects.Objects) (map[string]*spec3.OpenAPI, error) {
+	gvks := modelGVKs(o.Scheme())
 	cfg := &common.OpenAPIV3Config{
 		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
 		GetDefinitions: openapidefs.GetOpenAPIDefinitions,
@@ -216,7 +215,7 @@ func buildOpenAPI(reg *registry) (map[string]*spec3.OpenAPI, error) {
 		},
 	}
 	out := map[string]*spec3.OpenAPI{}
-	for _, gv := range reg.groupVersions() {
+	for _, gv := range o.GroupVersions() {
 		p := gvPath(gv)
 		tag := strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(p, "apis/"), "api/"), "/", "_")
 		if !strings.Contains(tag, "_") {
@@ -224,33 +223,33 @@ func buildOpenAPI(reg *registry) (map[string]*spec3.OpenAPI, error) {
 		}
 		models := []string{modelName(&metav1.Status{}), modelName(&metav1.DeleteOptions{}), modelName(&metav1.Patch{}), modelName(&metav1.WatchEvent{})}
 		paths := map[string]*spec3.Path{}
-		for _, r := range reg.resources(gv) {
-			obj, list := r.newObj(), r.newList()
+		for _, r := range servedIn(o, gv) {
+			obj, list := r.New(), r.NewList()
 			models = append(models, modelName(obj), modelName(list))
 			base := "/" + p
-			if r.namespaced {
+			if r.Namespaced {
 				base += "/namespaces/{namespace}"
 			}
-			coll := base + "/" + r.name
+			coll := base + "/" + r.Plural
 			item := coll + "/{name}"
 			common := []*spec3.Parameter{pPretty}
-			if r.namespaced {
+			if r.Namespaced {
 				common = append([]*spec3.Parameter{pNamespace}, common...)
 			}
 			write := []*spec3.Parameter{pDryRun, pFieldManager, pFieldValidation}
-			g := r.gvk()
+			g := r.GVK()
 			paths[coll] = &spec3.Path{PathProps: spec3.PathProps{
 				Parameters: common,
 				Get:        operation(opID("list", r, ""), "list", g, listParams, nil, responses(list, listMedia, 200), tag),
 				Post:       operation(opID("create", r, ""), "post", g, write, requestBody(objMedia, obj), responses(obj, objMedia, 200, 201, 202), tag),
 			}}
-			if r.namespaced {
-				paths["/"+p+"/"+r.name] = &spec3.Path{PathProps: spec3.PathProps{
+			if r.Namespaced {
+				paths["/"+p+"/"+r.Plural] = &spec3.Path{PathProps: spec3.PathProps{
 					Parameters: []*spec3.Parameter{pPretty},
 					Get:        operation(opID("list", r, "ForAllNamespaces"), "list", g, listParams, nil, responses(list, listMedia, 200), tag),
 				}}
 			}
-			itemParams := append([]*spec3.Parameter{param("name", "path", "string", "name of the "+r.kind, true)}, common...)
+			itemParams := append([]*spec3.Parameter{param("name", "path", "string", "name of the "+r.Kind, true)}, common...)
 			paths[item] = &spec3.Path{PathProps: spec3.PathProps{
 				Parameters: itemParams,
 				Get:        operation(opID("read", r, ""), "get", g, nil, nil, responses(obj, objMedia, 200), tag),
@@ -258,7 +257,7 @@ func buildOpenAPI(reg *registry) (map[string]*spec3.OpenAPI, error) {
 				Patch:      operation(opID("patch", r, ""), "patch", g, write, requestBody(patchMedia, &metav1.Patch{}), responses(obj, objMedia, 200, 201), tag),
 				Delete:     operation(opID("delete", r, ""), "delete", g, []*spec3.Parameter{pDryRun}, requestBody(objMedia, &metav1.DeleteOptions{}), responses(obj, objMedia, 200, 202), tag),
 			}}
-			if r.hasSub("status") {
+			if r.HasSub("status") {
 				paths[item+"/status"] = &spec3.Path{PathProps: spec3.PathProps{
 					Parameters: itemParams,
 					Get:        operation(opID("read", r, "Status"), "get", g, nil, nil, responses(obj, objMedia, 200), tag),
@@ -266,7 +265,7 @@ func buildOpenAPI(reg *registry) (map[string]*spec3.OpenAPI, error) {
 					Patch:      operation(opID("patch", r, "Status"), "patch", g, write, requestBody(patchMedia, &metav1.Patch{}), responses(obj, objMedia, 200, 201), tag),
 				}}
 			}
-			if r.hasSub("scale") {
+			if r.HasSub("scale") {
 				sc := &autoscalingv1.Scale{}
 				sg := autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 				models = append(models, modelName(sc))
@@ -277,7 +276,7 @@ func buildOpenAPI(reg *registry) (map[string]*spec3.OpenAPI, error) {
 					Patch:      operation(opID("patch", r, "Scale"), "patch", sg, write, requestBody(patchMedia, &metav1.Patch{}), responses(sc, objMedia, 200, 201), tag),
 				}}
 			}
-			if r.hasSub("log") {
+			if r.HasSub("log") {
 				logOp := operation(opID("read", r, "Log"), "connect", g, []*spec3.Parameter{
 					param("container", "query", "string", "The container for which to stream logs.", false),
 					param("follow", "query", "boolean", "Follow the log stream of the pod.", false),

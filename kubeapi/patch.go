@@ -51,7 +51,7 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		cur, err := s.objs.get(req.res, req.namespace, req.name)
+		cur, err := s.objs.In(req.res).Get(req.namespace, req.name)
 		if err != nil {
 			return err
 		}
@@ -60,7 +60,7 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request
 		if err != nil {
 			return apierrors.NewInternalError(err)
 		}
-		patched, err := applyPatch(req.res.groupResource(), r.Header.Get("Content-Type"), curJSON, body, req.res.newObj())
+		patched, err := applyPatch(req.res.GroupResource(), r.Header.Get("Content-Type"), curJSON, body, req.res.New())
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 // DefaultMaxBodyBytes bounds request bodies, as Kubernetes does (3 MiB).
@@ -63,7 +65,7 @@ type LogStreamer interface {
 	// StreamLogs writes the logs of container in pod to w until they end or,
 	// with opts.Follow, until ctx is done. It returns an API error (e.g. 400
 	// for an unknown container) before writing anything if it cannot start.
-	StreamLogs(ctx context.Context, pod Object, container string, opts LogOptions, w io.Writer) error
+	StreamLogs(ctx context.Context, pod objects.Object, container string, opts LogOptions, w io.Writer) error
 }
 
 // LogOptions are the supported `kubectl logs` options.
@@ -78,7 +80,7 @@ type LogOptions struct {
 // Config configures a Server.
 type Config struct {
 	// Objects is the object layer; required.
-	Objects *Objects
+	Objects *objects.Objects
 	// Bundle verifies client certificates; required.
 	Bundle *x509bundle.Bundle
 	// Admitter is asked before every create and update; nil allows all.
@@ -87,7 +89,8 @@ type Config struct {
 	Logs LogStreamer
 	// Version is served at /version.
 	Version version.Info
-	// OpenAPI serves /openapi/v3; nil means NewOpenAPIHandler().
+	// OpenAPI serves /openapi/v2 and /openapi/v3; nil means
+	// NewOpenAPIHandler(Objects).
 	OpenAPI http.Handler
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -106,8 +109,7 @@ type Config struct {
 // Server is the HTTP handler of the API.
 type Server struct {
 	cfg     Config
-	objs    *Objects
-	reg     *registry
+	objs    *objects.Objects
 	td      spiffeid.TrustDomain
 	metrics *metrics
 	openapi http.Handler
@@ -131,7 +133,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, objs: cfg.Objects, reg: cfg.Objects.reg, td: cfg.Bundle.TrustDomain(), log: cfg.Logger}
+	s := &Server{cfg: cfg, objs: cfg.Objects, td: cfg.Bundle.TrustDomain(), log: cfg.Logger}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
@@ -139,7 +141,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.metrics = m
 	s.openapi = cfg.OpenAPI
 	if s.openapi == nil {
-		s.openapi, err = NewOpenAPIHandler()
+		s.openapi, err = NewOpenAPIHandler(cfg.Objects)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +151,7 @@ func NewServer(cfg Config) (*Server, error) {
 
 // request is a parsed resource request.
 type request struct {
-	res       *resource
+	res       *objects.Resource
 	namespace string
 	name      string
 	sub       string
@@ -205,7 +207,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.user = user
-		resName = req.res.name
+		resName = req.res.Plural
 		if req.sub != "" {
 			resName += "/" + req.sub
 		}
@@ -256,7 +258,7 @@ func (s *Server) parse(r *http.Request, path string) (*request, error) {
 	if len(segs) > 3 {
 		return nil, notFoundPath(path)
 	}
-	req.res = s.reg.lookup(gv, segs[0])
+	req.res = s.objs.Lookup(gv, segs[0])
 	if req.res == nil {
 		return nil, notFoundPath(path)
 	}
@@ -265,14 +267,14 @@ func (s *Server) parse(r *http.Request, path string) (*request, error) {
 	}
 	if len(segs) > 2 {
 		req.sub = segs[2]
-		if !req.res.hasSub(req.sub) {
+		if !req.res.HasSub(req.sub) {
 			return nil, notFoundPath(path)
 		}
 	}
-	if req.namespace != "" && !req.res.namespaced {
+	if req.namespace != "" && !req.res.Namespaced {
 		return nil, notFoundPath(path)
 	}
-	if req.res.namespaced && req.namespace == "" && req.name != "" {
+	if req.res.Namespaced && req.namespace == "" && req.name != "" {
 		return nil, notFoundPath(path)
 	}
 	q := r.URL.Query()
@@ -298,7 +300,7 @@ func (s *Server) parse(r *http.Request, path string) (*request, error) {
 			req.verb = "deletecollection"
 		}
 	default:
-		return nil, apierrors.NewMethodNotSupported(req.res.groupResource(), r.Method)
+		return nil, apierrors.NewMethodNotSupported(req.res.GroupResource(), r.Method)
 	}
 	return req, nil
 }
@@ -361,20 +363,6 @@ func mediaType(h string) string {
 		return strings.TrimSpace(strings.Split(h, ";")[0])
 	}
 	return mt
-}
-
-// wantsTable reports whether the Accept header asks for a meta.k8s.io Table.
-func wantsTable(accept string) bool {
-	for _, part := range strings.Split(accept, ",") {
-		_, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		if params["as"] == "Table" && params["g"] == "meta.k8s.io" && (params["v"] == "v1" || params["v"] == "v1beta1") {
-			return true
-		}
-	}
-	return false
 }
 
 func queryInt(q map[string][]string, name string) (*int64, error) {

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
 
@@ -34,7 +35,7 @@ import (
 type denyLabel struct{}
 
 func (denyLabel) Admit(_ context.Context, req AdmissionRequest) error {
-	if req.Object.(Object).GetLabels()["deny"] == "true" {
+	if req.Object.(objects.Object).GetLabels()["deny"] == "true" {
 		return errors.New("test-rule: objects labelled deny=true are not allowed")
 	}
 	return nil
@@ -42,7 +43,7 @@ func (denyLabel) Admit(_ context.Context, req AdmissionRequest) error {
 
 type fixture struct {
 	url     string
-	objs    *Objects
+	objs    *objects.Objects
 	client  *kubernetes.Clientset
 	http    *http.Client // with a valid client certificate
 	anon    *http.Client // without one
@@ -60,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	objs := NewObjects(st, nil)
+	objs := objects.New(st, nil)
 	if err := objs.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -191,19 +192,19 @@ func TestCRUDWithTypedClient(t *testing.T) {
 
 	// Optimistic concurrency: an update from a stale copy conflicts.
 	stale := created.DeepCopy()
-	created.Spec.Replicas = ptr(int32(3))
+	created.Spec.Replicas = new(int32(3))
 	updated, err := deps.Update(ctx, created, metav1.UpdateOptions{})
 	if err != nil || updated.Generation != 2 {
 		t.Fatalf("update: %v generation %d, want 2", err, updated.Generation)
 	}
-	stale.Spec.Replicas = ptr(int32(7))
+	stale.Spec.Replicas = new(int32(7))
 	if _, err := deps.Update(ctx, stale, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
 		t.Fatalf("stale update: %v, want Conflict", err)
 	}
 
 	// Status is a separate subresource.
 	updated.Status.ReadyReplicas = 3
-	updated.Spec.Replicas = ptr(int32(9))
+	updated.Spec.Replicas = new(int32(9))
 	st, err := deps.UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 	if err != nil || st.Status.ReadyReplicas != 3 || *st.Spec.Replicas != 3 {
 		t.Fatalf("status update: %v ready %d replicas %d; want status changed, spec kept", err, st.Status.ReadyReplicas, *st.Spec.Replicas)

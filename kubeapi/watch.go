@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 // maxWatchTimeout caps a watch's lifetime; clients re-watch from the last
@@ -40,24 +42,25 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 		return apierrors.NewBadRequest("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
 	}
 	rvParam := q.Get("resourceVersion")
-	fromRV, err := parseRV(rvParam)
+	fromRV, err := objects.ParseResourceVersion(rvParam)
 	if err != nil {
 		return err
 	}
 	// resourceVersion "" or "0" (and sendInitialEvents) start with the
 	// current state as ADDED events.
-	var initial []object
+	c := s.objs.In(req.res)
+	var initial []objects.Object
 	if rvParam == "" || rvParam == "0" || initialEvents {
-		res, err := s.objs.list(req.res, req.namespace, ls, fs)
+		res, err := c.List(req.namespace, ls, fs)
 		if err != nil {
 			return err
 		}
-		initial = res.items
-		if res.rv > fromRV {
-			fromRV = res.rv
+		initial = res.Items
+		if res.ResourceVersion > fromRV {
+			fromRV = res.ResourceVersion
 		}
 	}
-	watch, err := s.objs.watch(req.res, req.namespace, fromRV)
+	watch, err := c.Watch(req.namespace, fromRV)
 	var expired error
 	if err != nil {
 		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
@@ -84,8 +87,8 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 	enc := json.NewEncoder(w)
 	send := func(typ string, obj runtime.Object) error {
 		if table {
-			if o, ok := obj.(object); ok {
-				obj = s.table(req.res, []object{o}, o.GetResourceVersion(), r)
+			if o, ok := obj.(objects.Object); ok {
+				obj = s.table(req.res, []objects.Object{o}, o.GetResourceVersion(), r)
 			}
 		}
 		raw, err := json.Marshal(obj)
@@ -112,8 +115,8 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 		}
 	}
 	bookmark := func(rv uint64, initialEnd bool) error {
-		b := req.res.newObj()
-		setTypeMeta(req.res, b)
+		b := req.res.New()
+		b.GetObjectKind().SetGroupVersionKind(req.res.GVK())
 		b.SetResourceVersion(strconv.FormatUint(rv, 10))
 		if initialEnd {
 			b.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
@@ -146,8 +149,8 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 			// stream; clients re-watch from their last resourceVersion.
 			return nil
 		}
-		lastRV, _ = parseRV(ev.Object.GetResourceVersion())
-		if !matches(req.res, ev.Object, ls, fs) {
+		lastRV, _ = objects.ParseResourceVersion(ev.Object.GetResourceVersion())
+		if !req.res.Matches(ev.Object, ls, fs) {
 			continue
 		}
 		if err := send(string(ev.Type), ev.Object); err != nil {

@@ -15,16 +15,16 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
 
 // Client is the object access the agent needs.
 type Client interface {
 	List(ctx context.Context, list runtime.Object, namespace string, sel labels.Selector) error
-	UpdateStatus(ctx context.Context, obj kubeapi.Object) error
-	Delete(ctx context.Context, obj kubeapi.Object, gracePeriodSeconds *int64) error
-	Record(ctx context.Context, obj kubeapi.Object, component, eventType, reason, message string) error
+	UpdateStatus(ctx context.Context, obj objects.Object) error
+	Delete(ctx context.Context, obj objects.Object, gracePeriodSeconds *int64) error
+	Record(ctx context.Context, obj objects.Object, component, eventType, reason, message string) error
 	Notify(ctx context.Context, resource string, kick chan<- struct{})
 }
 

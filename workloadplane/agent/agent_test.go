@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
 	"github.com/mycelfabric/mycel/workloadplane/store"
@@ -20,7 +20,7 @@ const image = "localhost/app:1"
 type harness struct {
 	t     *testing.T
 	now   time.Time
-	objs  *kubeapi.Objects
+	objs  *objects.Objects
 	fake  *runtimetest.Fake
 	agent *Agent
 }
@@ -34,7 +34,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	clock := func() time.Time { return h.now }
-	h.objs = kubeapi.NewObjects(st, clock)
+	h.objs = objects.New(st, clock)
 	if err := h.objs.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,19 +11,22 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 // Client is the object access the controllers need.
 type Client interface {
-	Get(ctx context.Context, obj kubeapi.Object) error
+	Get(ctx context.Context, obj objects.Object) error
 	List(ctx context.Context, list runtime.Object, namespace string, sel labels.Selector) error
-	Create(ctx context.Context, obj kubeapi.Object) error
-	Update(ctx context.Context, obj kubeapi.Object) error
-	UpdateStatus(ctx context.Context, obj kubeapi.Object) error
-	Delete(ctx context.Context, obj kubeapi.Object, gracePeriodSeconds *int64) error
-	Record(ctx context.Context, obj kubeapi.Object, component, eventType, reason, message string) error
+	Create(ctx context.Context, obj objects.Object) error
+	Update(ctx context.Context, obj objects.Object) error
+	UpdateStatus(ctx context.Context, obj objects.Object) error
+	Delete(ctx context.Context, obj objects.Object, gracePeriodSeconds *int64) error
+	Record(ctx context.Context, obj objects.Object, component, eventType, reason, message string) error
 	Notify(ctx context.Context, resource string, kick chan<- struct{})
+	// Resources lists every served resource (namespace deletion and
+	// garbage collection act on all of them).
+	Resources() []*objects.Resource
 }
 
 // Config configures the controllers.

@@ -13,13 +13,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
 
 type harness struct {
 	t    *testing.T
-	objs *kubeapi.Objects
+	objs *objects.Objects
 	m    *Manager
 	ctx  context.Context
 }
@@ -30,7 +30,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	objs := kubeapi.NewObjects(st, nil)
+	objs := objects.New(st, nil)
 	ctx := context.Background()
 	objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}})
 	m, err := New(Config{Client: objs})

@@ -5,56 +5,62 @@ import (
 	"errors"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 // EventTTL is how long Events are kept, as in Kubernetes.
 const EventTTL = time.Hour
 
-// collectGarbage deletes ReplicaSets whose Deployment is gone, Pods whose
-// ReplicaSet is gone, and expired Events. Owners are listed after their
-// dependents, so a dependent created together with its owner is never
-// mistaken for an orphan.
+// collectGarbage deletes the objects, of every served resource, whose
+// controller (named in their ownerReferences, of a served kind) is gone or
+// being deleted, and expired Events. Dependents are listed before owners,
+// so a dependent created together with its owner is never mistaken for an
+// orphan.
 func (m *Manager) collectGarbage(ctx context.Context) error {
-	var pods corev1.PodList
-	if err := m.c.List(ctx, &pods, "", nil); err != nil {
-		return err
-	}
-	var rss appsv1.ReplicaSetList
-	if err := m.c.List(ctx, &rss, "", nil); err != nil {
-		return err
-	}
-	var ds appsv1.DeploymentList
-	if err := m.c.List(ctx, &ds, "", nil); err != nil {
-		return err
-	}
-	deployments := map[types.UID]bool{}
-	for _, d := range ds.Items {
-		if d.DeletionTimestamp == nil {
-			deployments[d.UID] = true
+	controllers := map[schema.GroupVersionKind]bool{}
+	for _, r := range m.c.Resources() {
+		if r.Controls() {
+			controllers[r.GVK()] = true
 		}
 	}
-	replicaSets := map[types.UID]bool{}
-	var errs []error
-	for i := range rss.Items {
-		rs := &rss.Items[i]
-		if ref := ownerOfKind(rs.OwnerReferences, "Deployment"); ref != "" && !deployments[ref] && m.cfg.Owns(ref) {
-			errs = append(errs, m.c.Delete(ctx, rs, nil))
+	var dependents []objects.Object
+	for _, r := range m.c.Resources() {
+		objs, err := m.listAll(ctx, r, "")
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			ref := metav1.GetControllerOf(o)
+			if ref != nil && o.GetDeletionTimestamp() == nil && controllers[schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind)] {
+				dependents = append(dependents, o)
+			}
+		}
+	}
+	owners := map[types.UID]bool{}
+	for _, r := range m.c.Resources() {
+		if !r.Controls() {
 			continue
 		}
-		replicaSets[rs.UID] = true
+		objs, err := m.listAll(ctx, r, "")
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if o.GetDeletionTimestamp() == nil {
+				owners[o.GetUID()] = true
+			}
+		}
 	}
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if ref := ownerOfKind(p.OwnerReferences, "ReplicaSet"); ref != "" && !replicaSets[ref] && p.DeletionTimestamp == nil && m.cfg.Owns(ref) {
-			errs = append(errs, m.c.Delete(ctx, p, nil))
+	var errs []error
+	for _, o := range dependents {
+		if ref := metav1.GetControllerOf(o).UID; !owners[ref] && m.cfg.Owns(ref) {
+			errs = append(errs, m.c.Delete(ctx, o, nil))
 		}
 	}
 	var events corev1.EventList
@@ -75,17 +81,25 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func ownerOfKind(refs []metav1.OwnerReference, kind string) types.UID {
-	for _, r := range refs {
-		if r.Controller != nil && *r.Controller && r.Kind == kind {
-			return r.UID
-		}
+// listAll lists every object of r in namespace ("" for all).
+func (m *Manager) listAll(ctx context.Context, r *objects.Resource, namespace string) ([]objects.Object, error) {
+	list := r.NewList()
+	if err := m.c.List(ctx, list, namespace, nil); err != nil {
+		return nil, err
 	}
-	return ""
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]objects.Object, len(items))
+	for i, it := range items {
+		out[i] = it.(objects.Object)
+	}
+	return out, nil
 }
 
-// reconcileNamespaces empties namespaces marked for deletion and removes
-// them once nothing is left in them.
+// reconcileNamespaces empties namespaces marked for deletion of every
+// namespaced resource and removes them once nothing is left in them.
 func (m *Manager) reconcileNamespaces(ctx context.Context) error {
 	var nss corev1.NamespaceList
 	if err := m.c.List(ctx, &nss, "", nil); err != nil {
@@ -103,16 +117,15 @@ func (m *Manager) reconcileNamespaces(ctx context.Context) error {
 			}
 		}
 		left := 0
-		for _, list := range []runtime.Object{&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &corev1.PodList{}, &corev1.EventList{}} {
-			if err := m.c.List(ctx, list, ns.Name, nil); err != nil {
-				return err
+		for _, r := range m.c.Resources() {
+			if !r.Namespaced {
+				continue
 			}
-			items, err := meta.ExtractList(list)
+			objs, err := m.listAll(ctx, r, ns.Name)
 			if err != nil {
 				return err
 			}
-			for _, item := range items {
-				obj := item.(kubeapi.Object)
+			for _, obj := range objs {
 				left++
 				if obj.GetDeletionTimestamp() == nil {
 					if err := m.c.Delete(ctx, obj, nil); err != nil {
@@ -122,8 +135,7 @@ func (m *Manager) reconcileNamespaces(ctx context.Context) error {
 			}
 		}
 		if left == 0 {
-			zero := int64(0)
-			if err := m.c.Delete(ctx, ns, &zero); err != nil {
+			if err := m.c.Delete(ctx, ns, new(int64(0))); err != nil {
 				return err
 			}
 		}

@@ -16,16 +16,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 // Client is the object access the Scheduler needs.
 type Client interface {
 	List(ctx context.Context, list runtime.Object, namespace string, sel labels.Selector) error
-	Update(ctx context.Context, obj kubeapi.Object) error
-	UpdateStatus(ctx context.Context, obj kubeapi.Object) error
-	Delete(ctx context.Context, obj kubeapi.Object, gracePeriodSeconds *int64) error
-	Record(ctx context.Context, obj kubeapi.Object, component, eventType, reason, message string) error
+	Update(ctx context.Context, obj objects.Object) error
+	UpdateStatus(ctx context.Context, obj objects.Object) error
+	Delete(ctx context.Context, obj objects.Object, gracePeriodSeconds *int64) error
+	Record(ctx context.Context, obj objects.Object, component, eventType, reason, message string) error
 	Notify(ctx context.Context, resource string, kick chan<- struct{})
 }
 

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mycelfabric/mycel/kubeapi"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
 
@@ -33,7 +33,7 @@ type acceptAll struct{}
 func (acceptAll) Place(context.Context, PolicyInput) (Verdict, error) { return Verdict{Score: 1}, nil }
 
 type schedHarness struct {
-	objs  *kubeapi.Objects
+	objs  *objects.Objects
 	s     *Scheduler
 	now   time.Time
 	live  map[string]bool
@@ -49,7 +49,7 @@ func newSchedHarness(t *testing.T) *schedHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &schedHarness{objs: kubeapi.NewObjects(st, nil), now: time.Now(), live: map[string]bool{"peer-a": true, "peer-b": true}}
+	h := &schedHarness{objs: objects.New(st, nil), now: time.Now(), live: map[string]bool{"peer-a": true, "peer-b": true}}
 	ctx := context.Background()
 	if err := h.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)

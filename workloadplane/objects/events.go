@@ -1,4 +1,4 @@
-package kubeapi
+package objects
 
 import (
 	"context"
@@ -24,7 +24,7 @@ type eventCache struct {
 // "deployment-controller"). Repeats of the same event increase its count.
 // Events are best effort: failures are returned but callers may ignore them.
 func (o *Objects) Record(ctx context.Context, obj Object, component, eventType, reason, message string) error {
-	r, err := o.resourceOf(obj)
+	r, err := o.ResourceOf(obj)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func (o *Objects) Record(ctx context.Context, obj Object, component, eventType, 
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		InvolvedObject: corev1.ObjectReference{
-			Kind: r.kind, APIVersion: r.apiVersion(), Namespace: obj.GetNamespace(), Name: obj.GetName(),
+			Kind: r.Kind, APIVersion: r.GroupVersion.String(), Namespace: obj.GetNamespace(), Name: obj.GetName(),
 			UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(),
 		},
 		Reason: reason, Message: message, Type: eventType, Count: 1,

@@ -1,0 +1,486 @@
+package objects
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/mycelfabric/mycel/workloadplane/store"
+)
+
+// Store is the replicated store objects are kept in (workloadplane/store).
+type Store interface {
+	// Get returns the live record under key or store.ErrNotFound.
+	Get(key string) (store.Record, error)
+	// List returns live records under prefix and the resourceVersion they
+	// are consistent with.
+	List(prefix string) ([]store.Record, uint64, error)
+	// Put writes a value under the precondition.
+	Put(key string, value []byte, pre store.Precondition) (store.Record, error)
+	// Delete writes a tombstone under the precondition.
+	Delete(key string, pre store.Precondition) (store.Record, error)
+	// Watch follows changes under prefix after fromRV, or fails with
+	// store.ErrExpired.
+	Watch(prefix string, fromRV uint64) (*store.Watcher, error)
+}
+
+// Objects is the typed object layer over the store: defaults, validation,
+// server-owned fields, resourceVersions and optimistic concurrency. The API
+// and the in-process controllers both write through it, so every object in
+// the store has passed the same checks. Admission is the API's job, between
+// Collection.PrepareCreate (or PrepareUpdate) and the write: controllers are
+// trusted system components. Errors are Kubernetes API errors
+// (k8s.io/apimachinery/pkg/api/errors).
+type Objects struct {
+	store  Store
+	reg    *registry
+	byList map[schema.GroupVersionKind]*Resource
+	now    func() time.Time
+	events eventCache
+}
+
+// New returns the object layer over s, serving every built-in resource.
+// now may be nil.
+func New(s Store, now func() time.Time) *Objects {
+	reg, err := newRegistry(resources())
+	if err != nil {
+		panic(err) // the built-in list is wrong: a programming error every test sees
+	}
+	if now == nil {
+		now = time.Now
+	}
+	o := &Objects{store: s, reg: reg, now: now, byList: map[schema.GroupVersionKind]*Resource{}}
+	for _, r := range reg.all {
+		o.byList[r.GroupVersion.WithKind(r.Kind+"List")] = r
+	}
+	return o
+}
+
+// Resources lists the served resources in discovery order.
+func (o *Objects) Resources() []*Resource { return o.reg.all }
+
+// GroupVersions lists the served group versions in discovery order.
+func (o *Objects) GroupVersions() []schema.GroupVersion { return o.reg.groupVersions() }
+
+// Lookup finds a served resource by group version and plural name; nil if
+// it is not served.
+func (o *Objects) Lookup(gv schema.GroupVersion, plural string) *Resource {
+	return o.reg.byGVR[gv.WithResource(plural)]
+}
+
+// Scheme knows every served type and the meta types around them.
+func (o *Objects) Scheme() *runtime.Scheme { return o.reg.scheme }
+
+// Codecs encode and decode served types (JSON, YAML, protobuf).
+func (o *Objects) Codecs() serializer.CodecFactory { return o.reg.codecs }
+
+// ResourceOf finds the served resource of a typed object or list.
+func (o *Objects) ResourceOf(obj runtime.Object) (*Resource, error) {
+	gvks, _, err := o.reg.scheme.ObjectKinds(obj)
+	if err != nil {
+		return nil, err
+	}
+	if r := o.reg.byGVK[gvks[0]]; r != nil {
+		return r, nil
+	}
+	if r := o.byList[gvks[0]]; r != nil {
+		return r, nil
+	}
+	return nil, fmt.Errorf("objects: %s is not served", gvks[0])
+}
+
+// In returns the collection of r's objects.
+func (o *Objects) In(r *Resource) Collection { return Collection{o: o, r: r} }
+
+// Collection reads and writes the objects of one resource. The API serves
+// requests through it; Get, List, Create and the other typed methods of
+// Objects are shorthands for it.
+type Collection struct {
+	o *Objects
+	r *Resource
+}
+
+// Get returns the object namespace/name.
+func (c Collection) Get(namespace, name string) (Object, error) {
+	rec, err := c.o.store.Get(c.r.key(namespace, name))
+	if err != nil {
+		return nil, storeErr(c.r, name, err)
+	}
+	return c.decode(rec.Value, rec.RV, rec.Key)
+}
+
+// decode turns a stored document into a typed object carrying rv.
+func (c Collection) decode(value []byte, rv uint64, key string) (Object, error) {
+	obj := c.r.newObj()
+	if err := json.Unmarshal(value, obj); err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("objects: stored %s is corrupt: %w", key, err))
+	}
+	obj.SetResourceVersion(strconv.FormatUint(rv, 10))
+	c.r.setTypeMeta(obj)
+	return obj, nil
+}
+
+// encode serializes obj for the store; the resourceVersion is the store's
+// and is not kept in the document.
+func (c Collection) encode(obj Object) ([]byte, error) {
+	rv := obj.GetResourceVersion()
+	obj.SetResourceVersion("")
+	c.r.setTypeMeta(obj)
+	data, err := json.Marshal(obj)
+	obj.SetResourceVersion(rv)
+	return data, err
+}
+
+// List is a list of objects and the resourceVersion it is consistent with.
+type List struct {
+	Items           []Object
+	ResourceVersion uint64
+}
+
+// Into fills a typed list (e.g. *corev1.PodList).
+func (l List) Into(list runtime.Object) error {
+	items := make([]runtime.Object, len(l.Items))
+	for i, it := range l.Items {
+		items[i] = it
+	}
+	if err := meta.SetList(list, items); err != nil {
+		return err
+	}
+	lm, err := meta.ListAccessor(list)
+	if err != nil {
+		return err
+	}
+	lm.SetResourceVersion(strconv.FormatUint(l.ResourceVersion, 10))
+	return nil
+}
+
+// List returns the objects in namespace ("" for all) that match both
+// selectors (nil matches all).
+func (c Collection) List(namespace string, ls labels.Selector, fs fields.Selector) (List, error) {
+	recs, rv, err := c.o.store.List(c.r.prefix(namespace))
+	if err != nil {
+		return List{}, apierrors.NewInternalError(err)
+	}
+	out := List{ResourceVersion: rv}
+	for _, rec := range recs {
+		obj, err := c.decode(rec.Value, rec.RV, rec.Key)
+		if err != nil {
+			return List{}, err
+		}
+		if c.r.Matches(obj, ls, fs) {
+			out.Items = append(out.Items, obj)
+		}
+	}
+	return out, nil
+}
+
+// PrepareCreate makes obj a new object as it will be stored: a name from
+// generateName, server-owned metadata, defaults, initial status; it checks
+// that the namespace accepts new objects and validates. Insert stores it.
+func (c Collection) PrepareCreate(obj Object) error {
+	r := c.r
+	if obj.GetName() == "" && obj.GetGenerateName() != "" {
+		obj.SetName(obj.GetGenerateName() + randSuffix())
+	}
+	if !r.Namespaced {
+		obj.SetNamespace("")
+	}
+	if obj.GetName() == "" {
+		return invalid(r, "", field.ErrorList{field.Required(metaPath.Child("name"), "name or generateName is required")})
+	}
+	if r.Namespaced {
+		if err := c.o.namespaceWritable(obj.GetNamespace()); err != nil {
+			return err
+		}
+	}
+	obj.SetUID(types.UID(uuid.NewString()))
+	obj.SetCreationTimestamp(metav1.NewTime(c.o.now().Truncate(time.Second)))
+	obj.SetResourceVersion("")
+	obj.SetDeletionTimestamp(nil)
+	obj.SetManagedFields(nil)
+	r.prepareCreate(obj)
+	if errs := r.validate(obj, nil); len(errs) > 0 {
+		return invalid(r, obj.GetName(), errs)
+	}
+	return nil
+}
+
+// Insert stores an object PrepareCreate made, failing if one of its name
+// exists, and sets its resourceVersion.
+func (c Collection) Insert(obj Object) error {
+	data, err := c.encode(obj)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	rec, err := c.o.store.Put(c.r.key(obj.GetNamespace(), obj.GetName()), data, store.Precondition{MustNotExist: true})
+	if err != nil {
+		return storeErr(c.r, obj.GetName(), err)
+	}
+	obj.SetResourceVersion(strconv.FormatUint(rec.RV, 10))
+	return nil
+}
+
+// namespaceWritable checks that ns exists and is not being deleted.
+func (o *Objects) namespaceWritable(ns string) error {
+	if ns == "" {
+		return apierrors.NewBadRequest("the namespace of the object must be set (use -n NAMESPACE or metadata.namespace)")
+	}
+	nsRes := o.Lookup(corev1.SchemeGroupVersion, "namespaces")
+	got, err := o.In(nsRes).Get("", ns)
+	if err != nil {
+		return err
+	}
+	if got.GetDeletionTimestamp() != nil {
+		return apierrors.NewForbidden(nsRes.GroupResource(), ns, fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+	}
+	return nil
+}
+
+// PrepareUpdate carries server-owned fields from old (the stored object)
+// into obj and validates it: for a status update (status true) obj becomes
+// old with obj's status; otherwise obj keeps old's status and server-owned
+// metadata. Write stores it.
+func (c Collection) PrepareUpdate(obj, old Object, status bool) error {
+	r := c.r
+	if !r.Namespaced {
+		obj.SetNamespace("")
+	}
+	if status {
+		if !r.HasSub("status") {
+			return apierrors.NewNotFound(r.GroupResource(), obj.GetName()+"/status")
+		}
+		r.prepareStatus(obj, old)
+	} else {
+		r.prepareUpdate(obj, old)
+		obj.SetUID(old.GetUID())
+		obj.SetCreationTimestamp(old.GetCreationTimestamp())
+		obj.SetDeletionTimestamp(old.GetDeletionTimestamp())
+		obj.SetDeletionGracePeriodSeconds(old.GetDeletionGracePeriodSeconds())
+	}
+	if errs := r.validate(obj, old); len(errs) > 0 {
+		return invalid(r, obj.GetName(), errs)
+	}
+	return nil
+}
+
+// Write stores obj over the live object, on the precondition that the live
+// object is at resourceVersion rv (if non-zero), and sets obj's
+// resourceVersion.
+func (c Collection) Write(obj Object, rv uint64) error {
+	data, err := c.encode(obj)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	rec, err := c.o.store.Put(c.r.key(obj.GetNamespace(), obj.GetName()), data, store.Precondition{MustExist: true, RV: rv})
+	if err != nil {
+		return storeErr(c.r, obj.GetName(), err)
+	}
+	obj.SetResourceVersion(strconv.FormatUint(rec.RV, 10))
+	return nil
+}
+
+// update reads the stored object, prepares obj over it and writes it, with
+// obj's resourceVersion (if set) as the precondition.
+func (c Collection) update(obj Object, status bool) error {
+	if !c.r.Namespaced {
+		obj.SetNamespace("")
+	}
+	rv, err := ParseResourceVersion(obj.GetResourceVersion())
+	if err != nil {
+		return err
+	}
+	old, err := c.Get(obj.GetNamespace(), obj.GetName())
+	if err != nil {
+		return err
+	}
+	if err := c.PrepareUpdate(obj, old, status); err != nil {
+		return err
+	}
+	return c.Write(obj, rv)
+}
+
+// DeleteOptions say how to delete.
+type DeleteOptions struct {
+	// GracePeriodSeconds overrides the object's grace period; 0 deletes at
+	// once.
+	GracePeriodSeconds *int64
+	// ResourceVersion and UID are preconditions when set.
+	ResourceVersion string
+	UID             types.UID
+}
+
+// Delete deletes namespace/name and returns the object as it was, or as it
+// is now marked for deletion: resources with a graceful-delete rule (bound
+// pods, namespaces) get a deletionTimestamp, and whoever finishes their
+// deletion removes them later with a zero grace period.
+func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, error) {
+	r := c.r
+	cur, err := c.Get(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	if opts.UID != "" && opts.UID != cur.GetUID() {
+		return nil, apierrors.NewConflict(r.GroupResource(), name, fmt.Errorf("precondition failed: UID in precondition: %s, UID in object meta: %s", opts.UID, cur.GetUID()))
+	}
+	rv, err := ParseResourceVersion(opts.ResourceVersion)
+	if err != nil {
+		return nil, err
+	}
+	if rv == 0 {
+		rv, _ = ParseResourceVersion(cur.GetResourceVersion())
+	}
+	if r.graceful != nil {
+		if grace, mark := r.graceful(cur, opts); mark {
+			if cur.GetDeletionTimestamp() == nil {
+				now := metav1.NewTime(c.o.now())
+				cur.SetDeletionTimestamp(&now)
+				cur.SetDeletionGracePeriodSeconds(&grace)
+				if err := c.Write(cur, rv); err != nil {
+					return nil, err
+				}
+			}
+			return cur, nil
+		}
+	}
+	if _, err := c.o.store.Delete(r.key(namespace, name), store.Precondition{RV: rv}); err != nil {
+		return nil, storeErr(r, name, err)
+	}
+	return cur, nil
+}
+
+// zeroGrace reports whether opts ask to remove at once.
+func zeroGrace(opts DeleteOptions) bool {
+	return opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds == 0
+}
+
+// ParseResourceVersion reads a resourceVersion as a client sends it ("" is 0).
+func ParseResourceVersion(rv string) (uint64, error) {
+	if rv == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(rv, 10, 64)
+	if err != nil {
+		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q: must be a number from a previous response", rv))
+	}
+	return n, nil
+}
+
+// storeErr maps store errors to API errors for r/name.
+func storeErr(r *Resource, name string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return apierrors.NewNotFound(r.GroupResource(), name)
+	case errors.Is(err, store.ErrExists):
+		return apierrors.NewAlreadyExists(r.GroupResource(), name)
+	case errors.Is(err, store.ErrConflict):
+		return apierrors.NewConflict(r.GroupResource(), name, errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+	case errors.Is(err, store.ErrExpired):
+		return apierrors.NewResourceExpired("too old resource version: the watch must be restarted from a fresh list")
+	}
+	return apierrors.NewInternalError(err)
+}
+
+func invalid(r *Resource, name string, errs field.ErrorList) error {
+	return apierrors.NewInvalid(r.GVK().GroupKind(), name, errs)
+}
+
+func randSuffix() string {
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
+	b := make([]byte, 5)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// Get reads the object named by obj's namespace and name into obj.
+func (o *Objects) Get(_ context.Context, obj Object) error {
+	r, err := o.ResourceOf(obj)
+	if err != nil {
+		return err
+	}
+	got, err := o.In(r).Get(obj.GetNamespace(), obj.GetName())
+	if err != nil {
+		return err
+	}
+	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(got).Elem())
+	return nil
+}
+
+// List fills list (e.g. *corev1.PodList) with the objects in namespace ("" for
+// all) that match sel (nil for all).
+func (o *Objects) List(_ context.Context, list runtime.Object, namespace string, sel labels.Selector) error {
+	r, err := o.ResourceOf(list)
+	if err != nil {
+		return err
+	}
+	res, err := o.In(r).List(namespace, sel, nil)
+	if err != nil {
+		return err
+	}
+	return res.Into(list)
+}
+
+// Create stores a new object after defaulting and validation, and updates
+// obj with what was stored.
+func (o *Objects) Create(_ context.Context, obj Object) error {
+	r, err := o.ResourceOf(obj)
+	if err != nil {
+		return err
+	}
+	c := o.In(r)
+	if err := c.PrepareCreate(obj); err != nil {
+		return err
+	}
+	return c.Insert(obj)
+}
+
+// Update replaces an object's spec and metadata (status is kept), with
+// optimistic concurrency on obj's resourceVersion if it is set.
+func (o *Objects) Update(_ context.Context, obj Object) error {
+	r, err := o.ResourceOf(obj)
+	if err != nil {
+		return err
+	}
+	return o.In(r).update(obj, false)
+}
+
+// UpdateStatus replaces an object's status (everything else is kept).
+func (o *Objects) UpdateStatus(_ context.Context, obj Object) error {
+	r, err := o.ResourceOf(obj)
+	if err != nil {
+		return err
+	}
+	return o.In(r).update(obj, true)
+}
+
+// Delete deletes the object named by obj's namespace and name, on the
+// precondition that its UID is obj's (if set); see Collection.Delete for
+// graceful deletion.
+func (o *Objects) Delete(_ context.Context, obj Object, gracePeriodSeconds *int64) error {
+	r, err := o.ResourceOf(obj)
+	if err != nil {
+		return err
+	}
+	_, err = o.In(r).Delete(obj.GetNamespace(), obj.GetName(), DeleteOptions{GracePeriodSeconds: gracePeriodSeconds, UID: obj.GetUID()})
+	return err
+}

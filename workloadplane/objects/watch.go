@@ -1,0 +1,90 @@
+package objects
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mycelfabric/mycel/workloadplane/store"
+)
+
+// Watch is a stream of decoded changes of one resource.
+type Watch struct {
+	c Collection
+	w *store.Watcher
+}
+
+// Event is one decoded change. For Deleted, Object is the last live value.
+type Event struct {
+	Type   store.EventType
+	Object Object
+}
+
+// Watch follows changes in namespace ("" for all) after resourceVersion
+// fromRV; it fails with 410 Expired if fromRV is older than the retained
+// history.
+func (c Collection) Watch(namespace string, fromRV uint64) (*Watch, error) {
+	w, err := c.o.store.Watch(c.r.prefix(namespace), fromRV)
+	if err != nil {
+		return nil, storeErr(c.r, "", err)
+	}
+	return &Watch{c: c, w: w}, nil
+}
+
+// Next blocks for the next change, until ctx is done or the watch ends.
+func (w *Watch) Next(ctx context.Context) (Event, error) {
+	ev, err := w.w.Next(ctx)
+	if err != nil {
+		return Event{}, err
+	}
+	obj, err := w.c.decode(ev.Record.Value, ev.Record.RV, ev.Record.Key)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{Type: ev.Type, Object: obj}, nil
+}
+
+// Close ends the watch.
+func (w *Watch) Close() { w.w.Close() }
+
+// Notify sends on kick (without blocking) after every change to objects of
+// the resource named plural (e.g. "pods"), until ctx is done. Controllers
+// use it as their level trigger: a kick means "something changed,
+// reconcile".
+func (o *Objects) Notify(ctx context.Context, plural string, kick chan<- struct{}) {
+	var r *Resource
+	for _, c := range o.reg.all {
+		if c.Plural == plural {
+			r = c
+		}
+	}
+	if r == nil {
+		panic(fmt.Sprintf("objects: Notify on unserved resource %q", plural))
+	}
+	for ctx.Err() == nil {
+		_, rv, err := o.store.List(r.prefix(""))
+		var w *store.Watcher
+		if err == nil {
+			w, err = o.store.Watch(r.prefix(""), rv)
+		}
+		if err != nil {
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		for {
+			if _, err := w.Next(ctx); err != nil {
+				break
+			}
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}
+		w.Close()
+	}
+}
