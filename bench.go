@@ -109,7 +109,7 @@ type simNode struct {
 // of the containers its sim runtime runs.
 func (s *simNode) facts() (sched.Facts, error) {
 	f := sched.Facts{Node: s.name, Zone: s.zone, Labels: map[string]string{corev1.LabelTopologyZone: s.zone},
-		Allocatable: sched.Resources{MilliCPU: s.rt.MilliCPU, MemoryBytes: s.rt.MemoryBytes, Pods: maxPods}, Bound: map[types.UID]bool{}}
+		Allocatable: sched.Resources{MilliCPU: s.rt.MilliCPU, MemoryBytes: s.rt.MemoryBytes, Pods: defaultMaxPods}, Bound: map[types.UID]bool{}}
 	cs, err := s.rt.List(context.Background(), nil)
 	if err != nil {
 		return f, err

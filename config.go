@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/mycelfabric/mycel/machineplane/host"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
 
@@ -103,7 +104,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: API address %q: %w (use HOST:PORT)", c.APIAddr, err)
 	}
 	if len(c.P2PListen) == 0 {
-		c.P2PListen = defaultP2PListen(apiHost)
+		c.P2PListen = host.DefaultListen(apiHost)
 	}
 	for k, v := range c.Labels {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
 	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
@@ -40,10 +41,10 @@ func (n *Node) startFabric(reg prometheus.Registerer) error {
 	if err != nil {
 		return err
 	}
-	verifier := &noderecord.Verifier{Bundle: n.creds.bundle}
+	verifier := &noderecord.Verifier{Bundle: n.creds.Bundle()}
 	n.members, err = membership.NewService(membership.ServiceConfig{
 		Conn: n.bus.Conn(), Key: n.id.Key, Self: n.id.ID.String(),
-		Record: n.signedRecord,
+		Record: n.records.Signed,
 		Verify: func(id string, signed []byte) (string, error) {
 			r, err := verifier.Verify("/"+noderecord.Namespace+"/"+id, signed)
 			if err != nil {
@@ -104,7 +105,7 @@ func (n *Node) runFabric(ctx context.Context) {
 		// up with it; a peer may refuse until our announcement reaches it,
 		// so keep trying for a while. Alone, a restarted node would own
 		// every workload and place pods while the fabric still runs them.
-		joining := len(n.cfg.Bootstrap)+len(n.issuers) > 0 || n.knewOthers()
+		joining := len(n.cfg.Bootstrap)+len(n.creds.Issuers()) > 0 || n.knewOthers()
 		var err error
 		for deadline := time.Now().Add(catchUpFor); ; {
 			peers := n.peers()
@@ -154,7 +155,7 @@ func (n *Node) knewOthers() bool {
 		return false
 	}
 	for _, node := range nodes.Items {
-		if p := node.Labels[LabelPeerID]; p != "" && p != n.id.ID.String() {
+		if p := node.Labels[mycelv1alpha1.LabelPeerID]; p != "" && p != n.id.ID.String() {
 			return true
 		}
 	}
@@ -185,13 +186,6 @@ func (n *Node) membershipChanged() {
 	}
 }
 
-// signedRecord is the node's current signed record, as announced on the bus.
-func (n *Node) signedRecord() []byte {
-	n.recordMu.Lock()
-	defer n.recordMu.Unlock()
-	return n.signed
-}
-
 // markUnreachable sets Ready=Unknown on the Node objects of members this
 // node owns (by the Node's UID) that membership holds dead or gone, or that
 // stopped heartbeating without ever being seen here. A node that comes back
@@ -216,7 +210,7 @@ func (n *Node) markUnreachable(ctx context.Context) error {
 	var errs []error
 	for i := range nodes.Items {
 		node := &nodes.Items[i]
-		peer := node.Labels[LabelPeerID]
+		peer := node.Labels[mycelv1alpha1.LabelPeerID]
 		if peer == "" || live[peer] || !n.owns(node.UID) {
 			continue
 		}

@@ -199,7 +199,7 @@ func offerRecords(ctx context.Context, t *testing.T, a *Node, authorities ...*ca
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := mhost.New(id, []string{"/ip4/127.0.0.1/tcp/0"}, mhost.DefaultLimits)
+		h, err := mhost.New(id, []string{"/ip4/127.0.0.1/tcp/0"}, mhost.DefaultLimits())
 		if err != nil {
 			t.Fatal(err)
 		}

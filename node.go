@@ -2,6 +2,9 @@ package mycel
 
 import (
 	"context"
+	"maps"
+	goruntime "runtime"
+	"runtime/debug"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -19,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
 
@@ -27,10 +31,11 @@ import (
 	"github.com/mycelfabric/mycel/kubeapi"
 	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/dht"
+	"github.com/mycelfabric/mycel/machineplane/discovery"
 	"github.com/mycelfabric/mycel/machineplane/host"
 	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/policies"
-	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/identity"
 	"github.com/mycelfabric/mycel/securityplane/policy"
 	"github.com/mycelfabric/mycel/workloadplane/agent"
 	"github.com/mycelfabric/mycel/workloadplane/controller"
@@ -57,8 +62,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	id      *host.Identity
-	ca      *ca.Authority
-	creds   *credentials
+	creds   *identity.Source
 	store   *store.Store
 	objs    *objects.Objects
 	runtime rt.Runtime
@@ -68,19 +72,16 @@ type Node struct {
 	bus     *bus.Bus
 	members *membership.Service
 	repl    *replica.Replicator
-	issuers []string // for a joined node: where it renews its SVID
 
-	machine   corev1.ResourceList // capacity (see measureCapacity)
+	machine   host.Machine
+	capacity  corev1.ResourceList // what the node offers (see measureCapacity)
 	settledCh chan struct{}       // closed once ready to own workloads (see runFabric)
 	kickers   []func()            // run on membership changes
 	liveMu    sync.Mutex
 	wasLive   map[string]bool // live members at the last membership change
 
-	publishMu sync.Mutex // serializes record publications
-	recordMu  sync.Mutex // guards lastSeq and signed
-	lastSeq   uint64
-	signed    []byte // the newest signed record
-	api       *http.Server
+	records *discovery.Publisher
+	api     *http.Server
 	url       string
 
 	cancel    context.CancelFunc
@@ -96,7 +97,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), settledCh: make(chan struct{})}
-	n.machine = n.measureCapacity()
+	n.machine = host.Measure()
+	n.capacity = measureCapacity(n.machine, cfg.Capacity)
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	defer func() {
@@ -113,15 +115,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	apiHost, apiPort, _ := net.SplitHostPort(cfg.APIAddr)
-	kept := loadPorts(cfg.DataDir)
-	if n.p2p, err = host.New(n.id, kept.listen(cfg.P2PListen), host.DefaultLimits); err != nil && kept.P2PTCP+kept.P2PQUIC > 0 {
+	kept := host.LoadPorts(cfg.DataDir)
+	if n.p2p, err = host.New(n.id, kept.Listen(cfg.P2PListen), host.DefaultLimits()); err != nil && kept.P2PTCP+kept.P2PQUIC > 0 {
 		n.log.Warn("cannot listen on the libp2p ports of the last start; picking others (peers find this node again through the DHT and the bus)", "err", err)
-		n.p2p, err = host.New(n.id, cfg.P2PListen, host.DefaultLimits)
+		n.p2p, err = host.New(n.id, cfg.P2PListen, host.DefaultLimits())
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := n.startCredentials(ctx, apiHost); err != nil {
+	if n.creds, err = identity.Open(ctx, identity.Config{DataDir: cfg.DataDir, CADir: cfg.CADir, Join: cfg.Join,
+		PeerID: n.id.ID.String(), Name: cfg.Name, APIHost: apiHost, Host: n.p2p, Addrs: n.P2PAddrs(), TTL: cfg.SVIDTTL,
+		Logger: n.log.With("component", "identity")}); err != nil {
 		return nil, err
 	}
 	if n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{Node: n.id.ID.String(),
@@ -134,6 +138,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startDHT(ctx, reg); err != nil {
 		return nil, err
 	}
+	n.records = discovery.NewPublisher(discovery.PublisherConfig{DHT: n.dht, Key: n.id.Key, Facts: n.recordFacts})
 	busHost := apiHost
 	if ip := net.ParseIP(apiHost); ip == nil || ip.IsUnspecified() {
 		// With a wildcard API address the bus stays on loopback: a fabric
@@ -153,16 +158,21 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.ensureNamespace(ctx, metav1.NamespaceDefault); err != nil {
 		return nil, err
 	}
-	registerPodMetrics(reg, n.objs)
+	if err := objects.RegisterPodMetrics(reg, n.objs); err != nil {
+		return nil, err
+	}
 	if n.runtime, err = n.startRuntime(ctx); err != nil {
 		return nil, err
 	}
-	n.runtime = newMeteredRuntime(n.runtime, reg)
+	if n.runtime, err = rt.Metered(n.runtime, reg); err != nil {
+		return nil, err
+	}
 	nodeIP := apiHost
 	if ip := net.ParseIP(apiHost); ip == nil || ip.IsUnspecified() {
 		nodeIP = "127.0.0.1"
 	}
-	if n.agent, err = agent.New(agent.Config{NodeName: cfg.Name, NodeIP: nodeIP, Client: n.objs, Runtime: n.runtime, Logger: n.log.With("component", "agent")}); err != nil {
+	if n.agent, err = agent.New(agent.Config{NodeName: cfg.Name, NodeIP: nodeIP, Client: n.objs, Runtime: n.runtime,
+		Record: n.records.Sign, Machine: n.machine, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log.With("component", "agent")}); err != nil {
 		return nil, err
 	}
 	ctrl, err := controller.New(controller.Config{Client: n.objs, Owns: n.owns, Logger: n.log.With("component", "controller")})
@@ -183,9 +193,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	srv, err := kubeapi.NewServer(kubeapi.Config{
 		Objects:  n.objs,
-		Bundle:   n.creds.bundle,
+		Bundle:   n.creds.Bundle(),
 		Admitter: admitter{engine},
-		Logs:     &logStreamer{runtime: n.runtime, node: cfg.Name},
+		Logs:     n.agent,
 		Version: version.Info{Major: "1", Minor: kubeMinor, GitVersion: kubeGitVer + "+mycel-" + Version, Platform: "linux/amd64",
 			GoVersion: goVersion()},
 		Logger:   n.log.With("component", "api"),
@@ -214,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.creds.tlsCert(), nil },
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.creds.TLSCertificate(), nil },
 			// The API verifies client certificates itself, as SVIDs, so it can
 			// answer 401 with a Status instead of failing the handshake.
 			ClientAuth: tls.RequestClientCert,
@@ -225,7 +235,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})
-	if _, err := n.signRecord(ctx); err != nil {
+	if _, err := n.records.Sign(ctx); err != nil {
 		return nil, err
 	}
 	n.runFabric(runCtx)
@@ -242,18 +252,18 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	})
 	n.goRun(func() { ctrl.Run(runCtx) })
 	n.runPlacement(runCtx, place)
-	n.goRun(func() { n.every(runCtx, cfg.HeartbeatInterval, nil, "publish node status", n.publishNode) })
+	n.goRun(func() { n.agent.RunHeartbeat(runCtx) })
 	n.goRun(func() {
 		n.every(runCtx, cfg.HeartbeatInterval, healthKick, "mark unreachable nodes", n.markUnreachable)
 	})
-	n.goRun(func() { n.creds.rotate(runCtx, n.log) })
+	n.goRun(func() { n.creds.Rotate(runCtx) })
 	n.goRun(func() {
 		n.every(runCtx, time.Hour, nil, "collect tombstones", func(context.Context) error {
 			_, err := n.store.CollectTombstones(time.Now().Add(-24 * time.Hour))
 			return err
 		})
 	})
-	n.goRun(func() { n.every(runCtx, recordRefresh, nil, "publish node record", n.publishRecord) })
+	n.goRun(func() { n.every(runCtx, discovery.RecordRefresh, nil, "publish node record", n.records.Publish) })
 
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, URLFile), []byte(n.url+"\n"), 0o644); err != nil {
 		return nil, err
@@ -264,7 +274,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, P2PFile), []byte(strings.Join(n.P2PAddrs(), "\n")+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	n.log.Info("node started", "api", n.url, "peer", n.id.ID.String(), "p2p", n.P2PAddrs(), "trustDomain", n.creds.bundle.TrustDomain().Name(), "policies", engine.Files())
+	n.log.Info("node started", "api", n.url, "peer", n.id.ID.String(), "p2p", n.P2PAddrs(), "trustDomain", n.creds.Bundle().TrustDomain().Name(), "policies", engine.Files())
 	return n, nil
 }
 
@@ -301,8 +311,8 @@ func (n *Node) Close() error {
 		}
 		n.cancel()
 		n.wg.Wait()
-		if n.ca != nil {
-			ca.UnregisterIssuer(n.cfg.CADir, n.id.ID.String())
+		if n.creds != nil {
+			n.creds.Close()
 		}
 		if n.bus != nil {
 			n.bus.Close()
@@ -351,7 +361,7 @@ func (n *Node) startRuntime(ctx context.Context) (rt.Runtime, error) {
 		return n.cfg.Runtime, nil
 	}
 	if n.cfg.RuntimeName == RuntimeSim {
-		c := n.capacity()
+		c := n.capacity
 		n.log.Warn("runtime sim: containers are simulated, nothing runs (scale simulations only)")
 		return sim.New(c.Cpu().MilliValue(), c.Memory().Value()), nil
 	}
@@ -405,4 +415,26 @@ type admitter struct{ e *policy.Engine }
 
 func (a admitter) Admit(ctx context.Context, req kubeapi.AdmissionRequest) error {
 	return a.e.Admit(ctx, req)
+}
+
+// defaultMaxPods is how many pods a node takes, as a kubelet's default.
+const defaultMaxPods = 110
+
+// measureCapacity is what the machine offers: its CPUs, memory and 110
+// pods, or what overrides say instead.
+func measureCapacity(m host.Machine, overrides corev1.ResourceList) corev1.ResourceList {
+	c := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(int64(m.CPUs), resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(m.MemoryBytes, resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(defaultMaxPods, resource.DecimalSI),
+	}
+	maps.Copy(c, overrides)
+	return c
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return goruntime.Version()
 }

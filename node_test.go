@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/mycelfabric/mycel/machineplane/discovery"
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
 )
@@ -61,7 +62,7 @@ func TestNodesFindEachOtherInTheDHT(t *testing.T) {
 	for _, pair := range [][2]*Node{{a, b}, {b, a}} {
 		from, of := pair[0], pair[1]
 		// Each node publishes at start; publish again to not race the first announce.
-		if err := of.publishRecord(ctx); err != nil {
+		if err := of.records.Publish(ctx); err != nil {
 			t.Fatal(err)
 		}
 		id, _ := peer.Decode(of.PeerID())
@@ -102,7 +103,7 @@ func TestFindNodesByCapability(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, n := range []*Node{a, b} {
-		if err := n.publishRecord(ctx); err != nil {
+		if err := n.records.Publish(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,11 +117,11 @@ func TestFindNodesByCapability(t *testing.T) {
 		"runtime=fake,topology.kubernetes.io/zone=z-node-a": "node-a",
 		"runtime=podman/5.8": "",
 	} {
-		filters, err := ParseWhere(where)
+		filters, err := discovery.ParseWhere(where)
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs, err := FindNodes(ctx, bundle, b.P2PAddrs(), filters)
+		recs, err := discovery.FindNodes(ctx, bundle, b.P2PAddrs(), filters)
 		if err != nil {
 			t.Fatalf("%s: %v", where, err)
 		}
@@ -158,7 +159,7 @@ func TestJoinWithToken(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.publishRecord(ctx); err != nil {
+	if err := b.records.Publish(ctx); err != nil {
 		t.Fatal(err)
 	}
 	id, _ := peer.Decode(b.PeerID())
@@ -166,8 +167,8 @@ func TestJoinWithToken(t *testing.T) {
 		t.Fatalf("CA holder cannot verify the joined node's record: %v", err)
 	}
 	// Renewal at an issuer works with the joined credentials.
-	next, err := b.creds.issue(ctx, b.creds.current())
-	if err != nil || next.cert.NotAfter.Before(b.creds.current().cert.NotAfter) {
+	before := b.creds.Certificate()
+	if err := b.creds.Renew(ctx); err != nil || b.creds.Certificate() == before || b.creds.Certificate().NotAfter.Before(before.NotAfter) {
 		t.Fatalf("renew: %v", err)
 	}
 	b.Close()

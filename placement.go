@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/workloadplane/agent"
 	"github.com/mycelfabric/mycel/securityplane/policy"
 	"github.com/mycelfabric/mycel/workloadplane/sched"
 )
@@ -34,7 +35,7 @@ func (n *Node) startPlacement(reg prometheus.Registerer, engine *policy.Engine) 
 	}
 	tr := &sched.BusTransport{Conn: n.bus.Conn(), Key: n.id.Key, Self: n.id.ID.String(), Opener: n.members.Opener(),
 		Bidder: bidder, Rejected: rejected, Logger: n.log.With("component", "sched")}
-	spiffeID, err := ca.NodeID(n.creds.bundle.TrustDomain(), n.id.ID.String())
+	spiffeID, err := ca.NodeID(n.creds.Bundle().TrustDomain(), n.id.ID.String())
 	if err != nil {
 		return nil, err
 	}
@@ -73,14 +74,12 @@ func (n *Node) isLive(peer string) bool {
 }
 
 // placementFacts are this node's resources and the pods bound to it, as the
-// bidder sees them: allocatable from its capacity, used from the requests
-// of its active pods.
+// bidder sees them: allocatable and labels from its record, used from the
+// requests of its active pods.
 func (n *Node) placementFacts() (sched.Facts, error) {
-	node := &corev1.Node{Status: corev1.NodeStatus{Allocatable: n.capacity()}}
-	f := sched.Facts{Node: n.cfg.Name, Zone: n.cfg.Labels[corev1.LabelTopologyZone], Allocatable: sched.Allocatable(node), Bound: map[types.UID]bool{}}
-	meta := &corev1.Node{}
-	n.nodeMeta(meta)
-	f.Labels = meta.Labels
+	rec := n.records.Record()
+	node := &corev1.Node{Status: corev1.NodeStatus{Allocatable: agent.ResourceList(rec.Allocatable)}}
+	f := sched.Facts{Node: n.cfg.Name, Zone: rec.Zone, Labels: agent.NodeLabels(rec), Allocatable: sched.Allocatable(node), Bound: map[types.UID]bool{}}
 	var pods corev1.PodList
 	if err := n.objs.List(context.Background(), &pods, "", nil); err != nil {
 		return f, fmt.Errorf("list pods: %w", err)

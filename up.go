@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/identity"
 )
 
 // DemoImage is the image `make image` builds and `mycel up --demo` runs.
@@ -103,7 +103,7 @@ func Up(ctx context.Context, cfg UpConfig) (*Fabric, error) {
 			nc.CADir = caDir
 		} else {
 			nc.APIAddr = net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), port)
-			if !hasCredentials(nc.DataDir) {
+			if !identity.HasCredentials(nc.DataDir) {
 				tok, err := a.CreateToken(caDir, 10*time.Minute, 1)
 				if err != nil {
 					return fail(err)
@@ -286,9 +286,3 @@ func deployDemo(ctx context.Context, client *http.Client, url string) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// hasCredentials reports whether a node's data dir holds the credentials of
-// an earlier join (a restarted node needs no new token).
-func hasCredentials(dataDir string) bool {
-	_, err := os.Stat(filepath.Join(dataDir, SVIDFile))
-	return err == nil
-}

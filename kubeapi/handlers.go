@@ -11,6 +11,7 @@ import (
 	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -425,13 +426,20 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request, req *request)
 	if s.cfg.Logs == nil {
 		return apierrors.NewServiceUnavailable("logs are not available on this node")
 	}
-	pod, err := s.objs.In(req.res).Get(req.namespace, req.name)
+	obj, err := s.objs.In(req.res).Get(req.namespace, req.name)
 	if err != nil {
 		return err
 	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return apierrors.NewMethodNotSupported(req.res.GroupResource(), "log")
+	}
 	q := r.URL.Query()
-	opts := LogOptions{Follow: q.Get("follow") == "true", Previous: q.Get("previous") == "true", Timestamps: q.Get("timestamps") == "true"}
+	opts := &corev1.PodLogOptions{Container: q.Get("container"), Follow: q.Get("follow") == "true", Previous: q.Get("previous") == "true", Timestamps: q.Get("timestamps") == "true"}
 	if opts.TailLines, err = queryInt(q, "tailLines"); err != nil {
+		return err
+	}
+	if opts.SinceSeconds, err = queryInt(q, "sinceSeconds"); err != nil {
 		return err
 	}
 	if v := q.Get("sinceTime"); v != "" {
@@ -439,17 +447,11 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request, req *request)
 		if err != nil {
 			return apierrors.NewBadRequest(fmt.Sprintf("invalid sinceTime %q: %v", v, err))
 		}
-		opts.SinceTime = &t
-	}
-	if secs, err := queryInt(q, "sinceSeconds"); err != nil {
-		return err
-	} else if secs != nil {
-		t := s.cfg.Now().Add(-time.Duration(*secs) * time.Second)
-		opts.SinceTime = &t
+		opts.SinceTime = &metav1.Time{Time: t}
 	}
 	fw := &flushWriter{w: w}
 	w.Header().Set("Content-Type", "text/plain")
-	err = s.cfg.Logs.StreamLogs(r.Context(), pod, q.Get("container"), opts, fw)
+	err = s.cfg.Logs.StreamLogs(r.Context(), pod, opts, fw)
 	if err != nil && fw.started {
 		// The stream has begun; a status can no longer be sent.
 		s.log.Warn("log stream ended with error", "pod", req.namespace+"/"+req.name, "err", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -62,19 +63,11 @@ type UserInfo struct {
 
 // LogStreamer streams a pod container's logs.
 type LogStreamer interface {
-	// StreamLogs writes the logs of container in pod to w until they end or,
-	// with opts.Follow, until ctx is done. It returns an API error (e.g. 400
-	// for an unknown container) before writing anything if it cannot start.
-	StreamLogs(ctx context.Context, pod objects.Object, container string, opts LogOptions, w io.Writer) error
-}
-
-// LogOptions are the supported `kubectl logs` options.
-type LogOptions struct {
-	Follow     bool
-	Previous   bool
-	Timestamps bool
-	TailLines  *int64
-	SinceTime  *time.Time
+	// StreamLogs writes the logs of the container opts name in pod to w
+	// until they end or, with opts.Follow, until ctx is done. It returns
+	// an API error (e.g. 400 for an unknown container) before writing
+	// anything if it cannot start.
+	StreamLogs(ctx context.Context, pod *corev1.Pod, opts *corev1.PodLogOptions, w io.Writer) error
 }
 
 // Config configures a Server.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mycelfabric/mycel"
+	"github.com/mycelfabric/mycel/machineplane/discovery"
 	"github.com/mycelfabric/mycel/securityplane/ca"
 )
 
@@ -25,7 +25,7 @@ Records are verified against the trust domain's bundle.`,
 		Example: `  mycel nodes --where runtime=podman/4.3,zone=a --ca-dir ca --bootstrap "$(head -1 data/node-1/p2p.addrs)"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filters, err := mycel.ParseWhere(where)
+			filters, err := discovery.ParseWhere(where)
 			if err != nil {
 				return err
 			}
@@ -35,7 +35,7 @@ Records are verified against the trust domain's bundle.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			recs, err := mycel.FindNodes(ctx, bundle, bootstrap, filters)
+			recs, err := discovery.FindNodes(ctx, bundle, bootstrap, filters)
 			if err != nil {
 				return err
 			}

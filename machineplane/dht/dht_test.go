@@ -48,7 +48,7 @@ func newFabric(t testing.TB, n int) *fabric {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := mhost.New(id, []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, mhost.DefaultLimits)
+		h, err := mhost.New(id, []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, mhost.DefaultLimits())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func TestForgedRecordsAreNotStored(t *testing.T) {
 	}
 
 	attackerID, _ := mhost.LoadOrCreateIdentity(t.TempDir())
-	ah, err := mhost.New(attackerID, []string{"/ip4/127.0.0.1/tcp/0"}, mhost.DefaultLimits)
+	ah, err := mhost.New(attackerID, []string{"/ip4/127.0.0.1/tcp/0"}, mhost.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,11 @@ package host
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -26,9 +28,11 @@ type Limits struct {
 }
 
 // DefaultLimits suit a node of a fabric of up to a few hundred nodes.
-var DefaultLimits = Limits{
-	Conns: 512, ConnsInbound: 256, Streams: 4096, TransientConns: 128,
-	PeerConns: 8, PeerStreams: 256, MemoryBytes: 256 << 20,
+func DefaultLimits() Limits {
+	return Limits{
+		Conns: 512, ConnsInbound: 256, Streams: 4096, TransientConns: 128,
+		PeerConns: 8, PeerStreams: 256, MemoryBytes: 256 << 20,
+	}
 }
 
 func (l Limits) limiter() rcmgr.Limiter {
@@ -76,4 +80,42 @@ func New(id *Identity, listen []string, limits Limits) (host.Host, error) {
 		return nil, fmt.Errorf("host: start libp2p on %v: %w", listen, err)
 	}
 	return h, nil
+}
+
+// DefaultListen listens for libp2p on the API's host, any free port, over
+// TCP and QUIC.
+func DefaultListen(apiHost string) []string {
+	ip := net.ParseIP(apiHost)
+	if ip == nil || ip.IsUnspecified() {
+		return []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+	}
+	proto := "ip4"
+	if ip.To4() == nil {
+		proto = "ip6"
+	}
+	return []string{fmt.Sprintf("/%s/%s/tcp/0", proto, ip), fmt.Sprintf("/%s/%s/udp/0/quic-v1", proto, ip)}
+}
+
+// P2PAddrs are h's addresses, each ending in /p2p/<peerID>, as other nodes
+// pass them to --bootstrap.
+func P2PAddrs(h host.Host) []string {
+	addrs, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// ParseBootstrap parses bootstrap multiaddrs (each ending in /p2p/<peerID>).
+func ParseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address %q: %w (want a multiaddr ending in /p2p/<peerID>)", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package noderecord
 import (
 	"crypto/sha256"
 	"sort"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
@@ -20,7 +21,8 @@ func CapabilityKey(k, v string) cid.Cid {
 }
 
 // Capabilities lists the k=v pairs a record advertises: arch, os, region,
-// zone, runtime (name/version and name alone), mycel version and labels.
+// zone, runtime (name/major.minor, as "podman/4.3" for a runtime version
+// "podman/4.3.1", and the name alone), mycel version and labels.
 func (r *Record) Capabilities() [][2]string {
 	var out [][2]string
 	add := func(k, v string) {
@@ -32,18 +34,14 @@ func (r *Record) Capabilities() [][2]string {
 	add("os", r.Versions["os"])
 	add("region", r.Region)
 	add("zone", r.Zone)
-	add("runtime", r.Versions["runtime"])
-	if rt := r.Versions["runtime"]; rt != "" {
-		name := rt
-		for i := range rt {
-			if rt[i] == '/' {
-				name = rt[:i]
-				break
-			}
+	if name, version, ok := strings.Cut(r.Versions["runtime"], "/"); ok {
+		if parts := strings.SplitN(version, ".", 3); len(parts) >= 2 {
+			version = parts[0] + "." + parts[1]
 		}
-		if name != rt {
-			add("runtime", name)
-		}
+		add("runtime", name+"/"+version)
+		add("runtime", name)
+	} else {
+		add("runtime", name)
 	}
 	add("mycel", r.Versions["mycel"])
 	keys := make([]string, 0, len(r.Labels))

@@ -88,7 +88,8 @@ type Record struct {
 	// Capacity and Allocatable are resource quantities ("cpu": "2", "memory": "24Gi").
 	Capacity    map[string]string `json:"capacity,omitempty"`
 	Allocatable map[string]string `json:"allocatable,omitempty"`
-	// Versions names software versions: "mycel", "runtime" (e.g. "podman/4.3.1"), "os", "arch".
+	// Versions names software versions: "mycel", "runtime" (name/version,
+	// e.g. "podman/4.3.1"), "os", "arch".
 	Versions map[string]string `json:"versions,omitempty"`
 	// APIURL, NATSURL and RaftAddr are the node's service endpoints.
 	APIURL   string `json:"apiURL,omitempty"`

@@ -123,7 +123,7 @@ func TestSelectPrefersNewestValid(t *testing.T) {
 }
 
 func TestCapabilities(t *testing.T) {
-	r := &Record{Region: "eu-west-2", Versions: map[string]string{"arch": "amd64", "runtime": "podman/5.8", "mycel": "0.1.0"}, Labels: map[string]string{"gpu": "a100"}}
+	r := &Record{Region: "eu-west-2", Versions: map[string]string{"arch": "amd64", "runtime": "podman/5.8.3", "mycel": "0.1.0"}, Labels: map[string]string{"gpu": "a100"}}
 	var got []string
 	for _, c := range r.Capabilities() {
 		got = append(got, c[0]+"="+c[1])

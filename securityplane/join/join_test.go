@@ -7,21 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
-	mhost "github.com/mycelfabric/mycel/machineplane/host"
 	"github.com/mycelfabric/mycel/securityplane/ca"
 )
 
 func newHost(t *testing.T) host.Host {
 	t.Helper()
-	id, err := mhost.LoadOrCreateIdentity(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := mhost.New(id, []string{"/ip4/127.0.0.1/tcp/0"}, mhost.DefaultLimits)
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,13 +15,18 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/mycelfabric/mycel/machineplane/host"
+	"github.com/mycelfabric/mycel/machineplane/noderecord"
 	"github.com/mycelfabric/mycel/workloadplane/objects"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
 
 // Client is the object access the agent needs.
 type Client interface {
+	Get(ctx context.Context, obj objects.Object) error
 	List(ctx context.Context, list runtime.Object, namespace string, sel labels.Selector) error
+	Create(ctx context.Context, obj objects.Object) error
+	Update(ctx context.Context, obj objects.Object) error
 	UpdateStatus(ctx context.Context, obj objects.Object) error
 	Delete(ctx context.Context, obj objects.Object, gracePeriodSeconds *int64) error
 	Record(ctx context.Context, obj objects.Object, component, eventType, reason, message string) error
@@ -38,6 +43,16 @@ type Config struct {
 	Client Client
 	// Runtime runs containers.
 	Runtime rt.Runtime
+	// Record returns the node's record, signed now with current facts;
+	// the Node object's labels, capacity and versions are derived from
+	// it. Required for Heartbeat.
+	Record func(ctx context.Context) (*noderecord.Record, error)
+	// Machine describes the host beyond the record (kernel, OS image,
+	// host name) for the Node's status.
+	Machine host.Machine
+	// HeartbeatInterval is how often RunHeartbeat refreshes the Node
+	// object; zero means 10s.
+	HeartbeatInterval time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -80,6 +95,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Second
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
 	}
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = 4

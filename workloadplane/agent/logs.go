@@ -1,31 +1,28 @@
-package mycel
+package agent
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/mycelfabric/mycel/kubeapi"
-	"github.com/mycelfabric/mycel/workloadplane/objects"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
 
-// logStreamer serves pods/log from this node's runtime.
-type logStreamer struct {
-	runtime rt.Runtime
-	node    string
-}
-
-func (l *logStreamer) StreamLogs(ctx context.Context, obj objects.Object, container string, opts kubeapi.LogOptions, w io.Writer) error {
-	pod := obj.(*corev1.Pod)
-	if pod.Spec.NodeName != l.node {
+// StreamLogs writes the logs of a container of pod, which runs on this
+// node, to w: the latest attempt, or the one before with opts.Previous;
+// until they end or, with opts.Follow, until ctx is done. It returns an API
+// error (400 for an unknown container) before writing anything if it
+// cannot start.
+func (a *Agent) StreamLogs(ctx context.Context, pod *corev1.Pod, opts *corev1.PodLogOptions, w io.Writer) error {
+	if pod.Spec.NodeName != a.cfg.NodeName {
 		return apierrors.NewBadRequest(fmt.Sprintf("pod %s is not on this node (it is on %q); ask that node's API", pod.Name, pod.Spec.NodeName))
 	}
+	container := opts.Container
 	if container == "" {
 		if len(pod.Spec.Containers) != 1 {
 			var names []string
@@ -36,15 +33,11 @@ func (l *logStreamer) StreamLogs(ctx context.Context, obj objects.Object, contai
 		}
 		container = pod.Spec.Containers[0].Name
 	}
-	ctrs, err := l.runtime.List(ctx, map[string]string{rt.LabelPodUID: string(pod.UID), rt.LabelContainer: container})
+	ctrs, err := a.cfg.Runtime.List(ctx, map[string]string{rt.LabelPodUID: string(pod.UID), rt.LabelContainer: container})
 	if err != nil {
 		return apierrors.NewServiceUnavailable(err.Error())
 	}
-	sort.Slice(ctrs, func(i, j int) bool {
-		a, _ := strconv.Atoi(ctrs[i].Labels[rt.LabelAttempt])
-		b, _ := strconv.Atoi(ctrs[j].Labels[rt.LabelAttempt])
-		return a < b
-	})
+	sort.Slice(ctrs, func(i, j int) bool { return attemptOf(ctrs[i]) < attemptOf(ctrs[j]) })
 	idx := len(ctrs) - 1
 	if opts.Previous {
 		idx--
@@ -58,7 +51,9 @@ func (l *logStreamer) StreamLogs(ctx context.Context, obj objects.Object, contai
 	}
 	lo := rt.LogOptions{Follow: opts.Follow && !opts.Previous, Timestamps: opts.Timestamps, TailLines: opts.TailLines}
 	if opts.SinceTime != nil {
-		lo.Since = *opts.SinceTime
+		lo.Since = opts.SinceTime.Time
+	} else if opts.SinceSeconds != nil {
+		lo.Since = a.cfg.Now().Add(-time.Duration(*opts.SinceSeconds) * time.Second)
 	}
-	return l.runtime.Logs(ctx, ctrs[idx].ID, lo, w)
+	return a.cfg.Runtime.Logs(ctx, ctrs[idx].ID, lo, w)
 }

@@ -1,4 +1,4 @@
-package mycel
+package host
 
 import (
 	"encoding/json"
@@ -14,28 +14,29 @@ import (
 // PortsFile keeps the ports a node picked on its first start.
 const PortsFile = "ports.json"
 
-// ports are the ports a node listens on besides its API. A node started
+// Ports are the ports a node listens on besides its API. A node started
 // with free ports (port 0) keeps the ones it got and asks for them again
 // after a restart, so that peers that knew it (their NATS routes, their DHT
 // routing tables) find it at the same address.
-type ports struct {
+type Ports struct {
 	P2PTCP     int `json:"p2pTCP,omitempty"`
 	P2PQUIC    int `json:"p2pQUIC,omitempty"`
 	BusClient  int `json:"busClient,omitempty"`
 	BusCluster int `json:"busCluster,omitempty"`
 }
 
-// loadPorts reads the ports of an earlier start; none on a first start or
+// LoadPorts reads the ports of an earlier start; none on a first start or
 // if the file is unreadable (the node then picks free ports again).
-func loadPorts(dataDir string) ports {
-	var p ports
+func LoadPorts(dataDir string) Ports {
+	var p Ports
 	if b, err := os.ReadFile(filepath.Join(dataDir, PortsFile)); err == nil {
 		json.Unmarshal(b, &p)
 	}
 	return p
 }
 
-func (p ports) save(dataDir string) error {
+// Save writes the ports to dataDir.
+func (p Ports) Save(dataDir string) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -43,8 +44,8 @@ func (p ports) save(dataDir string) error {
 	return os.WriteFile(filepath.Join(dataDir, PortsFile), append(b, '\n'), 0o644)
 }
 
-// listen replaces port 0 in libp2p listen addresses with the kept ports.
-func (p ports) listen(addrs []string) []string {
+// Listen replaces port 0 in libp2p listen addresses with the kept ports.
+func (p Ports) Listen(addrs []string) []string {
 	out := make([]string, len(addrs))
 	for i, a := range addrs {
 		switch {
@@ -58,8 +59,8 @@ func (p ports) listen(addrs []string) []string {
 	return out
 }
 
-// p2pPorts reads the TCP and QUIC ports off listen addresses.
-func p2pPorts(addrs []multiaddr.Multiaddr) (tcp, quic int, err error) {
+// ListenPorts reads the TCP and QUIC ports off listen addresses.
+func ListenPorts(addrs []multiaddr.Multiaddr) (tcp, quic int, err error) {
 	for _, a := range addrs {
 		if v, err := a.ValueForProtocol(multiaddr.P_TCP); err == nil && tcp == 0 {
 			tcp, _ = strconv.Atoi(v)

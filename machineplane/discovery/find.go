@@ -1,4 +1,4 @@
-package mycel
+package discovery
 
 import (
 	"context"
@@ -45,13 +45,9 @@ func FindNodes(ctx context.Context, bundle *x509bundle.Bundle, bootstrap []strin
 	if len(where) == 0 {
 		return nil, errors.New("nodes: at least one key=value is required")
 	}
-	var boot []peer.AddrInfo
-	for _, s := range bootstrap {
-		ai, err := peer.AddrInfoFromString(s)
-		if err != nil {
-			return nil, fmt.Errorf("bootstrap address %q: %w (want a multiaddr ending in /p2p/<peerID>)", s, err)
-		}
-		boot = append(boot, *ai)
+	boot, err := host.ParseBootstrap(bootstrap)
+	if err != nil {
+		return nil, err
 	}
 	if len(boot) == 0 {
 		return nil, errors.New("nodes: a --bootstrap address is required (a node's DATA/p2p.addrs)")
@@ -60,17 +56,16 @@ func FindNodes(ctx context.Context, bundle *x509bundle.Bundle, bootstrap []strin
 	if err != nil {
 		return nil, err
 	}
-	id, err := peerIdentity(key)
+	id, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, err
 	}
-	h, err := host.New(id, []string{"/ip4/0.0.0.0/tcp/0"}, host.DefaultLimits)
+	h, err := host.New(&host.Identity{Key: key, ID: id}, []string{"/ip4/0.0.0.0/tcp/0"}, host.DefaultLimits())
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	verifier := &noderecord.Verifier{Bundle: bundle}
-	d, err := dht.New(ctx, h, dht.Config{Verifier: verifier, Bootstrap: boot, Client: true})
+	d, err := dht.New(ctx, h, dht.Config{Verifier: &noderecord.Verifier{Bundle: bundle}, Bootstrap: boot, Client: true})
 	if err != nil {
 		return nil, err
 	}
@@ -101,12 +96,4 @@ func FindNodes(ctx context.Context, bundle *x509bundle.Bundle, bootstrap []strin
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
-}
-
-func peerIdentity(key crypto.PrivKey) (*host.Identity, error) {
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &host.Identity{Key: key, ID: id}, nil
 }

@@ -1,0 +1,141 @@
+package agent
+
+import (
+	"context"
+	"maps"
+	"net/url"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
+	"github.com/mycelfabric/mycel/machineplane/noderecord"
+)
+
+// The kubelet's part: the agent keeps its node's Node object. Labels,
+// capacity and versions are derived from the node's signed record, so the
+// Node, the DHT and the placement filter say the same; the Ready condition
+// says whether the container runtime answers.
+
+// RunHeartbeat writes the node's Node object now and every
+// Config.HeartbeatInterval until ctx is done.
+func (a *Agent) RunHeartbeat(ctx context.Context) {
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		if err := a.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("publish node status", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Heartbeat creates or updates the node's Node object and its status.
+func (a *Agent) Heartbeat(ctx context.Context) error {
+	rec, err := a.cfg.Record(ctx)
+	if err != nil {
+		return err
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName}}
+	err = a.cfg.Client.Get(ctx, node)
+	if apierrors.IsNotFound(err) {
+		node = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: NodeLabels(rec)}}
+		if err := a.cfg.Client.Create(ctx, node); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		if err := a.cfg.Client.Get(ctx, node); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	// Mycel owns the labels the record gives; labels users added stay.
+	labels := maps.Clone(node.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, NodeLabels(rec))
+	if !maps.Equal(labels, node.Labels) {
+		node.Labels = labels
+		if err := a.cfg.Client.Update(ctx, node); err != nil {
+			return err
+		}
+	}
+	node.Status = a.nodeStatus(ctx, rec, node.Status)
+	return a.cfg.Client.UpdateStatus(ctx, node)
+}
+
+// NodeLabels are the labels a node's record gives its Node: host name, OS,
+// architecture, peer ID, and the node's --labels.
+func NodeLabels(r *noderecord.Record) map[string]string {
+	l := map[string]string{
+		corev1.LabelHostname:        r.Name,
+		corev1.LabelOSStable:        r.Versions["os"],
+		corev1.LabelArchStable:      r.Versions["arch"],
+		mycelv1alpha1.LabelPeerID: r.PeerID,
+	}
+	maps.Copy(l, r.Labels)
+	return l
+}
+
+// ResourceList reads a record's resource quantities (capacity or
+// allocatable); unparsable entries are left out.
+func ResourceList(m map[string]string) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for k, v := range m {
+		if q, err := resource.ParseQuantity(v); err == nil {
+			out[corev1.ResourceName(k)] = q
+		}
+	}
+	return out
+}
+
+func (a *Agent) nodeStatus(ctx context.Context, rec *noderecord.Record, old corev1.NodeStatus) corev1.NodeStatus {
+	now := metav1.NewTime(a.cfg.Now())
+	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "MycelReady", Message: "mycel node is ready and its container runtime answers"}
+	if _, err := a.cfg.Runtime.Info(ctx); err != nil {
+		ready.Status, ready.Reason, ready.Message = corev1.ConditionFalse, "ContainerRuntimeUnavailable", "container runtime is down: "+err.Error()
+	} else if err := a.Healthy(); err != nil {
+		ready.Status, ready.Reason, ready.Message = corev1.ConditionFalse, "ContainerRuntimeUnavailable", "container runtime is down: "+err.Error()
+	}
+	ready.LastHeartbeatTime = now
+	ready.LastTransitionTime = now
+	for _, c := range old.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == ready.Status {
+			ready.LastTransitionTime = c.LastTransitionTime
+		}
+	}
+	rtName, rtVersion, ok := strings.Cut(rec.Versions["runtime"], "/")
+	if !ok {
+		rtName, rtVersion = "podman", "unknown"
+	}
+	apiHost := ""
+	if u, err := url.Parse(rec.APIURL); err == nil {
+		apiHost = u.Hostname()
+	}
+	return corev1.NodeStatus{
+		Capacity:    ResourceList(rec.Capacity),
+		Allocatable: ResourceList(rec.Allocatable),
+		Phase:       corev1.NodeRunning,
+		Conditions:  []corev1.NodeCondition{ready},
+		Addresses:   []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: apiHost}, {Type: corev1.NodeHostName, Address: a.cfg.Machine.Hostname}},
+		NodeInfo: corev1.NodeSystemInfo{
+			MachineID:               rec.PeerID,
+			KernelVersion:           a.cfg.Machine.KernelVersion,
+			OSImage:                 a.cfg.Machine.OSImage,
+			ContainerRuntimeVersion: rtName + "://" + rtVersion,
+			KubeletVersion:          "mycel/v" + rec.Versions["mycel"],
+			OperatingSystem:         rec.Versions["os"],
+			Architecture:            rec.Versions["arch"],
+		},
+	}
+}
+

@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/mycelfabric/mycel/machineplane/host"
+	"github.com/mycelfabric/mycel/machineplane/noderecord"
+)
+
+// TestHeartbeatDerivesNodeFromRecord: the Node object carries the labels,
+// capacity and versions of the node's record, keeps labels users added,
+// and turns NotReady while the runtime is down.
+func TestHeartbeatDerivesNodeFromRecord(t *testing.T) {
+	h := newHarness(t)
+	rec := &noderecord.Record{PeerID: "12D3KooWpeer", Name: "node-1", Labels: map[string]string{"zone": "a"},
+		Versions:    map[string]string{"mycel": "0.9.0", "os": "linux", "arch": "arm64", "runtime": "fake/1.2.3"},
+		Capacity:    map[string]string{"cpu": "4", "memory": "8Gi", "pods": "110"},
+		Allocatable: map[string]string{"cpu": "3", "memory": "6Gi", "pods": "100"},
+		APIURL:      "https://192.0.2.1:6443"}
+	a, err := New(Config{NodeName: "node-1", Client: h.objs, Runtime: h.fake, Now: func() time.Time { return h.now },
+		Record:  func(context.Context) (*noderecord.Record, error) { return rec, nil },
+		Machine: host.Machine{Hostname: "box", KernelVersion: "6.1", OSImage: "Debian"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	node := func() *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+		if err := h.objs.Get(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := a.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := node()
+	if n.Labels["mycel.io/peer-id"] != "12D3KooWpeer" || n.Labels["zone"] != "a" || n.Labels[corev1.LabelArchStable] != "arm64" {
+		t.Errorf("labels %v", n.Labels)
+	}
+	info := n.Status.NodeInfo
+	if info.ContainerRuntimeVersion != "fake://1.2.3" || info.KubeletVersion != "mycel/v0.9.0" || info.OSImage != "Debian" || info.MachineID != "12D3KooWpeer" {
+		t.Errorf("nodeInfo %+v", info)
+	}
+	if c := n.Status.Allocatable[corev1.ResourceCPU]; c.String() != "3" {
+		t.Errorf("allocatable cpu %s", c.String())
+	}
+	if a := n.Status.Addresses; len(a) != 2 || a[0].Address != "192.0.2.1" || a[1].Address != "box" {
+		t.Errorf("addresses %v", a)
+	}
+
+	n.Labels["team"] = "blue" // as `kubectl label node` does
+	if err := h.objs.Update(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	h.fake.SetDown(true)
+	if err := a.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n = node()
+	ready := n.Status.Conditions[0]
+	if n.Labels["team"] != "blue" || ready.Status != corev1.ConditionFalse || ready.Reason != "ContainerRuntimeUnavailable" {
+		t.Errorf("after the runtime went down: labels %v, Ready %+v", n.Labels, ready)
+	}
+}
