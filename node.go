@@ -2,17 +2,17 @@ package mycel
 
 import (
 	"context"
-	"maps"
-	goruntime "runtime"
-	"runtime/debug"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +82,7 @@ type Node struct {
 
 	records *discovery.Publisher
 	api     *http.Server
-	url       string
+	url     string
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup

@@ -114,4 +114,3 @@ func (n *Node) recordFacts(ctx context.Context) noderecord.Record {
 	}
 	return r
 }
-

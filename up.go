@@ -285,4 +285,3 @@ func deployDemo(ctx context.Context, client *http.Client, url string) error {
 }
 
 func ptr[T any](v T) *T { return &v }
-
