@@ -19,10 +19,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/policies"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
 	"github.com/mycelfabric/mycel/securityplane/policy"
+	"github.com/mycelfabric/mycel/workloadplane/owner"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/sim"
 	"github.com/mycelfabric/mycel/workloadplane/sched"
@@ -193,7 +193,7 @@ func benchOnce(ctx context.Context, cfg BenchConfig, size int, engine *policy.En
 			defer owners.Done()
 			for w := range work {
 				key := fmt.Sprintf("bench-w%05d", w)
-				owner := byPeer[membership.Owner(key, ids)]
+				owner := byPeer[owner.Of(key, ids)]
 				spread := sched.Spread{Nodes: map[string]int{}, Zones: map[string]int{}}
 				for r := 0; r < cfg.Replicas && w*cfg.Replicas+r < cfg.Pods; r++ {
 					pod := benchPod(key, r)

@@ -169,7 +169,7 @@ func TestMixedVersionsPlaceByRequirement(t *testing.T) {
 	newer.Version = "2.1.0"
 	c := startTestNode(t, caDir, "node-c", a.P2PAddrs(), func(cfg *Config) { cfg.Runtime = newer })
 	waitFor(t, a, 30*time.Second, func() error {
-		if r, err := readyNodes(a); err != nil || len(r) != 3 || len(a.members.Live()) != 3 || !b.settled() || !c.settled() {
+		if r, err := readyNodes(a); err != nil || len(r) != 3 || len(a.members.Live()) != 3 || !b.owners.Settled() || !c.owners.Settled() {
 			return fmt.Errorf("node-a sees nodes %v, %d live (%v)", r, len(a.members.Live()), err)
 		}
 		return nil

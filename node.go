@@ -40,6 +40,7 @@ import (
 	"github.com/mycelfabric/mycel/workloadplane/agent"
 	"github.com/mycelfabric/mycel/workloadplane/controller"
 	"github.com/mycelfabric/mycel/workloadplane/objects"
+	"github.com/mycelfabric/mycel/workloadplane/owner"
 	"github.com/mycelfabric/mycel/workloadplane/replica"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/podman"
@@ -71,14 +72,13 @@ type Node struct {
 	dht     *dht.DHT
 	bus     *bus.Bus
 	members *membership.Service
-	repl    *replica.Replicator
+	owners  *owner.Table
+	// rejected counts the control messages every protocol drops.
+	rejected *prometheus.CounterVec
+	repl     *replica.Replicator
 
-	machine   host.Machine
-	capacity  corev1.ResourceList // what the node offers (see measureCapacity)
-	settledCh chan struct{}       // closed once ready to own workloads (see runFabric)
-	kickers   []func()            // run on membership changes
-	liveMu    sync.Mutex
-	wasLive   map[string]bool // live members at the last membership change
+	machine  host.Machine
+	capacity corev1.ResourceList // what the node offers (see measureCapacity)
 
 	records *discovery.Publisher
 	api     *http.Server
@@ -96,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), settledCh: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name)}
 	n.machine = host.Measure()
 	n.capacity = measureCapacity(n.machine, cfg.Capacity)
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -175,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Record: n.records.Sign, Machine: n.machine, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log.With("component", "agent")}); err != nil {
 		return nil, err
 	}
-	ctrl, err := controller.New(controller.Config{Client: n.objs, Owns: n.owns, Logger: n.log.With("component", "controller")})
+	ctrl, err := controller.New(controller.Config{Client: n.objs, Owns: n.owners.Owns, Logger: n.log.With("component", "controller")})
 	if err != nil {
 		return nil, err
 	}
@@ -183,13 +183,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	healthKick := make(chan struct{}, 1)
-	n.kickers = []func(){ctrl.Kick, place.scheduler.Kick, func() {
-		select {
-		case healthKick <- struct{}{}:
-		default:
-		}
-	}}
+	lifecycle, err := controller.NewNodeLifecycle(controller.NodeLifecycleConfig{Client: n.objs, Liveness: liveness{n.id.ID.String(), n.members},
+		Owns: n.owners.Owns, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log.With("component", "node-lifecycle")})
+	if err != nil {
+		return nil, err
+	}
+	kick := func() {
+		ctrl.Kick()
+		place.scheduler.Kick()
+		lifecycle.Kick()
+	}
+	n.members.Subscribe(func(membership.Event) { kick() })
 
 	srv, err := kubeapi.NewServer(kubeapi.Config{
 		Objects:  n.objs,
@@ -238,7 +242,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if _, err := n.records.Sign(ctx); err != nil {
 		return nil, err
 	}
-	n.runFabric(runCtx)
+	n.runFabric(runCtx, kick)
 	n.goRun(func() {
 		// Not before settling: a node back from the dead must first learn
 		// which of its pods were deleted while it was away, or its status
@@ -246,16 +250,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		select {
 		case <-runCtx.Done():
 			return
-		case <-n.settledCh:
+		case <-n.owners.Done():
 		}
 		n.agent.Run(runCtx)
 	})
 	n.goRun(func() { ctrl.Run(runCtx) })
 	n.runPlacement(runCtx, place)
 	n.goRun(func() { n.agent.RunHeartbeat(runCtx) })
-	n.goRun(func() {
-		n.every(runCtx, cfg.HeartbeatInterval, healthKick, "mark unreachable nodes", n.markUnreachable)
-	})
+	n.goRun(func() { lifecycle.Run(runCtx) })
 	n.goRun(func() { n.creds.Rotate(runCtx) })
 	n.goRun(func() {
 		n.every(runCtx, time.Hour, nil, "collect tombstones", func(context.Context) error {

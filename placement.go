@@ -33,7 +33,7 @@ func (n *Node) startPlacement(reg prometheus.Registerer, engine *policy.Engine) 
 	if err != nil {
 		return nil, err
 	}
-	tr := &sched.BusTransport{Conn: n.bus.Conn(), Key: n.id.Key, Self: n.id.ID.String(), Opener: n.members.Opener(),
+	tr := &sched.BusTransport{Conn: n.bus.Conn(), Key: n.id.Key, Self: n.id.ID.String(), Opener: n.opener(),
 		Bidder: bidder, Rejected: rejected, Logger: n.log.With("component", "sched")}
 	spiffeID, err := ca.NodeID(n.creds.Bundle().TrustDomain(), n.id.ID.String())
 	if err != nil {
@@ -47,7 +47,7 @@ func (n *Node) startPlacement(reg prometheus.Registerer, engine *policy.Engine) 
 	if err != nil {
 		return nil, err
 	}
-	s, err := sched.New(sched.Config{Client: n.objs, Placer: placer, Owns: n.owns, Live: n.isLive, Metrics: metrics, Logger: n.log.With("component", "sched")})
+	s, err := sched.New(sched.Config{Client: n.objs, Placer: placer, Owns: n.owners.Owns, Live: n.isLive, DeadSince: n.members.DeadSince, Metrics: metrics, Logger: n.log.With("component", "sched")})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ package membership
 import (
 	"math/rand/v2"
 	"sort"
+	"time"
 )
 
 // State of a member.
@@ -29,19 +30,29 @@ const (
 
 func (s State) String() string { return [...]string{"Alive", "Suspect", "Dead", "Left"}[s] }
 
-// Event kinds, as the machine plane reports them.
+// EventKind says how a member's state changed.
+type EventKind string
+
+// Event kinds, as the machine plane reports them (also the values of the
+// mycel_membership_events_total label).
 const (
-	NodeJoined  = "NodeJoined"
-	NodeSuspect = "NodeSuspect"
-	NodeDead    = "NodeDead"
-	NodeLeft    = "NodeLeft"
-	NodeAlive   = "NodeAlive" // a suspected member refuted the suspicion
+	NodeJoined  EventKind = "NodeJoined" // a new member, or one back from the dead
+	NodeSuspect EventKind = "NodeSuspect"
+	NodeDead    EventKind = "NodeDead"
+	NodeLeft    EventKind = "NodeLeft"
+	NodeAlive   EventKind = "NodeAlive" // a suspected member refuted the suspicion
 )
 
 // Event is a change in what this node believes about a member.
 type Event struct {
-	Kind string
-	ID   string
+	Kind   EventKind
+	Member string
+	// Incarnation is the member's incarnation in the update that changed
+	// its state.
+	Incarnation uint64
+	// At is when the change was observed; the protocol core, which knows
+	// only ticks, leaves it zero and the Service sets it.
+	At time.Time
 }
 
 // Update is one piece of gossip: a member's state at an incarnation.
@@ -93,7 +104,9 @@ type Config struct {
 
 // DefaultLANConfig suits a LAN with a 10 ms tick: a dead member is suspected
 // within ~50 ms and declared dead within ~250 ms more.
-var DefaultLANConfig = Config{ProbeTimeout: 2, ProbePeriod: 5, IndirectProbes: 3, SuspicionTicks: 25, GossipFanout: 8, Retransmit: 6}
+func DefaultLANConfig() Config {
+	return Config{ProbeTimeout: 2, ProbePeriod: 5, IndirectProbes: 3, SuspicionTicks: 25, GossipFanout: 8, Retransmit: 6}
+}
 
 type member struct {
 	state       State
@@ -222,7 +235,7 @@ func (m *Memberlist) apply(u Update) bool {
 			return false
 		}
 		m.members[u.ID] = &member{state: u.State, incarnation: u.Incarnation, suspectAt: m.now}
-		m.events = append(m.events, Event{NodeJoined, u.ID})
+		m.events = append(m.events, Event{Kind: NodeJoined, Member: u.ID, Incarnation: u.Incarnation})
 		m.order = append(m.order, u.ID)
 		m.enqueue(u)
 		return true
@@ -242,7 +255,7 @@ func (m *Memberlist) apply(u Update) bool {
 		mem.suspectAt = m.now
 	}
 	if prev != u.State {
-		m.events = append(m.events, Event{eventKind(prev, u.State), u.ID})
+		m.events = append(m.events, Event{Kind: eventKind(prev, u.State), Member: u.ID, Incarnation: u.Incarnation})
 	}
 	m.enqueue(u)
 	return true
@@ -271,7 +284,7 @@ func rank(s State) int {
 	return 2
 }
 
-func eventKind(prev, next State) string {
+func eventKind(prev, next State) EventKind {
 	switch next {
 	case Suspect:
 		return NodeSuspect

@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
+	libp2ppeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mycelfabric/mycel/machineplane/noderecord"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
 )
 
@@ -34,7 +35,9 @@ const MaxMessage = 8 << 20
 // DefaultBusConfig suits nodes on one LAN exchanging messages over the bus
 // with a 20 ms tick: a dead node is suspected within ~0.2 s and declared
 // dead about 0.4 s later.
-var DefaultBusConfig = Config{ProbeTimeout: 3, ProbePeriod: 8, IndirectProbes: 3, SuspicionTicks: 20, GossipFanout: 8, Retransmit: 6}
+func DefaultBusConfig() Config {
+	return Config{ProbeTimeout: 3, ProbePeriod: 8, IndirectProbes: 3, SuspicionTicks: 20, GossipFanout: 8, Retransmit: 6}
+}
 
 // ServiceConfig configures a Service.
 type ServiceConfig struct {
@@ -45,21 +48,20 @@ type ServiceConfig struct {
 	// Record returns this node's current signed node record, which
 	// announcements carry.
 	Record func() []byte
-	// Verify checks a peer's signed node record and returns the node name
-	// it declares; a peer is known once its record verified.
-	Verify func(peerID string, record []byte) (name string, err error)
+	// Verify checks a peer's signed node record and returns it decoded; a
+	// peer is known once its record verified.
+	Verify func(peerID string, record []byte) (*noderecord.Record, error)
 	// Tick is the protocol's tick; zero means 20 ms.
 	Tick time.Duration
 	// Protocol is the timing in ticks; zero means DefaultBusConfig.
 	Protocol Config
-	// OnChange, if set, is called (not under any lock) after the set of
-	// live members changed.
-	OnChange func()
 	// Rejected counts dropped messages by reason.
 	Rejected *prometheus.CounterVec
 	// Events, if set, counts membership events by kind (NewEventCounter).
 	Events *prometheus.CounterVec
 	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Peer is what this node knows about another.
@@ -68,7 +70,18 @@ type Peer struct {
 	Name     string    `json:"name"`
 	State    string    `json:"state"`
 	LastSeen time.Time `json:"lastSeen,omitzero"`
+	// RTT is the smoothed round-trip time of direct probes (0: none yet).
+	RTT time.Duration `json:"rtt,omitempty"`
 }
+
+// peer is what the service keeps about a verified member.
+type peer struct {
+	Peer
+	record *noderecord.Record // the newest verified record
+}
+
+// rttWeight is the weight of a new sample in the smoothed RTT (as TCP's).
+const rttWeight = 0.125
 
 // Service runs the SWIM core over the bus, learns members from signed
 // announcements, and opens every message with an envelope.Opener whose
@@ -76,12 +89,20 @@ type Peer struct {
 type Service struct {
 	cfg    ServiceConfig
 	log    *slog.Logger
-	opener *envelope.Opener // SWIM and every other member-to-member message
+	opener *envelope.Opener // SWIM messages
 	hello  *envelope.Opener // announcements: the record inside proves membership
 
-	mu    sync.Mutex
-	ml    *Memberlist
-	peers map[string]*Peer // verified members
+	mu     sync.Mutex
+	ml     *Memberlist
+	peers  map[string]*peer     // verified members
+	dead   map[string]time.Time // members dead or gone, since when
+	pinged map[uint64]pingSent  // direct probes in flight, by sequence
+	subs   []func(Event)        // see Subscribe
+}
+
+type pingSent struct {
+	to string
+	at time.Time
 }
 
 // NewService returns a stopped service.
@@ -93,15 +114,18 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		cfg.Tick = 20 * time.Millisecond
 	}
 	if cfg.Protocol == (Config{}) {
-		cfg.Protocol = DefaultBusConfig
+		cfg.Protocol = DefaultBusConfig()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, peers: map[string]*Peer{}}
-	s.opener = &envelope.Opener{Known: s.known, Rejected: cfg.Rejected, MaxSize: MaxMessage}
-	s.hello = &envelope.Opener{Known: func(peer.ID) bool { return true }, Rejected: cfg.Rejected}
-	s.ml = New(cfg.Self, cfg.Protocol, transport{s}, uint64(time.Now().UnixNano()))
+	s := &Service{cfg: cfg, log: cfg.Logger, peers: map[string]*peer{}, dead: map[string]time.Time{}, pinged: map[uint64]pingSent{}}
+	s.opener = &envelope.Opener{Known: s.Known, Rejected: cfg.Rejected, MaxSize: MaxMessage, Now: cfg.Now}
+	s.hello = &envelope.Opener{Known: func(libp2ppeer.ID) bool { return true }, Rejected: cfg.Rejected, Now: cfg.Now}
+	s.ml = New(cfg.Self, cfg.Protocol, transport{s}, uint64(cfg.Now().UnixNano()))
 	return s, nil
 }
 
@@ -115,24 +139,36 @@ func NewEventCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) 
 	return c, reg.Register(c)
 }
 
-// Opener checks messages from members; other machine-plane protocols share it.
-func (s *Service) Opener() *envelope.Opener { return s.opener }
-
-func (s *Service) known(id peer.ID) bool {
+// Known reports whether id is a verified member (or this node): the test
+// every protocol's envelope.Opener applies to senders.
+func (s *Service) Known(id libp2ppeer.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.peers[id.String()]
 	return ok || id.String() == s.cfg.Self
 }
 
+// Subscribe registers fn to receive every membership event, in order, from
+// the service's goroutine and under no lock. fn must not block; call
+// Subscribe before Run.
+func (s *Service) Subscribe(fn func(Event)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs = append(s.subs, fn)
+}
+
 type transport struct{ s *Service }
 
 // Send is called with s.mu held.
 func (t transport) Send(to string, m Message) {
+	now := t.s.cfg.Now()
+	if m.Kind == Ping {
+		t.s.pinged[m.Seq] = pingSent{to: to, at: now}
+	}
 	payload, err := json.Marshal(m)
 	if err == nil {
 		var data []byte
-		if data, err = envelope.Seal(t.s.cfg.Key, TypeSWIM, payload, time.Now()); err == nil {
+		if data, err = envelope.Seal(t.s.cfg.Key, TypeSWIM, payload, now); err == nil {
 			err = t.s.cfg.Conn.Publish(fmt.Sprintf(subjectSWIMF, to), data)
 		}
 	}
@@ -163,7 +199,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer tick.Stop()
 	// Announce at once, then back off to the steady period: the first
 	// announcements may go out before the bus has its routes.
-	next, backoff := time.Now(), 250*time.Millisecond
+	next, backoff := s.cfg.Now(), 250*time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
@@ -175,14 +211,20 @@ func (s *Service) Run(ctx context.Context) error {
 			s.mu.Unlock()
 			s.cfg.Conn.Flush()
 			return nil
-		case now := <-tick.C:
+		case <-tick.C:
+			now := s.cfg.Now()
 			if !now.Before(next) {
 				s.announce(SubjectAnnounce)
 				next, backoff = now.Add(backoff), min(2*backoff, announceEvery)
 			}
 			s.mu.Lock()
 			s.ml.Tick()
-			events := s.ml.Events()
+			for seq, p := range s.pinged {
+				if now.Sub(p.at) > time.Minute {
+					delete(s.pinged, seq) // never acked
+				}
+			}
+			events := s.observe()
 			s.mu.Unlock()
 			s.report(events)
 		}
@@ -190,7 +232,7 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) announce(subject string) {
-	data, err := envelope.Seal(s.cfg.Key, TypeAnnounce, s.cfg.Record(), time.Now())
+	data, err := envelope.Seal(s.cfg.Key, TypeAnnounce, s.cfg.Record(), s.cfg.Now())
 	if err == nil {
 		err = s.cfg.Conn.Publish(subject, data)
 	}
@@ -204,7 +246,7 @@ func (s *Service) onAnnounce(m *nats.Msg) {
 	if err != nil || e.Type != TypeAnnounce || e.Sender == s.cfg.Self {
 		return
 	}
-	name, err := s.cfg.Verify(e.Sender, e.Payload)
+	rec, err := s.cfg.Verify(e.Sender, e.Payload)
 	if err != nil {
 		if s.cfg.Rejected != nil {
 			s.cfg.Rejected.WithLabelValues("unknown_sender").Inc()
@@ -215,16 +257,19 @@ func (s *Service) onAnnounce(m *nats.Msg) {
 	s.mu.Lock()
 	p, known := s.peers[e.Sender]
 	if !known {
-		p = &Peer{ID: e.Sender}
+		p = &peer{Peer: Peer{ID: e.Sender}}
 		s.peers[e.Sender] = p
 	}
-	p.Name, p.LastSeen = name, time.Now()
+	if p.record == nil || rec.Seq >= p.record.Seq {
+		p.record = rec
+	}
+	p.Name, p.LastSeen = rec.Name, s.cfg.Now()
 	if _, member := s.ml.State(e.Sender); member {
 		s.ml.Heard(e.Sender)
 	} else {
 		s.ml.Add(e.Sender)
 	}
-	events := s.ml.Events()
+	events := s.observe()
 	s.mu.Unlock()
 	if !known {
 		// Introduce ourselves to the newcomer directly.
@@ -243,27 +288,61 @@ func (s *Service) onSWIM(m *nats.Msg) {
 		return
 	}
 	s.mu.Lock()
-	if p := s.peers[e.Sender]; p != nil {
-		p.LastSeen = time.Now()
+	now := s.cfg.Now()
+	p := s.peers[e.Sender]
+	if p != nil {
+		p.LastSeen = now
+	}
+	if sent, ok := s.pinged[msg.Seq]; ok && msg.Kind == Ack && sent.to == e.Sender && msg.Target == e.Sender {
+		delete(s.pinged, msg.Seq)
+		if p != nil {
+			sample := now.Sub(sent.at)
+			if p.RTT == 0 {
+				p.RTT = sample
+			} else {
+				p.RTT += time.Duration(rttWeight * float64(sample-p.RTT))
+			}
+		}
 	}
 	s.ml.Receive(e.Sender, msg)
-	events := s.ml.Events()
+	events := s.observe()
 	s.mu.Unlock()
 	s.report(events)
 }
 
+// observe takes the core's events, stamps them and notes deaths. Called
+// with s.mu held.
+func (s *Service) observe() []Event {
+	events := s.ml.Events()
+	now := s.cfg.Now()
+	for i, e := range events {
+		events[i].At = now
+		switch e.Kind {
+		case NodeDead, NodeLeft:
+			s.dead[e.Member] = now
+		case NodeJoined:
+			delete(s.dead, e.Member)
+		}
+	}
+	return events
+}
+
+// report logs, counts and delivers events, under no lock.
 func (s *Service) report(events []Event) {
 	if len(events) == 0 {
 		return
 	}
+	s.mu.Lock()
+	subs := s.subs
+	s.mu.Unlock()
 	for _, e := range events {
-		s.log.Info("membership", "event", e.Kind, "peer", e.ID, "name", s.Name(e.ID))
+		s.log.Info("membership", "event", e.Kind, "peer", e.Member, "name", s.Name(e.Member), "incarnation", e.Incarnation)
 		if s.cfg.Events != nil {
-			s.cfg.Events.WithLabelValues(e.Kind).Inc()
+			s.cfg.Events.WithLabelValues(string(e.Kind)).Inc()
 		}
-	}
-	if s.cfg.OnChange != nil {
-		s.cfg.OnChange()
+		for _, fn := range subs {
+			fn(e)
+		}
 	}
 }
 
@@ -287,6 +366,45 @@ func (s *Service) Live() []string {
 	return out
 }
 
+// State is what this node believes about member id, and whether it has
+// met id at all.
+func (s *Service) State(id string) (State, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ml.State(id)
+}
+
+// DeadSince is when member id was declared dead (or left), if it is dead
+// or gone now.
+func (s *Service) DeadSince(id string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.dead[id]
+	return t, ok
+}
+
+// RTT is the smoothed round-trip time of direct probes to member id (0 if
+// none was answered yet).
+func (s *Service) RTT(id string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.peers[id]; p != nil {
+		return p.RTT
+	}
+	return 0
+}
+
+// Record is the newest verified node record of member id (nil if none).
+// Callers must not modify it.
+func (s *Service) Record(id string) *noderecord.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.peers[id]; p != nil {
+		return p.record
+	}
+	return nil
+}
+
 // Peers lists every member this node knows of, with its state.
 func (s *Service) Peers() []Peer {
 	s.mu.Lock()
@@ -295,7 +413,7 @@ func (s *Service) Peers() []Peer {
 	for _, id := range s.ml.Members() {
 		p := Peer{ID: id, State: "Unknown"}
 		if k := s.peers[id]; k != nil {
-			p = *k
+			p = k.Peer
 		}
 		if st, ok := s.ml.State(id); ok {
 			p.State = st.String()

@@ -27,6 +27,8 @@ type Client interface {
 	// Resources lists every served resource (namespace deletion and
 	// garbage collection act on all of them).
 	Resources() []*objects.Resource
+	// Chain reads the chain of controllers that workload keys follow.
+	Chain(ctx context.Context) (objects.Chain, error)
 }
 
 // Config configures the controllers.
@@ -39,9 +41,10 @@ type Config struct {
 	// Resync is how often everything is reconciled without changes; zero
 	// means 10 seconds.
 	Resync time.Duration
-	// Owns reports whether this node reconciles the object keyed by uid (a
-	// Deployment, ReplicaSet or Namespace; a dependent is keyed by its
-	// controller's UID). Nil means this node owns everything.
+	// Owns reports whether this node reconciles the object keyed by uid:
+	// the workload key (objects.Chain.WorkloadKey) of a Deployment,
+	// ReplicaSet or orphan, a Namespace's or an Event's UID. Nil means
+	// this node owns everything.
 	Owns func(uid types.UID) bool
 }
 
@@ -51,6 +54,9 @@ type Manager struct {
 	c    Client
 	log  *slog.Logger
 	kick chan struct{}
+	// chain is the controller chain of the current reconciliation (read
+	// once per ReconcileAll, which runs on one goroutine).
+	chain objects.Chain
 }
 
 // New returns a controller manager.
@@ -110,6 +116,12 @@ func (m *Manager) Kick() {
 
 // ReconcileAll runs every controller once.
 func (m *Manager) ReconcileAll(ctx context.Context) {
+	chain, err := m.c.Chain(ctx)
+	if err != nil {
+		m.log.Warn("reconcile: read controller chain", "err", err)
+		return
+	}
+	m.chain = chain
 	for _, step := range []struct {
 		name string
 		fn   func(context.Context) error

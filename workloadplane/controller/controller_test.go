@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/mycelfabric/mycel/workloadplane/objects"
@@ -289,5 +290,33 @@ func TestSurplusKeepsSpreadAndOldPods(t *testing.T) {
 	add("c2", "c", 0, false)
 	if victims, _ := surplus(pods, 1); victims[0].Name != "c2" {
 		t.Fatalf("victim %s, want the not-ready c2", victims[0].Name)
+	}
+}
+
+// TestOneWorkloadOneOwner: a node that owns a Deployment's key reconciles
+// the Deployment, its ReplicaSet and its pods; a node that does not owns
+// none of them, so no two nodes split one workload.
+func TestOneWorkloadOneOwner(t *testing.T) {
+	h := newHarness(t)
+	d := h.deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0))
+	other, err := New(Config{Client: h.objs, Owns: func(uid types.UID) bool { return uid != d.UID }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		other.ReconcileAll(h.ctx)
+	}
+	if n := len(h.pods()); n != 0 {
+		t.Fatalf("a node not owning the Deployment created %d pods", n)
+	}
+	owning, err := New(Config{Client: h.objs, Owns: func(uid types.UID) bool { return uid == d.UID }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		owning.ReconcileAll(h.ctx)
+	}
+	if n := len(h.pods()); n != 2 {
+		t.Fatalf("the owner of the Deployment made %d pods, want 2 (its ReplicaSet is keyed by the Deployment too)", n)
 	}
 }

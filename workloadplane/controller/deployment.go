@@ -57,7 +57,7 @@ func (m *Manager) reconcileDeployments(ctx context.Context) error {
 	}
 	for i := range ds.Items {
 		d := &ds.Items[i]
-		if d.DeletionTimestamp != nil || !m.cfg.Owns(d.UID) {
+		if d.DeletionTimestamp != nil || !m.cfg.Owns(m.chain.WorkloadKey(d)) {
 			continue
 		}
 		if err := m.syncDeployment(ctx, d, owned[d.UID]); err != nil {

@@ -59,7 +59,7 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 	}
 	var errs []error
 	for _, o := range dependents {
-		if ref := metav1.GetControllerOf(o).UID; !owners[ref] && m.cfg.Owns(ref) {
+		if ref := metav1.GetControllerOf(o).UID; !owners[ref] && m.cfg.Owns(m.chain.WorkloadKey(o)) {
 			errs = append(errs, m.c.Delete(ctx, o, nil))
 		}
 	}

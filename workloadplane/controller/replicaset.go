@@ -53,7 +53,7 @@ func (m *Manager) reconcileReplicaSets(ctx context.Context) error {
 	}
 	for i := range rss.Items {
 		rs := &rss.Items[i]
-		if rs.DeletionTimestamp != nil || !m.cfg.Owns(rs.UID) {
+		if rs.DeletionTimestamp != nil || !m.cfg.Owns(m.chain.WorkloadKey(rs)) {
 			continue
 		}
 		if err := m.syncReplicaSet(ctx, rs, owned[rs.UID]); err != nil {

@@ -116,13 +116,3 @@ func Allocatable(n *corev1.Node) Resources {
 	a := n.Status.Allocatable
 	return Resources{MilliCPU: a.Cpu().MilliValue(), MemoryBytes: a.Memory().Value(), Pods: a.Pods().Value()}
 }
-
-// Key is what decides a pod's owner: its controller's UID, or its own.
-func Key(p *corev1.Pod) types.UID {
-	for _, r := range p.OwnerReferences {
-		if r.Controller != nil && *r.Controller {
-			return r.UID
-		}
-	}
-	return p.UID
-}

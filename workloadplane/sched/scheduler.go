@@ -27,6 +27,8 @@ type Client interface {
 	Delete(ctx context.Context, obj objects.Object, gracePeriodSeconds *int64) error
 	Record(ctx context.Context, obj objects.Object, component, eventType, reason, message string) error
 	Notify(ctx context.Context, resource string, kick chan<- struct{})
+	// Chain reads the chain of controllers that workload keys follow.
+	Chain(ctx context.Context) (objects.Chain, error)
 }
 
 // Config configures a Scheduler.
@@ -35,11 +37,15 @@ type Config struct {
 	Client Client
 	// Placer negotiates placements; required.
 	Placer *Placer
-	// Owns reports whether this node places the pods keyed by uid (see
-	// Key); nil means all.
+	// Owns reports whether this node places the pods keyed by uid (their
+	// workload key, objects.Chain.WorkloadKey); nil means all.
 	Owns func(uid types.UID) bool
 	// Live reports whether a peer is a live member; nil means all are.
 	Live func(peer string) bool
+	// DeadSince reports when membership declared a peer dead (or gone),
+	// if it is; nil, or false for a peer, falls back to how long its Node
+	// has not been Ready.
+	DeadSince func(peer string) (time.Time, bool)
 	// LostAfter is how long a node must have been dead and not Ready
 	// before its pods are re-placed; zero means 5s. It keeps a node that
 	// membership briefly suspected from losing its pods.
@@ -195,7 +201,11 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 	if err := s.cfg.Client.List(ctx, &nodes, "", nil); err != nil {
 		return s.cfg.MaxBackoff, err
 	}
-	next, err := s.evictLost(ctx, pods.Items, nodes.Items)
+	chain, err := s.cfg.Client.Chain(ctx)
+	if err != nil {
+		return s.cfg.MaxBackoff, err
+	}
+	next, err := s.evictLost(ctx, pods.Items, nodes.Items, chain)
 	errs := []error{err}
 	zone := map[string]string{}
 	for i := range nodes.Items {
@@ -205,14 +215,15 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 	for i := range pods.Items {
 		p := &pods.Items[i]
 		if p.Spec.NodeName != "" && active(p) {
-			s.addSibling(spread, Key(p), p.Spec.NodeName, zone)
+			s.addSibling(spread, chain.WorkloadKey(p), p.Spec.NodeName, zone)
 		}
 	}
 	now := s.cfg.Now()
 	pending := map[types.UID]bool{}
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.Spec.NodeName != "" || p.DeletionTimestamp != nil || !s.cfg.Owns(Key(p)) {
+		key := chain.WorkloadKey(p)
+		if p.Spec.NodeName != "" || p.DeletionTimestamp != nil || !s.cfg.Owns(key) {
 			continue
 		}
 		pending[p.UID] = true
@@ -220,7 +231,7 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 			next = min(next, wait)
 			continue
 		}
-		node, err := s.place(ctx, p, nodes.Items, spread[Key(p)])
+		node, err := s.place(ctx, p, nodes.Items, spread[key])
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -229,7 +240,7 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 			continue
 		}
 		delete(pending, p.UID)
-		s.addSibling(spread, Key(p), node, zone)
+		s.addSibling(spread, key, node, zone)
 	}
 	s.mu.Lock()
 	for uid := range s.retry {
@@ -296,20 +307,27 @@ func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Nod
 }
 
 // evictLost deletes the controlled pods this node owns that are bound to
-// nodes membership holds dead and whose Node has not been Ready for
-// LostAfter, so their controllers create replacements on live nodes. A node
-// that comes back removes their containers as orphans. It returns how long
+// nodes membership has held dead for LostAfter (or, for a node it never
+// met, whose Node has not been Ready for LostAfter), so their controllers
+// create replacements on live nodes. A node that comes back removes their containers as orphans. It returns how long
 // until a node that is dead but not yet lost will be.
-func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []corev1.Node) (time.Duration, error) {
+func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []corev1.Node, chain objects.Chain) (time.Duration, error) {
 	lost := map[string]bool{}
 	now := s.cfg.Now()
 	next := s.cfg.MaxBackoff
 	for i := range nodes {
 		n := &nodes[i]
-		if peer := n.Labels[LabelPeerID]; peer == "" || s.cfg.Live(peer) {
+		peer := n.Labels[LabelPeerID]
+		if peer == "" || s.cfg.Live(peer) {
 			continue
 		}
-		if wait := notReadyFor(n, now, s.cfg.LostAfter); wait > 0 {
+		wait := notReadyFor(n, now, s.cfg.LostAfter)
+		if s.cfg.DeadSince != nil {
+			if since, ok := s.cfg.DeadSince(peer); ok {
+				wait = max(0, since.Add(s.cfg.LostAfter).Sub(now))
+			}
+		}
+		if wait > 0 {
 			next = min(next, wait)
 			continue
 		}
@@ -319,7 +337,7 @@ func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []co
 	zero := int64(0)
 	for i := range pods {
 		p := &pods[i]
-		if !lost[p.Spec.NodeName] || metav1.GetControllerOf(p) == nil || !s.cfg.Owns(Key(p)) {
+		if !lost[p.Spec.NodeName] || metav1.GetControllerOf(p) == nil || !s.cfg.Owns(chain.WorkloadKey(p)) {
 			continue
 		}
 		s.cfg.Client.Record(ctx, p, component, corev1.EventTypeWarning, "NodeLost",

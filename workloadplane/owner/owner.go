@@ -1,15 +1,15 @@
-package membership
+package owner
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
 )
 
-// Owner is the member that owns key: the one with the highest rendezvous
-// hash of (key, member). When a member goes, only the keys it owned move,
-// each to the next-highest member; every node that sees the same members
-// picks the same owner.
-func Owner(key string, members []string) string {
+// Of is the member that owns key: the one with the highest rendezvous hash
+// of (key, member). When a member goes, only the keys it owned move, each
+// to the next-highest member; every node that sees the same members picks
+// the same owner.
+func Of(key string, members []string) string {
 	var best string
 	var bestScore uint64
 	for _, m := range members {
