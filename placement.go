@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/securityplane/policy"
@@ -24,7 +23,7 @@ type placement struct {
 // startPlacement builds the node's bidder, transport and scheduler; run
 // them with runPlacement.
 func (n *Node) startPlacement(reg prometheus.Registerer, engine *policy.Engine) (*placement, error) {
-	bidder, err := sched.NewBidder(sched.BidderConfig{Facts: n.placementFacts, Policy: placementPolicy{engine},
+	bidder, err := sched.NewBidder(sched.BidderConfig{Facts: n.placementFacts, Policy: sched.OPA(engine),
 		Logger: n.log.With("component", "bidder")})
 	if err != nil {
 		return nil, err
@@ -79,26 +78,11 @@ func (n *Node) isLive(peer string) bool {
 func (n *Node) placementFacts() (sched.Facts, error) {
 	rec := n.records.Record()
 	node := &corev1.Node{Status: corev1.NodeStatus{Allocatable: agent.ResourceList(rec.Allocatable)}}
-	f := sched.Facts{Node: n.cfg.Name, Zone: rec.Zone, Labels: agent.NodeLabels(rec), Allocatable: sched.Allocatable(node), Bound: map[types.UID]bool{}}
+	f := sched.Facts{Node: n.cfg.Name, Zone: rec.Zone, Labels: agent.NodeLabels(rec), Allocatable: sched.Allocatable(node)}
 	var pods corev1.PodList
 	if err := n.objs.List(context.Background(), &pods, "", nil); err != nil {
 		return f, fmt.Errorf("list pods: %w", err)
 	}
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Spec.NodeName != n.cfg.Name || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		f.Used = f.Used.Add(sched.Requests(p))
-		f.Bound[p.UID] = true
-	}
+	f.Used, f.Bound = sched.Usage(n.cfg.Name, pods.Items)
 	return f, nil
-}
-
-// placementPolicy adapts the policy engine to the bidder's Policy.
-type placementPolicy struct{ e *policy.Engine }
-
-func (p placementPolicy) Place(ctx context.Context, in sched.PolicyInput) (sched.Verdict, error) {
-	v, err := p.e.Place(ctx, in)
-	return sched.Verdict{Score: v.Score, Deny: v.Deny}, err
 }

@@ -9,17 +9,17 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mycelfabric/mycel"
+	"github.com/mycelfabric/mycel/workloadplane/sched/schedsim"
 )
 
 func benchCmd() *cobra.Command {
-	var cfg mycel.BenchConfig
+	var cfg schedsim.Config
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Simulate placement at scale with the sim runtime",
-		Long: `Simulate placement in one process: simulated nodes (the sim runtime models capacity and
-container lifecycles; nothing runs) evaluate the embedded placement policy and answer real owners
-over an embedded NATS server with signed envelopes. It reports placements per second, messages
+		Short: "Simulate placement at scale",
+		Long: `Simulate placement in one process: simulated nodes (capacity and the pods placed on them;
+nothing runs) evaluate the embedded placement policy and answer real owners over an embedded NATS
+server with signed envelopes. It reports placements per second, messages
 per placement and negotiation latency for each fabric size. Results: docs/benchmarks.md.`,
 		Example: `  mycel bench --nodes 10,100,1000 --pods 1000`,
 		Args:    cobra.NoArgs,
@@ -32,7 +32,7 @@ per placement and negotiation latency for each fabric size. Results: docs/benchm
 			for _, n := range cfg.Nodes {
 				c := cfg
 				c.Nodes = []int{n}
-				res, err := mycel.Bench(ctx, c)
+				res, err := schedsim.Run(ctx, c)
 				if err != nil {
 					return err
 				}

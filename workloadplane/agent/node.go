@@ -77,9 +77,9 @@ func (a *Agent) Heartbeat(ctx context.Context) error {
 // architecture, peer ID, and the node's --labels.
 func NodeLabels(r *noderecord.Record) map[string]string {
 	l := map[string]string{
-		corev1.LabelHostname:        r.Name,
-		corev1.LabelOSStable:        r.Versions["os"],
-		corev1.LabelArchStable:      r.Versions["arch"],
+		corev1.LabelHostname:      r.Name,
+		corev1.LabelOSStable:      r.Versions["os"],
+		corev1.LabelArchStable:    r.Versions["arch"],
 		mycelv1alpha1.LabelPeerID: r.PeerID,
 	}
 	maps.Copy(l, r.Labels)
@@ -138,4 +138,3 @@ func (a *Agent) nodeStatus(ctx context.Context, rec *noderecord.Record, old core
 		},
 	}
 }
-

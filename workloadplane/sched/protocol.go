@@ -116,3 +116,21 @@ func Allocatable(n *corev1.Node) Resources {
 	a := n.Status.Allocatable
 	return Resources{MilliCPU: a.Cpu().MilliValue(), MemoryBytes: a.Memory().Value(), Pods: a.Pods().Value()}
 }
+
+// Usage is what the pods bound to node use of it: the requests of those
+// still active (not Succeeded or Failed), and their UIDs. It is the one
+// resource accounting of a node, shared by the real bidder and the
+// simulator.
+func Usage(node string, pods []corev1.Pod) (Resources, map[types.UID]bool) {
+	var used Resources
+	bound := map[types.UID]bool{}
+	for i := range pods {
+		p := &pods[i]
+		if p.Spec.NodeName != node || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		used = used.Add(Requests(p))
+		bound[p.UID] = true
+	}
+	return used, bound
+}

@@ -1,4 +1,11 @@
-package mycel
+// Package schedsim simulates placement at scale in one process: simulated
+// nodes run real bidders that evaluate the real placement policy and
+// answer real owners over a real embedded NATS server, with signed
+// envelopes. Only the machines are simulated: a node's capacity is a
+// number and the pods placed on it are kept in memory, accounted with the
+// same sched.Usage as a real node's. `mycel bench` runs it; results are in
+// docs/benchmarks.md.
+package schedsim
 
 import (
 	"context"
@@ -23,17 +30,11 @@ import (
 	"github.com/mycelfabric/mycel/securityplane/envelope"
 	"github.com/mycelfabric/mycel/securityplane/policy"
 	"github.com/mycelfabric/mycel/workloadplane/owner"
-	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
-	"github.com/mycelfabric/mycel/workloadplane/runtime/sim"
 	"github.com/mycelfabric/mycel/workloadplane/sched"
 )
 
-// BenchConfig configures `mycel bench`, a placement simulation in one
-// process: simulated nodes (sim runtime, real bidders evaluating the real
-// placement policy) answer real owners over a real embedded NATS server
-// with signed envelopes. Only the containers and the machines are
-// simulated.
-type BenchConfig struct {
+// Config configures a simulation.
+type Config struct {
 	// Nodes are the fabric sizes to simulate; default 10, 100, 1000.
 	Nodes []int
 	// Pods is how many pods to place at each size; default 1000.
@@ -47,8 +48,8 @@ type BenchConfig struct {
 	Owners int
 }
 
-// BenchResult is one fabric size's outcome.
-type BenchResult struct {
+// Result is one fabric size's outcome.
+type Result struct {
 	Nodes    int
 	Placed   int
 	Unplaced int
@@ -64,8 +65,11 @@ type BenchResult struct {
 	MaxPerNode int
 }
 
-// Bench runs the placement simulation at each size.
-func Bench(ctx context.Context, cfg BenchConfig) ([]BenchResult, error) {
+// Simulated machines: 4 CPUs, 8 GiB and a kubelet's 110 pods each.
+var machine = sched.Resources{MilliCPU: 4000, MemoryBytes: 8 << 30, Pods: 110}
+
+// Run runs the simulation at each size.
+func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if len(cfg.Nodes) == 0 {
 		cfg.Nodes = []int{10, 100, 1000}
 	}
@@ -79,65 +83,68 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchResult, error) {
 		cfg.Owners = 4 * runtime.GOMAXPROCS(0)
 	}
 	if cfg.Pods < 1 || cfg.Replicas < 1 || cfg.Owners < 1 {
-		return nil, errors.New("bench: pods, replicas and owners must be positive")
+		return nil, errors.New("schedsim: pods, replicas and owners must be positive")
 	}
 	engine, err := policy.Load(ctx, policies.Default, "policies (embedded)")
 	if err != nil {
 		return nil, err
 	}
-	var out []BenchResult
+	var out []Result
 	for _, n := range cfg.Nodes {
 		if n < 1 {
-			return nil, fmt.Errorf("bench: %d nodes", n)
+			return nil, fmt.Errorf("schedsim: %d nodes", n)
 		}
-		r, err := benchOnce(ctx, cfg, n, engine)
+		r, err := runOnce(ctx, cfg, n, engine)
 		if err != nil {
-			return nil, fmt.Errorf("bench with %d nodes: %w", n, err)
+			return nil, fmt.Errorf("schedsim with %d nodes: %w", n, err)
 		}
 		out = append(out, r)
 	}
 	return out, nil
 }
 
-type simNode struct {
+// node is a simulated node: its bidder's facts are its capacity and the
+// pods placed on it.
+type node struct {
 	name, peer, zone string
-	rt               *sim.Runtime
 	placer           *sched.Placer
+
+	mu   sync.Mutex
+	pods []corev1.Pod
 }
 
-// facts are what a simulated node bids with: its capacity and the limits
-// of the containers its sim runtime runs.
-func (s *simNode) facts() (sched.Facts, error) {
-	f := sched.Facts{Node: s.name, Zone: s.zone, Labels: map[string]string{corev1.LabelTopologyZone: s.zone},
-		Allocatable: sched.Resources{MilliCPU: s.rt.MilliCPU, MemoryBytes: s.rt.MemoryBytes, Pods: defaultMaxPods}, Bound: map[types.UID]bool{}}
-	cs, err := s.rt.List(context.Background(), nil)
-	if err != nil {
-		return f, err
-	}
-	f.Used.MilliCPU, f.Used.MemoryBytes = s.rt.Used()
-	for _, c := range cs {
-		if c.State == rt.StateRunning {
-			f.Used.Pods++
-			f.Bound[types.UID(c.Labels[rt.LabelPodUID])] = true
-		}
-	}
+func (s *node) facts() (sched.Facts, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := sched.Facts{Node: s.name, Zone: s.zone, Labels: map[string]string{corev1.LabelTopologyZone: s.zone}, Allocatable: machine}
+	f.Used, f.Bound = sched.Usage(s.name, s.pods)
 	return f, nil
 }
 
-func benchOnce(ctx context.Context, cfg BenchConfig, size int, engine *policy.Engine) (BenchResult, error) {
+// bind binds pod to the node, as the owner does once the winner confirmed
+// (its reservation held the room).
+func (s *node) bind(pod *corev1.Pod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := pod.DeepCopy()
+	p.Spec.NodeName = s.name
+	s.pods = append(s.pods, *p)
+}
+
+func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (Result, error) {
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	go ns.Start()
 	defer ns.Shutdown()
 	if !ns.ReadyForConnections(10 * time.Second) {
-		return BenchResult{}, errors.New("embedded NATS did not start")
+		return Result{}, errors.New("embedded NATS did not start")
 	}
 	conns := make([]*nats.Conn, 2*runtime.GOMAXPROCS(0))
 	for i := range conns {
 		if conns[i], err = nats.Connect(ns.ClientURL()); err != nil {
-			return BenchResult{}, err
+			return Result{}, err
 		}
 		defer conns[i].Close()
 	}
@@ -146,24 +153,24 @@ func benchOnce(ctx context.Context, cfg BenchConfig, size int, engine *policy.En
 	members := map[peer.ID]bool{}
 	opener := &envelope.Opener{Known: func(id peer.ID) bool { return members[id] }, Replay: 16 * cfg.Pods}
 	ids := make([]string, size)
-	byPeer, byName := map[string]*simNode{}, map[string]*simNode{}
+	byPeer, byName := map[string]*node{}, map[string]*node{}
 	cands := make([]sched.Candidate, size)
 	var serving sync.WaitGroup
 	for i := range size {
 		key, _, err := crypto.GenerateEd25519Key(nil)
 		if err != nil {
-			return BenchResult{}, err
+			return Result{}, err
 		}
 		id, _ := peer.IDFromPrivateKey(key)
-		s := &simNode{name: fmt.Sprintf("sim-%04d", i), peer: id.String(), zone: fmt.Sprintf("zone-%d", i%3), rt: sim.New(4000, 8<<30)}
+		s := &node{name: fmt.Sprintf("sim-%04d", i), peer: id.String(), zone: fmt.Sprintf("zone-%d", i%3)}
 		members[id] = true
-		bidder, err := sched.NewBidder(sched.BidderConfig{Facts: s.facts, Policy: placementPolicy{engine}})
+		bidder, err := sched.NewBidder(sched.BidderConfig{Facts: s.facts, Policy: sched.OPA(engine)})
 		if err != nil {
-			return BenchResult{}, err
+			return Result{}, err
 		}
 		tr := &sched.BusTransport{Conn: conns[i%len(conns)], Key: key, Self: s.peer, Opener: opener, Bidder: bidder}
-		if s.placer, err = sched.NewPlacer(sched.PlacerConfig{Self: s.peer, Requester: "spiffe://bench/node/" + s.peer, Transport: tr, Sample: cfg.Sample}); err != nil {
-			return BenchResult{}, err
+		if s.placer, err = sched.NewPlacer(sched.PlacerConfig{Self: s.peer, Requester: "spiffe://schedsim/node/" + s.peer, Transport: tr, Sample: cfg.Sample}); err != nil {
+			return Result{}, err
 		}
 		serving.Add(1)
 		go func() {
@@ -175,7 +182,7 @@ func benchOnce(ctx context.Context, cfg BenchConfig, size int, engine *policy.En
 	}
 	for _, c := range conns {
 		if err := c.Flush(); err != nil {
-			return BenchResult{}, err
+			return Result{}, err
 		}
 	}
 
@@ -192,32 +199,23 @@ func benchOnce(ctx context.Context, cfg BenchConfig, size int, engine *policy.En
 		go func() {
 			defer owners.Done()
 			for w := range work {
-				key := fmt.Sprintf("bench-w%05d", w)
-				owner := byPeer[owner.Of(key, ids)]
+				key := fmt.Sprintf("schedsim-w%05d", w)
+				own := byPeer[owner.Of(key, ids)]
 				spread := sched.Spread{Nodes: map[string]int{}, Zones: map[string]int{}}
 				for r := 0; r < cfg.Replicas && w*cfg.Replicas+r < cfg.Pods; r++ {
-					pod := benchPod(key, r)
+					pod := simPod(key, r)
 					t0 := time.Now()
-					o := owner.placer.Place(ctx, pod, cands, spread)
+					o := own.placer.Place(ctx, pod, cands, spread)
 					d := time.Since(t0)
 					messages.Add(int64(o.Messages))
 					if o.Node == "" {
 						unplaced.Add(1)
 						continue
 					}
-					winner := byName[o.Node]
-					id, err := winner.rt.Create(ctx, rt.Spec{Name: pod.Name, Image: "sim", MilliCPU: 10, MemoryBytes: 16 << 20,
-						Labels: map[string]string{rt.LabelPodUID: string(pod.UID), rt.LabelNode: winner.name}})
-					if err == nil {
-						err = winner.rt.Start(ctx, id)
-					}
-					if err != nil {
-						unplaced.Add(1)
-						continue
-					}
+					byName[o.Node].bind(pod)
 					placed.Add(1)
 					spread.Nodes[o.Node]++
-					spread.Zones[winner.zone]++
+					spread.Zones[byName[o.Node].zone]++
 					mu.Lock()
 					lat = append(lat, d)
 					maxPerNode = max(maxPerNode, spread.Nodes[o.Node])
@@ -235,7 +233,7 @@ func benchOnce(ctx context.Context, cfg BenchConfig, size int, engine *policy.En
 	cancel()
 	serving.Wait()
 
-	res := BenchResult{Nodes: size, Placed: int(placed.Load()), Unplaced: int(unplaced.Load()), Duration: elapsed, MaxPerNode: maxPerNode}
+	res := Result{Nodes: size, Placed: int(placed.Load()), Unplaced: int(unplaced.Load()), Duration: elapsed, MaxPerNode: maxPerNode}
 	if res.Placed > 0 {
 		res.PerSecond = float64(res.Placed) / elapsed.Seconds()
 		res.MessagesPerPlacement = float64(messages.Load()) / float64(res.Placed+res.Unplaced)
@@ -245,10 +243,10 @@ func benchOnce(ctx context.Context, cfg BenchConfig, size int, engine *policy.En
 	return res, nil
 }
 
-func benchPod(workload string, replica int) *corev1.Pod {
+func simPod(workload string, replica int) *corev1.Pod {
 	name := fmt.Sprintf("%s-%d", workload, replica)
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "bench", UID: types.UID(name)},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "schedsim", UID: types.UID(name)},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "sim", Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}},
 	}
