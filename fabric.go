@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
@@ -34,7 +35,7 @@ func (n *Node) startFabric(reg prometheus.Registerer) error {
 	}
 	verifier := &noderecord.Verifier{Bundle: n.creds.Bundle()}
 	n.members, err = membership.NewService(membership.ServiceConfig{
-		Conn: n.bus.Conn(), Key: n.id.Key, Self: n.id.ID.String(),
+		Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.id.ID.String(),
 		Record: n.records.Signed,
 		Verify: func(id string, signed []byte) (*noderecord.Record, error) {
 			return verifier.Verify("/"+noderecord.Namespace+"/"+id, signed)
@@ -49,7 +50,7 @@ func (n *Node) startFabric(reg prometheus.Registerer) error {
 	}
 	n.owners = owner.NewTable(n.id.ID.String(), n.members)
 	n.repl, err = replica.New(replica.Config{
-		Store: n.store, Conn: n.bus.Conn(), Key: n.id.Key, Self: n.id.ID.String(),
+		Store: n.store, Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.id.ID.String(),
 		Opener: n.opener(), Peers: n.owners.Peers,
 		Interval: n.cfg.AntiEntropyInterval, Logger: n.log.With("component", "replica"), Registry: reg,
 	})

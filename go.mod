@@ -3,6 +3,7 @@ module github.com/mycelfabric/mycel
 go 1.26.0
 
 require (
+	github.com/cockroachdb/datadriven v1.0.3
 	github.com/containers/podman/v5 v5.8.3
 	github.com/google/uuid v1.6.0
 	github.com/ipfs/go-cid v0.6.2

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/securityplane/policy"
 	"github.com/mycelfabric/mycel/workloadplane/agent"
@@ -32,7 +33,7 @@ func (n *Node) startPlacement(reg prometheus.Registerer, engine *policy.Engine) 
 	if err != nil {
 		return nil, err
 	}
-	tr := &sched.BusTransport{Conn: n.bus.Conn(), Key: n.id.Key, Self: n.id.ID.String(), Opener: n.opener(),
+	tr := &sched.BusTransport{Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.id.ID.String(), Opener: n.opener(),
 		Bidder: bidder, Rejected: rejected, Logger: n.log.With("component", "sched")}
 	spiffeID, err := ca.NodeID(n.creds.Bundle().TrustDomain(), n.id.ID.String())
 	if err != nil {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	libp2ppeer "github.com/libp2p/go-libp2p/core/peer"
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
 )
@@ -41,7 +41,7 @@ func DefaultBusConfig() Config {
 
 // ServiceConfig configures a Service.
 type ServiceConfig struct {
-	Conn *nats.Conn
+	Conn bus.Conn
 	// Key signs this node's messages; Self is its peer ID.
 	Key  crypto.PrivKey
 	Self string
@@ -87,10 +87,15 @@ const rttWeight = 0.125
 // announcements, and opens every message with an envelope.Opener whose
 // known senders are the verified members.
 type Service struct {
-	cfg    ServiceConfig
-	log    *slog.Logger
-	opener *envelope.Opener // SWIM messages
-	hello  *envelope.Opener // announcements: the record inside proves membership
+	cfg   ServiceConfig
+	log   *slog.Logger
+	swim  *bus.Endpoint // SWIM messages, from verified members only
+	hello *bus.Endpoint // announcements: the record inside proves membership
+
+	// announcement schedule (Tick's): at once, then backing off to
+	// announceEvery.
+	nextAnnounce time.Time
+	backoff      time.Duration
 
 	mu     sync.Mutex
 	ml     *Memberlist
@@ -123,8 +128,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, peers: map[string]*peer{}, dead: map[string]time.Time{}, pinged: map[uint64]pingSent{}}
-	s.opener = &envelope.Opener{Known: s.Known, Rejected: cfg.Rejected, MaxSize: MaxMessage, Now: cfg.Now}
-	s.hello = &envelope.Opener{Known: func(libp2ppeer.ID) bool { return true }, Rejected: cfg.Rejected, Now: cfg.Now}
+	s.swim = &bus.Endpoint{Conn: cfg.Conn, Key: cfg.Key, Now: cfg.Now,
+		Opener: &envelope.Opener{Known: s.Known, Rejected: cfg.Rejected, MaxSize: MaxMessage, Now: cfg.Now}}
+	s.hello = &bus.Endpoint{Conn: cfg.Conn, Key: cfg.Key, Now: cfg.Now,
+		Opener: &envelope.Opener{Known: func(libp2ppeer.ID) bool { return true }, Rejected: cfg.Rejected, Now: cfg.Now}}
+	s.backoff = 250 * time.Millisecond
 	s.ml = New(cfg.Self, cfg.Protocol, transport{s}, uint64(cfg.Now().UnixNano()))
 	return s, nil
 }
@@ -165,86 +173,101 @@ func (t transport) Send(to string, m Message) {
 	if m.Kind == Ping {
 		t.s.pinged[m.Seq] = pingSent{to: to, at: now}
 	}
-	payload, err := json.Marshal(m)
-	if err == nil {
-		var data []byte
-		if data, err = envelope.Seal(t.s.cfg.Key, TypeSWIM, payload, now); err == nil {
-			err = t.s.cfg.Conn.Publish(fmt.Sprintf(subjectSWIMF, to), data)
-		}
-	}
-	if err != nil {
+	if err := t.s.swim.Publish(fmt.Sprintf(subjectSWIMF, to), TypeSWIM, m); err != nil {
 		t.s.log.Debug("swim send", "to", to, "err", err)
 	}
 }
 
-// Run runs the protocol until ctx is done, then announces that this node
-// leaves.
-func (s *Service) Run(ctx context.Context) error {
-	subs := []struct {
-		subject string
-		fn      nats.MsgHandler
-	}{
-		{SubjectAnnounce, s.onAnnounce},
-		{fmt.Sprintf(subjectDirectF, s.cfg.Self), s.onAnnounce},
-		{fmt.Sprintf(subjectSWIMF, s.cfg.Self), s.onSWIM},
-	}
-	for _, sub := range subs {
-		ns, err := s.cfg.Conn.Subscribe(sub.subject, sub.fn)
-		if err != nil {
-			return fmt.Errorf("membership: subscribe %s: %w", sub.subject, err)
+// Serve subscribes to announcements and SWIM messages until stop is
+// called. Run serves and ticks; tests drive Serve and Tick themselves.
+func (s *Service) Serve() (stop func(), err error) {
+	var subs []bus.Subscription
+	unsubscribe := func() {
+		for _, sub := range subs {
+			sub.Unsubscribe()
 		}
-		defer ns.Unsubscribe()
 	}
+	for _, h := range []struct {
+		ep      *bus.Endpoint
+		subject string
+		fn      bus.Handler
+	}{
+		{s.hello, SubjectAnnounce, s.onAnnounce},
+		{s.hello, fmt.Sprintf(subjectDirectF, s.cfg.Self), s.onAnnounce},
+		{s.swim, fmt.Sprintf(subjectSWIMF, s.cfg.Self), s.onSWIM},
+	} {
+		sub, err := h.ep.Handle(h.subject, h.fn)
+		if err != nil {
+			unsubscribe()
+			return nil, fmt.Errorf("membership: subscribe %s: %w", h.subject, err)
+		}
+		subs = append(subs, sub)
+	}
+	return unsubscribe, nil
+}
+
+// Run runs the protocol, a Tick every ServiceConfig.Tick, until ctx is
+// done, then announces that this node leaves.
+func (s *Service) Run(ctx context.Context) error {
+	stop, err := s.Serve()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	tick := time.NewTicker(s.cfg.Tick)
 	defer tick.Stop()
-	// Announce at once, then back off to the steady period: the first
-	// announcements may go out before the bus has its routes.
-	next, backoff := s.cfg.Now(), 250*time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
-			s.mu.Lock()
-			s.ml.Leave()
-			for _, id := range s.ml.live() {
-				s.ml.send(id, Message{Kind: Ack}) // carries the Left gossip
-			}
-			s.mu.Unlock()
+			s.Leave()
 			s.cfg.Conn.Flush()
 			return nil
 		case <-tick.C:
-			now := s.cfg.Now()
-			if !now.Before(next) {
-				s.announce(SubjectAnnounce)
-				next, backoff = now.Add(backoff), min(2*backoff, announceEvery)
-			}
-			s.mu.Lock()
-			s.ml.Tick()
-			for seq, p := range s.pinged {
-				if now.Sub(p.at) > time.Minute {
-					delete(s.pinged, seq) // never acked
-				}
-			}
-			events := s.observe()
-			s.mu.Unlock()
-			s.report(events)
+			s.Tick()
 		}
+	}
+}
+
+// Tick advances the protocol by one tick: it announces this node when due
+// (at once, then backing off to every 10 s: the first announcements may go
+// out before the bus has its routes), probes, and reports what changed.
+func (s *Service) Tick() {
+	now := s.cfg.Now()
+	if !now.Before(s.nextAnnounce) {
+		s.announce(SubjectAnnounce)
+		s.nextAnnounce, s.backoff = now.Add(s.backoff), min(2*s.backoff, announceEvery)
+	}
+	s.mu.Lock()
+	s.ml.Tick()
+	for seq, p := range s.pinged {
+		if now.Sub(p.at) > time.Minute {
+			delete(s.pinged, seq) // never acked
+		}
+	}
+	events := s.observe()
+	s.mu.Unlock()
+	s.report(events)
+}
+
+// Leave tells the live members that this node leaves on purpose.
+func (s *Service) Leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ml.Leave()
+	for _, id := range s.ml.live() {
+		s.ml.send(id, Message{Kind: Ack}) // carries the Left gossip
 	}
 }
 
 func (s *Service) announce(subject string) {
-	data, err := envelope.Seal(s.cfg.Key, TypeAnnounce, s.cfg.Record(), s.cfg.Now())
-	if err == nil {
-		err = s.cfg.Conn.Publish(subject, data)
-	}
-	if err != nil {
+	if err := s.hello.Publish(subject, TypeAnnounce, json.RawMessage(s.cfg.Record())); err != nil {
 		s.log.Debug("announce", "err", err)
 	}
 }
 
-func (s *Service) onAnnounce(m *nats.Msg) {
-	e, err := s.hello.Open(m.Data)
-	if err != nil || e.Type != TypeAnnounce || e.Sender == s.cfg.Self {
-		return
+func (s *Service) onAnnounce(e *envelope.Envelope, refused error) (string, any) {
+	if refused != nil || e.Type != TypeAnnounce || e.Sender == s.cfg.Self {
+		return "", nil
 	}
 	rec, err := s.cfg.Verify(e.Sender, e.Payload)
 	if err != nil {
@@ -252,7 +275,7 @@ func (s *Service) onAnnounce(m *nats.Msg) {
 			s.cfg.Rejected.WithLabelValues("unknown_sender").Inc()
 		}
 		s.log.Warn("rejected an announcement", "peer", e.Sender, "err", err)
-		return
+		return "", nil
 	}
 	s.mu.Lock()
 	p, known := s.peers[e.Sender]
@@ -276,16 +299,13 @@ func (s *Service) onAnnounce(m *nats.Msg) {
 		s.announce(fmt.Sprintf(subjectDirectF, e.Sender))
 	}
 	s.report(events)
+	return "", nil
 }
 
-func (s *Service) onSWIM(m *nats.Msg) {
-	e, err := s.opener.Open(m.Data)
-	if err != nil || e.Type != TypeSWIM {
-		return
-	}
+func (s *Service) onSWIM(e *envelope.Envelope, refused error) (string, any) {
 	var msg Message
-	if err := json.Unmarshal(e.Payload, &msg); err != nil {
-		return
+	if refused != nil || bus.Decode(e, TypeSWIM, &msg) != nil {
+		return "", nil
 	}
 	s.mu.Lock()
 	now := s.cfg.Now()
@@ -308,6 +328,7 @@ func (s *Service) onSWIM(m *nats.Msg) {
 	events := s.observe()
 	s.mu.Unlock()
 	s.report(events)
+	return "", nil
 }
 
 // observe takes the core's events, stamps them and notes deaths. Called

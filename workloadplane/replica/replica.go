@@ -9,18 +9,19 @@
 package replica
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
@@ -34,23 +35,24 @@ const (
 	TypeSyncReply  = "store.sync-reply/v1"
 )
 
-// Limits on one message's records, below the bus's payload limit.
+// Defaults of the limits on one message, below the bus's payload limit.
 const (
-	maxBatchBytes  = 512 << 10
-	maxBatchCount  = 256
-	bucketsPerStep = 32
-	keysPerStep    = 256
-	queueSize      = 10000
+	DefaultBatchBytes     = 512 << 10
+	DefaultBatchCount     = 256
+	DefaultBucketsPerStep = 32
+	DefaultKeysPerStep    = 256
+	queueSize             = 10000
 )
 
 // Config configures a Replicator.
 type Config struct {
 	Store *store.Store
-	Conn  *nats.Conn
+	Conn  bus.Conn
 	// Key signs this node's messages; Self is its peer ID.
 	Key  crypto.PrivKey
 	Self string
-	// Opener checks every received message (signature, sender, skew, replay).
+	// Opener checks every received message (signature, sender, skew,
+	// replay): the replicator's own, with its own replay cache.
 	Opener *envelope.Opener
 	// Peers lists the live peers anti-entropy may pick (not self).
 	Peers func() []string
@@ -60,12 +62,20 @@ type Config struct {
 	Timeout  time.Duration
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// BatchBytes and BatchCount bound the records of one message (a put, a
+	// reply, a push); BucketsPerStep and KeysPerStep bound what one
+	// anti-entropy request asks for. Zero means the defaults above.
+	BatchBytes, BatchCount      int
+	BucketsPerStep, KeysPerStep int
+	// Now stamps messages; nil means time.Now.
+	Now func() time.Time
 }
 
 // Replicator replicates one store.
 type Replicator struct {
 	cfg    Config
 	log    *slog.Logger
+	ep     *bus.Endpoint
 	queue  chan store.Record
 	urgent chan string // peers to sync with now
 
@@ -81,16 +91,17 @@ func New(cfg Config) (*Replicator, error) {
 	if cfg.Store == nil || cfg.Conn == nil || cfg.Key == nil || cfg.Opener == nil || cfg.Peers == nil {
 		return nil, errors.New("replica: Store, Conn, Key, Opener and Peers are required")
 	}
-	if cfg.Interval == 0 {
-		cfg.Interval = 5 * time.Second
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
+	cfg.Interval = cmp.Or(cfg.Interval, 5*time.Second)
+	cfg.Timeout = cmp.Or(cfg.Timeout, 5*time.Second)
+	cfg.BatchBytes = cmp.Or(cfg.BatchBytes, DefaultBatchBytes)
+	cfg.BatchCount = cmp.Or(cfg.BatchCount, DefaultBatchCount)
+	cfg.BucketsPerStep = cmp.Or(cfg.BucketsPerStep, DefaultBucketsPerStep)
+	cfg.KeysPerStep = cmp.Or(cfg.KeysPerStep, DefaultKeysPerStep)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Replicator{cfg: cfg, log: cfg.Logger, queue: make(chan store.Record, queueSize), urgent: make(chan string, 64)}
+	r := &Replicator{cfg: cfg, log: cfg.Logger, queue: make(chan store.Record, queueSize), urgent: make(chan string, 64),
+		ep: &bus.Endpoint{Conn: cfg.Conn, Key: cfg.Key, Opener: cfg.Opener, Now: cfg.Now}}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 		if cfg.Registry != nil {
@@ -125,22 +136,45 @@ func (r *Replicator) SyncSoon(peer string) {
 	}
 }
 
+// Serve subscribes to other replicas' writes and sync requests until stop
+// is called. Run serves; tests that drive a Replicator step by step serve
+// without running it.
+func (r *Replicator) Serve() (stop func(), err error) {
+	put, err := r.ep.Handle(SubjectPut, r.onPut)
+	if err != nil {
+		return nil, fmt.Errorf("replica: subscribe: %w", err)
+	}
+	syncs, err := r.ep.Handle(fmt.Sprintf(SubjectSyncFmt, r.cfg.Self), r.onSync)
+	if err != nil {
+		put.Unsubscribe()
+		return nil, fmt.Errorf("replica: subscribe: %w", err)
+	}
+	return func() { put.Unsubscribe(); syncs.Unsubscribe() }, nil
+}
+
 // Run fans out writes, answers peers and runs anti-entropy until ctx is done.
 func (r *Replicator) Run(ctx context.Context) error {
-	put, err := r.cfg.Conn.Subscribe(SubjectPut, r.onPut)
+	stop, err := r.Serve()
 	if err != nil {
-		return fmt.Errorf("replica: subscribe: %w", err)
+		return err
 	}
-	defer put.Unsubscribe()
-	syncSub, err := r.cfg.Conn.Subscribe(fmt.Sprintf(SubjectSyncFmt, r.cfg.Self), r.onSync)
-	if err != nil {
-		return fmt.Errorf("replica: subscribe: %w", err)
-	}
-	defer syncSub.Unsubscribe()
+	defer stop()
 	if err := r.cfg.Conn.Flush(); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
-	go r.fanOut(ctx)
+	fanned := make(chan struct{})
+	go func() {
+		defer close(fanned)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case rec := <-r.queue:
+				r.publishBatch(rec)
+			}
+		}
+	}()
+	defer func() { <-fanned }()
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -177,76 +211,56 @@ type batch struct {
 	Records []store.Record `json:"records"`
 }
 
-// fanOut publishes queued writes in batches.
-func (r *Replicator) fanOut(ctx context.Context) {
+// FanOut publishes every write queued now, in batches, and returns how
+// many it published; Run does so as writes come.
+func (r *Replicator) FanOut() int {
+	n := 0
 	for {
-		var b batch
-		size := 0
 		select {
-		case <-ctx.Done():
-			return
 		case rec := <-r.queue:
-			b.Records, size = append(b.Records, rec), len(rec.Value)
+			n += r.publishBatch(rec)
+		default:
+			return n
 		}
-	more:
-		for len(b.Records) < maxBatchCount && size < maxBatchBytes {
-			select {
-			case rec := <-r.queue:
-				b.Records, size = append(b.Records, rec), size+len(rec.Value)
-			default:
-				break more
-			}
+	}
+}
+
+// publishBatch publishes first and what else is queued, up to the batch
+// limits, and returns how many records it published.
+func (r *Replicator) publishBatch(first store.Record) int {
+	b := batch{Records: []store.Record{first}}
+	size := len(first.Value)
+more:
+	for len(b.Records) < r.cfg.BatchCount && size < r.cfg.BatchBytes {
+		select {
+		case rec := <-r.queue:
+			b.Records, size = append(b.Records, rec), size+len(rec.Value)
+		default:
+			break more
 		}
-		if err := r.publish(SubjectPut, TypePut, b); err != nil {
-			r.log.Warn("fan out writes; anti-entropy will repair", "records", len(b.Records), "err", err)
-			continue
-		}
-		r.sent.Add(float64(len(b.Records)))
 	}
+	if err := r.ep.Publish(SubjectPut, TypePut, b); err != nil {
+		r.log.Warn("fan out writes; anti-entropy will repair", "records", len(b.Records), "err", err)
+		return 0
+	}
+	r.sent.Add(float64(len(b.Records)))
+	return len(b.Records)
 }
 
-func (r *Replicator) seal(typ string, v any) ([]byte, error) {
-	payload, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return envelope.Seal(r.cfg.Key, typ, payload, time.Now())
-}
-
-func (r *Replicator) publish(subject, typ string, v any) error {
-	data, err := r.seal(typ, v)
-	if err != nil {
-		return err
-	}
-	return r.cfg.Conn.Publish(subject, data)
-}
-
-// open checks a message and decodes its payload.
-func (r *Replicator) open(data []byte, typ string, v any) (*envelope.Envelope, error) {
-	e, err := r.cfg.Opener.Open(data)
-	if err != nil {
-		return nil, err
-	}
-	if e.Type != typ {
-		return nil, fmt.Errorf("replica: got a %q message, want %q", e.Type, typ)
-	}
-	if err := json.Unmarshal(e.Payload, v); err != nil {
-		return nil, fmt.Errorf("replica: malformed %s payload: %w", typ, err)
-	}
-	return e, nil
-}
-
-func (r *Replicator) onPut(m *nats.Msg) {
+func (r *Replicator) onPut(in *envelope.Envelope, refused error) (string, any) {
 	var b batch
-	e, err := r.open(m.Data, TypePut, &b)
+	err := refused
+	if err == nil {
+		err = bus.Decode(in, TypePut, &b)
+	}
 	if err != nil {
 		r.log.Debug("drop put", "err", err)
-		return
+		return "", nil
 	}
-	if e.Sender == r.cfg.Self {
-		return
+	if in.Sender != r.cfg.Self {
+		r.merge(b.Records, r.received)
 	}
-	r.merge(b.Records, r.received)
+	return "", nil
 }
 
 func (r *Replicator) merge(recs []store.Record, count prometheus.Counter) {
@@ -281,20 +295,24 @@ type syncReply struct {
 }
 
 // fit is how many of recs (at least one) fit in one message.
-func fit(recs []store.Record) int {
+func (r *Replicator) fit(recs []store.Record) int {
 	size := 0
 	for i, rec := range recs {
-		if size += len(rec.Value); i > 0 && size > maxBatchBytes {
+		if size += len(rec.Value); i > 0 && (size > r.cfg.BatchBytes || i >= r.cfg.BatchCount) {
 			return i
 		}
 	}
 	return len(recs)
 }
 
-func (r *Replicator) onSync(m *nats.Msg) {
+func (r *Replicator) onSync(in *envelope.Envelope, refused error) (string, any) {
 	var req syncRequest
 	var rep syncReply
-	if _, err := r.open(m.Data, TypeSync, &req); err != nil {
+	err := refused
+	if err == nil {
+		err = bus.Decode(in, TypeSync, &req)
+	}
+	if err != nil {
 		// Say why, so a peer this node has not met yet retries soon
 		// rather than waiting out its timeout.
 		r.log.Debug("refuse sync request", "err", err)
@@ -315,7 +333,7 @@ func (r *Replicator) onSync(m *nats.Msg) {
 			rep.Error = err.Error()
 		}
 		// Stay under the payload limit; the asker asks again for the rest.
-		n := fit(recs)
+		n := r.fit(recs)
 		rep.Records = recs[:n]
 		for _, rec := range recs[n:] {
 			rep.More = append(rep.More, rec.Key)
@@ -325,33 +343,19 @@ func (r *Replicator) onSync(m *nats.Msg) {
 	default:
 		rep.Error = fmt.Sprintf("unknown op %q", req.Op)
 	}
-	data, err := r.seal(TypeSyncReply, rep)
-	if err == nil {
-		err = m.Respond(data)
-	}
-	if err != nil {
-		r.log.Debug("answer sync request", "err", err)
-	}
+	return TypeSyncReply, rep
 }
 
 func (r *Replicator) ask(ctx context.Context, peer string, req syncRequest) (syncReply, error) {
-	data, err := r.seal(TypeSync, req)
-	if err != nil {
-		return syncReply{}, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	m, err := r.cfg.Conn.RequestWithContext(ctx, fmt.Sprintf(SubjectSyncFmt, peer), data)
-	if err != nil {
-		return syncReply{}, fmt.Errorf("%s to %s: %w", req.Op, peer, err)
-	}
 	var rep syncReply
-	e, err := r.open(m.Data, TypeSyncReply, &rep)
+	typ, err := r.ep.Request(ctx, fmt.Sprintf(SubjectSyncFmt, peer), peer, TypeSync, req, &rep)
 	if err != nil {
-		return syncReply{}, err
+		return syncReply{}, fmt.Errorf("replica: %s: %w", req.Op, err)
 	}
-	if e.Sender != peer {
-		return syncReply{}, fmt.Errorf("replica: %s answered for %s", e.Sender, peer)
+	if typ != TypeSyncReply {
+		return syncReply{}, fmt.Errorf("replica: %s answered a %s with a %q", peer, req.Op, typ)
 	}
 	if rep.Error != "" {
 		return syncReply{}, fmt.Errorf("%s at %s: %s", req.Op, peer, rep.Error)
@@ -377,7 +381,7 @@ func (r *Replicator) SyncWith(ctx context.Context, peer string) error {
 		}
 	}
 	for len(diff) > 0 {
-		step := diff[:min(len(diff), bucketsPerStep)]
+		step := diff[:min(len(diff), r.cfg.BucketsPerStep)]
 		diff = diff[len(step):]
 		if err := r.syncBuckets(ctx, peer, step); err != nil {
 			return err
@@ -409,8 +413,9 @@ func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int
 	for k := range theirs {
 		pull = append(pull, k)
 	}
+	sort.Strings(pull)
 	for len(pull) > 0 {
-		step := pull[:min(len(pull), keysPerStep)]
+		step := pull[:min(len(pull), r.cfg.KeysPerStep)]
 		rep, err := r.ask(ctx, peer, syncRequest{Op: "get", Keys: step})
 		if err != nil {
 			return err
@@ -419,14 +424,14 @@ func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int
 		pull = append(rep.More, pull[len(step):]...)
 	}
 	for len(push) > 0 {
-		step := push[:min(len(push), keysPerStep)]
+		step := push[:min(len(push), r.cfg.KeysPerStep)]
 		push = push[len(step):]
 		recs, err := r.cfg.Store.Records(step)
 		if err != nil {
 			return err
 		}
 		for len(recs) > 0 {
-			n := fit(recs)
+			n := r.fit(recs)
 			if _, err := r.ask(ctx, peer, syncRequest{Op: "push", Records: recs[:n]}); err != nil {
 				return err
 			}

@@ -1,13 +1,9 @@
 package sched
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,17 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/datadriven"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.txt with the output the code gives")
-
 // The protocol scripts in testdata/ drive owners and bidders over an
-// in-memory network with a fake clock. Each case is commands, a "----" line
-// and the expected output; cases are separated by blank lines.
+// in-memory network with a fake clock. Each "run" directive's input is a
+// list of commands; its output is what they print. Rewrite them with
+// `go test -run TestScripts -rewrite`.
 //
 //	node NAME cpu=MILLI mem=QUANTITY [pods=N] [zone=Z] [deny=MSG]
 //	pod NAME [cpu=MILLI] [mem=QUANTITY]
@@ -35,79 +31,19 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the output 
 //	award FROM TO TENDER POD                 (a hand-made award)
 //	crash NODE | restart NODE                (the node stops answering)
 func TestScripts(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txt")
-	if len(files) == 0 {
-		t.Fatal("no scripts in testdata/")
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) { runScript(t, file) })
-	}
-}
-
-type scriptCase struct {
-	cmds, want []string
-}
-
-func readScript(t *testing.T, file string) []scriptCase {
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var cases []scriptCase
-	var cur *scriptCase
-	inWant := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.TrimSpace(line) == "":
-			cur, inWant = nil, false
-		case cur == nil && strings.HasPrefix(line, "#"):
-		case line == "----":
-			inWant = true
-		default:
-			if cur == nil {
-				cases = append(cases, scriptCase{})
-				cur = &cases[len(cases)-1]
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		w := newWorld()
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			if d.Cmd != "run" {
+				d.Fatalf(t, "unknown directive %q (want run)", d.Cmd)
 			}
-			if inWant {
-				cur.want = append(cur.want, line)
-			} else {
-				cur.cmds = append(cur.cmds, line)
+			var got []string
+			for _, cmd := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+				got = append(got, w.run(t, cmd)...)
 			}
-		}
-	}
-	return cases
-}
-
-func runScript(t *testing.T, file string) {
-	w := newWorld()
-	cases := readScript(t, file)
-	var rewritten strings.Builder
-	for _, c := range cases {
-		var got []string
-		for _, cmd := range c.cmds {
-			got = append(got, w.run(t, cmd)...)
-		}
-		if !*update && strings.Join(got, "\n") != strings.Join(c.want, "\n") {
-			t.Errorf("%s\n%s\n----\ngot:\n%s\nwant:\n%s", file, strings.Join(c.cmds, "\n"), strings.Join(got, "\n"), strings.Join(c.want, "\n"))
-		}
-		fmt.Fprintf(&rewritten, "%s\n----\n%s\n\n", strings.Join(c.cmds, "\n"), strings.Join(got, "\n"))
-	}
-	if *update {
-		head := ""
-		data, _ := os.ReadFile(file)
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if !strings.HasPrefix(line, "#") {
-				break
-			}
-			head += line + "\n"
-		}
-		if err := os.WriteFile(file, []byte(head+"\n"+strings.TrimRight(rewritten.String(), "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+			return strings.Join(got, "\n")
+		})
+	})
 }
 
 // world is an in-memory fabric: nodes with bidders, a clock, a network.

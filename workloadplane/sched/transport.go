@@ -2,16 +2,14 @@ package sched
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
 )
 
@@ -25,11 +23,11 @@ const SubjectFmt = "mycel.v1.sched.%s"
 type BusTransport struct {
 	// Conn is the node's bus connection; Key signs and Self is the node's
 	// peer ID; all required.
-	Conn *nats.Conn
+	Conn bus.Conn
 	Key  crypto.PrivKey
 	Self string
 	// Opener checks every received envelope (signature, membership, skew,
-	// replay); required.
+	// replay); required, and the placement protocol's own.
 	Opener *envelope.Opener
 	// Bidder answers tenders and awards addressed to this node; required
 	// for Serve.
@@ -59,12 +57,18 @@ func (b *BusTransport) log() *slog.Logger {
 	return b.Logger
 }
 
+func (b *BusTransport) endpoint() *bus.Endpoint {
+	return &bus.Endpoint{Conn: b.Conn, Key: b.Key, Opener: b.Opener}
+}
+
 // Serve answers this node's subject until ctx is done.
 func (b *BusTransport) Serve(ctx context.Context) error {
 	if b.Bidder == nil {
 		return errors.New("sched: BusTransport.Bidder is required to serve")
 	}
-	sub, err := b.Conn.Subscribe(fmt.Sprintf(SubjectFmt, b.Self), func(m *nats.Msg) { b.answer(ctx, m) })
+	sub, err := b.endpoint().Handle(fmt.Sprintf(SubjectFmt, b.Self), func(in *envelope.Envelope, refused error) (string, any) {
+		return b.answer(ctx, in, refused)
+	})
 	if err != nil {
 		return fmt.Errorf("sched: subscribe: %w", err)
 	}
@@ -72,29 +76,29 @@ func (b *BusTransport) Serve(ctx context.Context) error {
 	return sub.Unsubscribe()
 }
 
-func (b *BusTransport) answer(ctx context.Context, m *nats.Msg) {
-	e, err := b.Opener.Open(m.Data)
+func (b *BusTransport) answer(ctx context.Context, e *envelope.Envelope, refused error) (string, any) {
 	var reply Reply
 	switch {
-	case err != nil:
+	case refused != nil:
 		if b.Rejected != nil {
 			b.Rejected.WithLabelValues("envelope").Inc()
 		}
-		b.log().Debug("drop negotiation message", "err", err)
-		return // no answer: the sender is not one we talk to
+		b.log().Debug("drop negotiation message", "err", refused)
+		return "", nil // no answer: the sender is not one we talk to
 	case e.Type == TypeTender:
 		var t Tender
-		if err := json.Unmarshal(e.Payload, &t); err != nil {
+		if err := bus.Decode(e, TypeTender, &t); err != nil {
 			reply = Reply{Type: TypeDecline, Reasons: []string{"malformed tender"}}
 			break
 		}
 		reply = b.Bidder.OnTender(ctx, e.Sender, t)
 	case e.Type == TypeAward:
 		var a Award
-		if err := json.Unmarshal(e.Payload, &a); err != nil {
+		if err := bus.Decode(e, TypeAward, &a); err != nil {
 			reply = Reply{Type: TypeDecline, Reasons: []string{"malformed award"}}
 			break
 		}
+		var err error
 		if reply, err = b.Bidder.OnAward(e.Sender, a); err != nil {
 			if b.Rejected != nil && errors.Is(err, ErrUnknownTender) {
 				b.Rejected.WithLabelValues("unknown_tender").Inc()
@@ -105,21 +109,7 @@ func (b *BusTransport) answer(ctx context.Context, m *nats.Msg) {
 	default:
 		reply = Reply{Type: TypeDecline, Reasons: []string{fmt.Sprintf("unknown message type %q", e.Type)}}
 	}
-	data, err := b.seal(reply.Type, reply)
-	if err == nil {
-		err = m.Respond(data)
-	}
-	if err != nil {
-		b.log().Debug("answer negotiation message", "err", err)
-	}
-}
-
-func (b *BusTransport) seal(typ string, v any) ([]byte, error) {
-	payload, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return envelope.Seal(b.Key, typ, payload, time.Now())
+	return reply.Type, reply
 }
 
 // Tender sends t to peer and returns its Bid or Decline.
@@ -133,27 +123,13 @@ func (b *BusTransport) Award(ctx context.Context, peer string, a Award) (Reply, 
 }
 
 func (b *BusTransport) ask(ctx context.Context, peer, typ string, v any) (Reply, error) {
-	data, err := b.seal(typ, v)
-	if err != nil {
-		return Reply{}, err
-	}
-	m, err := b.Conn.RequestWithContext(ctx, fmt.Sprintf(SubjectFmt, peer), data)
-	if err != nil {
-		return Reply{}, fmt.Errorf("%s to %s: %w", typ, peer, err)
-	}
-	e, err := b.Opener.Open(m.Data)
-	if err != nil {
-		return Reply{}, fmt.Errorf("reply from %s: %w", peer, err)
-	}
-	if e.Sender != peer {
-		return Reply{}, fmt.Errorf("sched: %s answered for %s", e.Sender, peer)
-	}
 	var r Reply
-	if err := json.Unmarshal(e.Payload, &r); err != nil {
-		return Reply{}, fmt.Errorf("sched: malformed reply from %s: %w", peer, err)
+	got, err := b.endpoint().Request(ctx, fmt.Sprintf(SubjectFmt, peer), peer, typ, v, &r)
+	if err != nil {
+		return Reply{}, fmt.Errorf("sched: %w", err)
 	}
-	if r.Type != e.Type {
-		return Reply{}, fmt.Errorf("sched: reply from %s says %q in a %q envelope", peer, r.Type, e.Type)
+	if r.Type != got {
+		return Reply{}, fmt.Errorf("sched: reply from %s says %q in a %q envelope", peer, r.Type, got)
 	}
 	return r, nil
 }

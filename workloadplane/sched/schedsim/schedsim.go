@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/policies"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
 	"github.com/mycelfabric/mycel/securityplane/policy"
@@ -168,7 +169,7 @@ func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (
 		if err != nil {
 			return Result{}, err
 		}
-		tr := &sched.BusTransport{Conn: conns[i%len(conns)], Key: key, Self: s.peer, Opener: opener, Bidder: bidder}
+		tr := &sched.BusTransport{Conn: bus.NATS(conns[i%len(conns)]), Key: key, Self: s.peer, Opener: opener, Bidder: bidder}
 		if s.placer, err = sched.NewPlacer(sched.PlacerConfig{Self: s.peer, Requester: "spiffe://schedsim/node/" + s.peer, Transport: tr, Sample: cfg.Sample}); err != nil {
 			return Result{}, err
 		}
