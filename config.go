@@ -76,6 +76,9 @@ type Config struct {
 	// SVIDTTL is the lifetime of the node's certificates; they are renewed
 	// at two thirds of it. Default 24h.
 	SVIDTTL time.Duration
+	// Now is the clock every component reads; nil means time.Now (tests
+	// inject another).
+	Now func() time.Time
 }
 
 // Validate fills defaults and rejects contradictions.
@@ -140,6 +143,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SVIDTTL == 0 {
 		c.SVIDTTL = 24 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {

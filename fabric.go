@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
 	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
@@ -22,79 +21,93 @@ import (
 // StatusPath serves ClusterStatus to authenticated clients.
 const StatusPath = "/api/cluster/status"
 
-// startFabric starts membership, store replication over the bus and the
-// ownership table.
-func (n *Node) startFabric(reg prometheus.Registerer) error {
+// startMembership sets up the failure detector over the bus; members are
+// learned from announcements of verified node records.
+func (n *Node) startMembership(context.Context) error {
 	var err error
-	if n.rejected, err = envelope.NewRejectedCounter(reg); err != nil {
+	if n.rejected, err = envelope.NewRejectedCounter(n.reg); err != nil {
 		return err
 	}
-	events, err := membership.NewEventCounter(reg)
+	events, err := membership.NewEventCounter(n.reg)
 	if err != nil {
 		return err
 	}
 	verifier := &noderecord.Verifier{Bundle: n.creds.Bundle()}
 	n.members, err = membership.NewService(membership.ServiceConfig{
-		Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.id.ID.String(),
+		Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.PeerID(),
 		Record: n.records.Signed,
 		Verify: func(id string, signed []byte) (*noderecord.Record, error) {
 			return verifier.Verify("/"+noderecord.Namespace+"/"+id, signed)
 		},
-		Tick:     n.cfg.MembershipTick,
-		Rejected: n.rejected,
-		Events:   events,
-		Logger:   n.log.With("component", "membership"),
+		Tick: n.cfg.MembershipTick, Rejected: n.rejected, Events: events, Now: n.cfg.Now,
+		Logger: n.log.With("component", "membership"),
 	})
 	if err != nil {
 		return err
 	}
-	n.owners = owner.NewTable(n.id.ID.String(), n.members)
-	n.repl, err = replica.New(replica.Config{
-		Store: n.store, Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.id.ID.String(),
-		Opener: n.opener(), Peers: n.owners.Peers,
-		Interval: n.cfg.AntiEntropyInterval, Logger: n.log.With("component", "replica"), Registry: reg,
-	})
-	if err != nil {
-		return err
-	}
-	// What they wrote before this node knew them was refused: catch up with
-	// members just met.
-	n.members.Subscribe(func(e membership.Event) {
-		if e.Kind == membership.NodeJoined {
-			n.repl.SyncSoon(e.Member)
-		}
-	})
+	n.members.Subscribe(n.onMembership)
 	return nil
+}
+
+// onMembership catches up with members just met (what they wrote before
+// this node knew them was refused) and kicks whatever depends on who is
+// alive.
+func (n *Node) onMembership(e membership.Event) {
+	if e.Kind == membership.NodeJoined {
+		n.repl.SyncSoon(e.Member)
+	}
+	n.kick()
+}
+
+// kick makes the owner-based components look again now.
+func (n *Node) kick() {
+	n.ctrl.Kick()
+	n.scheduler.Kick()
+	n.nodes.Kick()
+}
+
+func (n *Node) runMembership(ctx context.Context) {
+	if err := n.members.Run(ctx); err != nil {
+		n.log.Error("membership stopped", "err", err)
+	}
 }
 
 // opener checks the messages of one protocol (each keeps its own replay
 // cache): from verified members, counted by reason when rejected.
 func (n *Node) opener() *envelope.Opener {
-	return &envelope.Opener{Known: n.members.Known, Rejected: n.rejected}
+	return &envelope.Opener{Known: n.members.Known, Rejected: n.rejected, Now: n.cfg.Now}
 }
 
-// runFabric runs membership and replication, and settles the ownership
-// table, then kicks whatever depends on ownership.
-func (n *Node) runFabric(ctx context.Context, kick func()) {
-	n.goRun(func() {
-		if err := n.members.Run(ctx); err != nil {
-			n.log.Error("membership stopped", "err", err)
-		}
+func (n *Node) startReplication(context.Context) (err error) {
+	n.repl, err = replica.New(replica.Config{
+		Store: n.store, Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.PeerID(), Opener: n.opener(),
+		Peers: n.owners.Peers, Interval: n.cfg.AntiEntropyInterval, Now: n.cfg.Now,
+		Logger: n.log.With("component", "replica"), Registry: n.reg,
 	})
-	n.goRun(func() {
-		if err := n.repl.Run(ctx); err != nil {
-			n.log.Error("replication stopped", "err", err)
-		}
+	return err
+}
+
+func (n *Node) runReplication(ctx context.Context) {
+	if err := n.repl.Run(ctx); err != nil {
+		n.log.Error("replication stopped", "err", err)
+	}
+}
+
+func (n *Node) startOwnership(context.Context) error {
+	n.owners = owner.NewTable(n.PeerID(), n.members)
+	return nil
+}
+
+// settle settles the ownership table, then kicks whatever depends on
+// ownership.
+func (n *Node) settle(ctx context.Context) {
+	n.owners.Settle(ctx, owner.SettleConfig{
+		Joining: len(n.peersToJoin()) > 0 || n.knewOthers(),
+		CatchUp: n.repl.SyncWith, Logger: n.log.With("component", "owner"),
 	})
-	n.goRun(func() {
-		n.owners.Settle(ctx, owner.SettleConfig{
-			Joining: len(n.peersToJoin()) > 0 || n.knewOthers(),
-			CatchUp: n.repl.SyncWith, Logger: n.log.With("component", "owner"),
-		})
-		if n.owners.Settled() {
-			kick()
-		}
-	})
+	if n.owners.Settled() {
+		n.kick()
+	}
 }
 
 // knewOthers reports whether the store holds other nodes' Node objects:
@@ -151,9 +164,9 @@ type ClusterStatus struct {
 // Status reports the fabric as this node sees it.
 func (n *Node) Status() ClusterStatus {
 	st := ClusterStatus{
-		Node: n.cfg.Name, PeerID: n.id.ID.String(), State: "Alive", Settled: n.owners.Settled(),
+		Node: n.cfg.Name, PeerID: n.PeerID(), State: "Alive", Settled: n.owners.Settled(),
 		Clock: n.store.Clock().Last().String(), Objects: n.store.Len(), Members: len(n.members.Live()),
-		Peers: n.members.Peers(), BusRoutes: n.bus.Routes(), GeneratedAt: time.Now().UTC(),
+		Peers: n.members.Peers(), BusRoutes: n.bus.Routes(), GeneratedAt: n.cfg.Now().UTC(),
 	}
 	if st.Peers == nil {
 		st.Peers = []membership.Peer{}

@@ -2,33 +2,25 @@ package mycel
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
+	libp2phost "github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/version"
 
-	libp2phost "github.com/libp2p/go-libp2p/core/host"
-
-	"github.com/mycelfabric/mycel/kubeapi"
 	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/dht"
 	"github.com/mycelfabric/mycel/machineplane/discovery"
@@ -45,252 +37,110 @@ import (
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/podman"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/sim"
+	"github.com/mycelfabric/mycel/workloadplane/sched"
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
 
 // Files a node keeps in its data dir for scripts and operators.
 const (
-	PIDFile    = "mycel.pid"
-	P2PFile    = "p2p.addrs"
-	URLFile    = "api.url"
-	StoreFile  = "state.db"
-	kubeMinor  = "32"
-	kubeGitVer = "v1.32.0"
+	PIDFile   = "mycel.pid"
+	P2PFile   = "p2p.addrs"
+	URLFile   = "api.url"
+	StoreFile = "state.db"
 )
 
-// Node is a running Mycel node.
+// Node is a running Mycel node: an ordered list of components (see
+// components), each set up by its start and run by its run.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	id      *host.Identity
-	creds   *identity.Source
-	store   *store.Store
-	objs    *objects.Objects
-	runtime rt.Runtime
-	agent   *agent.Agent
-	p2p     libp2phost.Host
-	dht     *dht.DHT
-	bus     *bus.Bus
-	members *membership.Service
-	owners  *owner.Table
-	// rejected counts the control messages every protocol drops.
-	rejected *prometheus.CounterVec
-	repl     *replica.Replicator
+	cfg       Config
+	log       *slog.Logger
+	lifecycle lifecycle
+	reg       *prometheus.Registry
+	machine   host.Machine
+	capacity  corev1.ResourceList // what the node offers (see measureCapacity)
+	apiHost   string              // the host of Config.APIAddr
 
-	machine  host.Machine
-	capacity corev1.ResourceList // what the node offers (see measureCapacity)
-
-	records *discovery.Publisher
-	api     *http.Server
-	url     string
-
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	// The parts, in the order their components start.
+	id        *host.Identity
+	policy    *policy.Engine
+	p2p       libp2phost.Host
+	creds     *identity.Source
+	store     *store.Store
+	dht       *dht.DHT
+	records   *discovery.Publisher
+	bus       *bus.Bus
+	rejected  *prometheus.CounterVec // control messages every protocol drops
+	members   *membership.Service
+	owners    *owner.Table
+	repl      *replica.Replicator
+	objs      *objects.Objects
+	runtime   rt.Runtime
+	agent     *agent.Agent
+	ctrl      *controller.Manager
+	nodes     *controller.NodeLifecycle
+	transport *sched.BusTransport
+	scheduler *sched.Scheduler
+	api       *api
 }
 
+// components are the node's parts in the order they start (and, reversed,
+// close). Each run starts once all have started.
+func (n *Node) components() []component {
+	return []component{
+		{name: "node key", start: n.loadKey},
+		{name: "policies", start: n.loadPolicies},
+		{name: "libp2p host", start: n.startHost, close: func() error { return n.p2p.Close() }},
+		{name: "SVID", start: n.openIdentity, run: func(ctx context.Context) { n.creds.Rotate(ctx) }, close: func() error { n.creds.Close(); return nil }},
+		{name: "store", start: n.openStore, close: func() error { return n.store.Close() }},
+		{name: "DHT", start: n.startDHT, close: func() error { return n.dht.Close() }},
+		{name: "bus", start: n.startBus, close: func() error { n.bus.Close(); return nil }},
+		{name: "membership", start: n.startMembership, run: n.runMembership},
+		{name: "ownership", start: n.startOwnership, run: n.settle},
+		{name: "replication", start: n.startReplication, run: n.runReplication},
+		{name: "objects", start: n.startObjects},
+		{name: "container runtime", start: n.startRuntime},
+		{name: "agent", start: n.startAgent, run: n.runAgent},
+		{name: "node status", start: noStart, run: func(ctx context.Context) { n.agent.RunHeartbeat(ctx) }},
+		{name: "controllers", start: n.startControllers, run: func(ctx context.Context) { n.ctrl.Run(ctx) }},
+		{name: "node lifecycle", start: n.startNodeLifecycle, run: func(ctx context.Context) { n.nodes.Run(ctx) }},
+		{name: "bidder", start: n.startBidder, run: n.serveBids},
+		{name: "scheduler", start: n.startScheduler, run: func(ctx context.Context) { n.scheduler.Run(ctx) }},
+		{name: "API", start: n.startAPI, run: n.serveAPI, close: n.closeAPI},
+		{name: "node record", start: n.signRecord, run: func(ctx context.Context) { n.records.Run(ctx, discovery.RecordRefresh, n.log) }},
+		{name: "files", start: n.writeFiles, close: n.removeFiles},
+	}
+}
+
+func noStart(context.Context) error { return nil }
+
 // Start starts a node and returns once its API is listening. On error,
-// everything it had started is stopped again.
-func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
+// everything it had started is closed again.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name)}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), reg: prometheus.NewRegistry()}
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.machine = host.Measure()
 	n.capacity = measureCapacity(n.machine, cfg.Capacity)
-	runCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
-
-	if n.id, err = host.LoadOrCreateIdentity(cfg.DataDir); err != nil {
+	n.apiHost, _, _ = net.SplitHostPort(cfg.APIAddr)
+	n.lifecycle.components = n.components()
+	if err := n.lifecycle.start(ctx); err != nil {
 		return nil, err
 	}
-	engine, err := n.loadPolicies(ctx)
-	if err != nil {
-		return nil, err
-	}
-	apiHost, apiPort, _ := net.SplitHostPort(cfg.APIAddr)
-	kept := host.LoadPorts(cfg.DataDir)
-	if n.p2p, err = host.New(n.id, kept.Listen(cfg.P2PListen), host.DefaultLimits()); err != nil && kept.P2PTCP+kept.P2PQUIC > 0 {
-		n.log.Warn("cannot listen on the libp2p ports of the last start; picking others (peers find this node again through the DHT and the bus)", "err", err)
-		n.p2p, err = host.New(n.id, cfg.P2PListen, host.DefaultLimits())
-	}
-	if err != nil {
-		return nil, err
-	}
-	if n.creds, err = identity.Open(ctx, identity.Config{DataDir: cfg.DataDir, CADir: cfg.CADir, Join: cfg.Join,
-		PeerID: n.id.ID.String(), Name: cfg.Name, APIHost: apiHost, Host: n.p2p, Addrs: n.P2PAddrs(), TTL: cfg.SVIDTTL,
-		Logger: n.log.With("component", "identity")}); err != nil {
-		return nil, err
-	}
-	if n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{Node: n.id.ID.String(),
-		// n.repl is set before anything writes to the store.
-		OnLocalWrite: func(r store.Record) { n.repl.Enqueue(r) }}); err != nil {
-		return nil, err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := n.startDHT(ctx, reg); err != nil {
-		return nil, err
-	}
-	n.records = discovery.NewPublisher(discovery.PublisherConfig{DHT: n.dht, Key: n.id.Key, Facts: n.recordFacts})
-	busHost := apiHost
-	if ip := net.ParseIP(apiHost); ip == nil || ip.IsUnspecified() {
-		// With a wildcard API address the bus stays on loopback: a fabric
-		// across machines needs nodes started with a specific --api-addr.
-		busHost = "127.0.0.1"
-	}
-	if err := n.startBus(ctx, busHost, kept); err != nil {
-		return nil, err
-	}
-	if err := n.keepPorts(); err != nil {
-		return nil, err
-	}
-	if err := n.startFabric(reg); err != nil {
-		return nil, err
-	}
-	n.objs = objects.New(n.store, nil)
-	if err := n.ensureNamespace(ctx, metav1.NamespaceDefault); err != nil {
-		return nil, err
-	}
-	if err := objects.RegisterPodMetrics(reg, n.objs); err != nil {
-		return nil, err
-	}
-	if n.runtime, err = n.startRuntime(ctx); err != nil {
-		return nil, err
-	}
-	if n.runtime, err = rt.Metered(n.runtime, reg); err != nil {
-		return nil, err
-	}
-	nodeIP := apiHost
-	if ip := net.ParseIP(apiHost); ip == nil || ip.IsUnspecified() {
-		nodeIP = "127.0.0.1"
-	}
-	if n.agent, err = agent.New(agent.Config{NodeName: cfg.Name, NodeIP: nodeIP, Client: n.objs, Runtime: n.runtime,
-		Record: n.records.Sign, Machine: n.machine, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log.With("component", "agent")}); err != nil {
-		return nil, err
-	}
-	ctrl, err := controller.New(controller.Config{Client: n.objs, Owns: n.owners.Owns, Logger: n.log.With("component", "controller")})
-	if err != nil {
-		return nil, err
-	}
-	place, err := n.startPlacement(reg, engine)
-	if err != nil {
-		return nil, err
-	}
-	lifecycle, err := controller.NewNodeLifecycle(controller.NodeLifecycleConfig{Client: n.objs, Liveness: liveness{n.id.ID.String(), n.members},
-		Owns: n.owners.Owns, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log.With("component", "node-lifecycle")})
-	if err != nil {
-		return nil, err
-	}
-	kick := func() {
-		ctrl.Kick()
-		place.scheduler.Kick()
-		lifecycle.Kick()
-	}
-	n.members.Subscribe(func(membership.Event) { kick() })
-
-	srv, err := kubeapi.NewServer(kubeapi.Config{
-		Objects:  n.objs,
-		Bundle:   n.creds.Bundle(),
-		Admitter: admitter{engine},
-		Logs:     n.agent,
-		Version: version.Info{Major: "1", Minor: kubeMinor, GitVersion: kubeGitVer + "+mycel-" + Version, Platform: "linux/amd64",
-			GoVersion: goVersion()},
-		Logger:   n.log.With("component", "api"),
-		Registry: reg,
-		Extra:    map[string]http.Handler{StatusPath: http.HandlerFunc(n.serveStatus)},
-	})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.APIAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (is another node using this address? pick one with --api-addr)", cfg.APIAddr, err)
-	}
-	urlHost := apiHost
-	if ip := net.ParseIP(apiHost); ip != nil && ip.IsUnspecified() {
-		urlHost = "127.0.0.1"
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	if apiPort != "0" {
-		port = apiPort
-	}
-	n.url = "https://" + net.JoinHostPort(urlHost, port)
-	n.api = &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
-		TLSConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.creds.TLSCertificate(), nil },
-			// The API verifies client certificates itself, as SVIDs, so it can
-			// answer 401 with a Status instead of failing the handshake.
-			ClientAuth: tls.RequestClientCert,
-		},
-	}
-	n.goRun(func() {
-		if err := n.api.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("API server stopped", "err", err)
-		}
-	})
-	if _, err := n.records.Sign(ctx); err != nil {
-		return nil, err
-	}
-	n.runFabric(runCtx, kick)
-	n.goRun(func() {
-		// Not before settling: a node back from the dead must first learn
-		// which of its pods were deleted while it was away, or its status
-		// writes would bring them back.
-		select {
-		case <-runCtx.Done():
-			return
-		case <-n.owners.Done():
-		}
-		n.agent.Run(runCtx)
-	})
-	n.goRun(func() { ctrl.Run(runCtx) })
-	n.runPlacement(runCtx, place)
-	n.goRun(func() { n.agent.RunHeartbeat(runCtx) })
-	n.goRun(func() { lifecycle.Run(runCtx) })
-	n.goRun(func() { n.creds.Rotate(runCtx) })
-	n.goRun(func() {
-		n.every(runCtx, time.Hour, nil, "collect tombstones", func(context.Context) error {
-			_, err := n.store.CollectTombstones(time.Now().Add(-24 * time.Hour))
-			return err
-		})
-	})
-	n.goRun(func() { n.every(runCtx, discovery.RecordRefresh, nil, "publish node record", n.records.Publish) })
-
-	if err := os.WriteFile(filepath.Join(cfg.DataDir, URLFile), []byte(n.url+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(cfg.DataDir, PIDFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(cfg.DataDir, P2PFile), []byte(strings.Join(n.P2PAddrs(), "\n")+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	n.log.Info("node started", "api", n.url, "peer", n.id.ID.String(), "p2p", n.P2PAddrs(), "trustDomain", n.creds.Bundle().TrustDomain().Name(), "policies", engine.Files())
+	n.lifecycle.run()
+	n.log.Info("node started", "api", n.URL(), "peer", n.PeerID(), "p2p", n.P2PAddrs(), "trustDomain", n.creds.Bundle().TrustDomain().Name(), "policies", n.policy.Files())
 	return n, nil
 }
 
-// goRun runs fn in a goroutine the node waits for on Close.
-func (n *Node) goRun(fn func()) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		fn()
-	}()
-}
+// Close stops the node: every run stops (the API first answers what it
+// accepted), then the components close in reverse order of their start.
+// Containers keep running; a restarted node re-adopts them. It is
+// idempotent.
+func (n *Node) Close() error { return n.lifecycle.close() }
 
 // URL is the API's base URL.
-func (n *Node) URL() string { return n.url }
+func (n *Node) URL() string { return n.api.url }
 
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Name }
@@ -298,74 +148,61 @@ func (n *Node) Name() string { return n.cfg.Name }
 // PeerID is the node's libp2p peer ID.
 func (n *Node) PeerID() string { return n.id.ID.String() }
 
-// Close stops the node: intake first (API), then the loops, then the store.
-// Containers keep running; a restarted node re-adopts them. It is
-// idempotent.
-func (n *Node) Close() error {
-	n.closeOnce.Do(func() {
-		var errs []error
-		if n.api != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := n.api.Shutdown(ctx); err != nil {
-				n.api.Close()
-			}
-			cancel()
-		}
-		n.cancel()
-		n.wg.Wait()
-		if n.creds != nil {
-			n.creds.Close()
-		}
-		if n.bus != nil {
-			n.bus.Close()
-		}
-		if n.dht != nil {
-			errs = append(errs, n.dht.Close())
-		}
-		if n.p2p != nil {
-			errs = append(errs, n.p2p.Close())
-		}
-		if n.store != nil {
-			errs = append(errs, n.store.Close())
-		}
-		os.Remove(filepath.Join(n.cfg.DataDir, PIDFile))
-		os.Remove(filepath.Join(n.cfg.DataDir, URLFile))
-		os.Remove(filepath.Join(n.cfg.DataDir, P2PFile))
-		n.closeErr = errors.Join(errs...)
-	})
-	return n.closeErr
+func (n *Node) loadKey(context.Context) (err error) {
+	n.id, err = host.LoadOrCreateIdentity(n.cfg.DataDir)
+	return err
 }
 
-// RemoveContainers removes every container this node created (`mycel up`
-// does this on exit so a demo leaves nothing behind). Call it after Close,
-// or the agent restarts what it removes.
-func (n *Node) RemoveContainers(ctx context.Context) error {
-	ctrs, err := n.runtime.List(ctx, map[string]string{rt.LabelNode: n.cfg.Name})
+func (n *Node) loadPolicies(ctx context.Context) (err error) {
+	if n.cfg.PolicyDir != "" {
+		n.policy, err = policy.LoadDir(ctx, n.cfg.PolicyDir)
+	} else {
+		n.policy, err = policy.Load(ctx, policies.Default, "policies (embedded)")
+	}
+	return err
+}
+
+func (n *Node) openIdentity(ctx context.Context) (err error) {
+	n.creds, err = identity.Open(ctx, identity.Config{DataDir: n.cfg.DataDir, CADir: n.cfg.CADir, Join: n.cfg.Join,
+		PeerID: n.PeerID(), Name: n.cfg.Name, APIHost: n.apiHost, Host: n.p2p, Addrs: n.P2PAddrs(), TTL: n.cfg.SVIDTTL,
+		Logger: n.log.With("component", "identity")})
+	return err
+}
+
+func (n *Node) openStore(context.Context) (err error) {
+	n.store, err = store.Open(filepath.Join(n.cfg.DataDir, StoreFile), store.Options{Node: n.PeerID(), Now: n.cfg.Now,
+		// The replicator starts before anything writes to the store.
+		OnLocalWrite: func(r store.Record) { n.repl.Enqueue(r) }})
+	return err
+}
+
+// startObjects opens the object layer and makes sure the default namespace
+// exists.
+func (n *Node) startObjects(ctx context.Context) error {
+	n.objs = objects.New(n.store, n.cfg.Now)
+	err := n.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: metav1.NamespaceDefault}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return objects.RegisterPodMetrics(n.reg, n.objs)
+}
+
+func (n *Node) startRuntime(ctx context.Context) error {
+	r, err := n.containerRuntime(ctx)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, c := range ctrs {
-		errs = append(errs, n.runtime.Remove(ctx, c.ID))
-	}
-	return errors.Join(errs...)
+	n.runtime, err = rt.Metered(r, n.reg)
+	return err
 }
 
-func (n *Node) loadPolicies(ctx context.Context) (*policy.Engine, error) {
-	if n.cfg.PolicyDir != "" {
-		return policy.LoadDir(ctx, n.cfg.PolicyDir)
-	}
-	return policy.Load(ctx, policies.Default, "policies (embedded)")
-}
-
-func (n *Node) startRuntime(ctx context.Context) (rt.Runtime, error) {
+func (n *Node) containerRuntime(ctx context.Context) (rt.Runtime, error) {
 	if n.cfg.Runtime != nil {
 		return n.cfg.Runtime, nil
 	}
 	if n.cfg.RuntimeName == RuntimeSim {
-		c := n.capacity
 		n.log.Warn("runtime sim: containers are simulated, nothing runs (scale simulations only)")
-		return sim.New(c.Cpu().MilliValue(), c.Memory().Value()), nil
+		return sim.New(n.capacity.Cpu().MilliValue(), n.capacity.Memory().Value()), nil
 	}
 	sock := n.cfg.PodmanSocket
 	if sock == "" {
@@ -385,38 +222,58 @@ func (n *Node) startRuntime(ctx context.Context) (rt.Runtime, error) {
 	return podman.New(sock), nil
 }
 
-func (n *Node) ensureNamespace(ctx context.Context, name string) error {
-	err := n.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	if apierrors.IsAlreadyExists(err) {
-		return nil
+func (n *Node) startAgent(context.Context) (err error) {
+	nodeIP := n.apiHost
+	if ip := net.ParseIP(nodeIP); ip == nil || ip.IsUnspecified() {
+		nodeIP = "127.0.0.1"
 	}
+	n.agent, err = agent.New(agent.Config{NodeName: n.cfg.Name, NodeIP: nodeIP, Client: n.objs, Runtime: n.runtime,
+		Record: n.records.Sign, Machine: n.machine, HeartbeatInterval: n.cfg.HeartbeatInterval, Now: n.cfg.Now,
+		Logger: n.log.With("component", "agent")})
 	return err
 }
 
-// every runs fn now and then every interval, and whenever kick fires, until
-// ctx is done, logging its errors (the node's periodic duties: heartbeat,
-// record, tombstones, unreachable nodes).
-func (n *Node) every(ctx context.Context, interval time.Duration, kick <-chan struct{}, what string, fn func(context.Context) error) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn(what, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-kick:
-		}
+// runAgent runs the pods bound to this node, once the node has settled: a
+// node back from the dead must first learn which of its pods were deleted
+// while it was away, or its status writes would bring them back.
+func (n *Node) runAgent(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-n.owners.Done():
 	}
+	n.agent.Run(ctx)
 }
 
-// admitter adapts the policy engine to the API's Admitter.
-type admitter struct{ e *policy.Engine }
+func (n *Node) startControllers(context.Context) (err error) {
+	n.ctrl, err = controller.New(controller.Config{Client: n.objs, Owns: n.owners.Owns, Now: n.cfg.Now,
+		Logger: n.log.With("component", "controller")})
+	return err
+}
 
-func (a admitter) Admit(ctx context.Context, req kubeapi.AdmissionRequest) error {
-	return a.e.Admit(ctx, req)
+func (n *Node) startNodeLifecycle(context.Context) (err error) {
+	n.nodes, err = controller.NewNodeLifecycle(controller.NodeLifecycleConfig{Client: n.objs, Liveness: liveness{n.PeerID(), n.members},
+		Owns: n.owners.Owns, HeartbeatInterval: n.cfg.HeartbeatInterval, Now: n.cfg.Now,
+		Logger: n.log.With("component", "node-lifecycle")})
+	return err
+}
+
+// writeFiles leaves the node's API URL, PID and libp2p addresses in its
+// data dir, for scripts and operators.
+func (n *Node) writeFiles(context.Context) error {
+	for name, content := range map[string]string{URLFile: n.URL(), PIDFile: strconv.Itoa(os.Getpid()), P2PFile: strings.Join(n.P2PAddrs(), "\n")} {
+		if err := os.WriteFile(filepath.Join(n.cfg.DataDir, name), []byte(content+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) removeFiles() error {
+	for _, name := range []string{PIDFile, URLFile, P2PFile} {
+		os.Remove(filepath.Join(n.cfg.DataDir, name))
+	}
+	return nil
 }
 
 // defaultMaxPods is how many pods a node takes, as a kubelet's default.
@@ -439,4 +296,19 @@ func goVersion() string {
 		return bi.GoVersion
 	}
 	return goruntime.Version()
+}
+
+// RemoveContainers removes every container this node created (`mycel up`
+// does this on exit so a demo leaves nothing behind). Call it after Close,
+// or the agent restarts what it removes.
+func (n *Node) RemoveContainers(ctx context.Context) error {
+	ctrs, err := n.runtime.List(ctx, map[string]string{rt.LabelNode: n.cfg.Name})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range ctrs {
+		errs = append(errs, n.runtime.Remove(ctx, c.ID))
+	}
+	return errors.Join(errs...)
 }

@@ -3,17 +3,29 @@ package mycel
 import (
 	"context"
 	"fmt"
+	"net"
 	goruntime "runtime"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/dht"
+	"github.com/mycelfabric/mycel/machineplane/discovery"
 	"github.com/mycelfabric/mycel/machineplane/host"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 )
+
+// startHost starts the libp2p host, on the ports of the last start when it
+// can.
+func (n *Node) startHost(context.Context) (err error) {
+	kept := host.LoadPorts(n.cfg.DataDir)
+	if n.p2p, err = host.New(n.id, kept.Listen(n.cfg.P2PListen), host.DefaultLimits()); err != nil && kept.P2PTCP+kept.P2PQUIC > 0 {
+		n.log.Warn("cannot listen on the libp2p ports of the last start; picking others (peers find this node again through the DHT and the bus)", "err", err)
+		n.p2p, err = host.New(n.id, n.cfg.P2PListen, host.DefaultLimits())
+	}
+	return err
+}
 
 // peersToJoin are the bootstrap peers and, for a node that joined with a
 // token, its issuers.
@@ -21,25 +33,35 @@ func (n *Node) peersToJoin() []string {
 	return append(append([]string{}, n.cfg.Bootstrap...), n.creds.Issuers()...)
 }
 
-// startDHT joins the DHT through the peers to join.
-func (n *Node) startDHT(ctx context.Context, reg prometheus.Registerer) error {
+// startDHT joins the DHT through the peers to join, and sets up the
+// publisher of the node's record there.
+func (n *Node) startDHT(ctx context.Context) error {
 	boot, err := host.ParseBootstrap(n.peersToJoin())
 	if err != nil {
 		return err
 	}
-	rejected, err := dht.NewRejectedCounter(reg)
+	rejected, err := dht.NewRejectedCounter(n.reg)
 	if err != nil {
 		return err
 	}
 	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	n.dht, err = dht.New(jctx, n.p2p, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.creds.Bundle()}, Bootstrap: boot, Rejected: rejected})
-	return err
+	if n.dht, err = dht.New(jctx, n.p2p, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.creds.Bundle()}, Bootstrap: boot, Rejected: rejected}); err != nil {
+		return err
+	}
+	n.records = discovery.NewPublisher(discovery.PublisherConfig{DHT: n.dht, Key: n.id.Key, Facts: n.recordFacts, Now: n.cfg.Now})
+	return nil
 }
 
-// startBus starts the node's embedded NATS server, routed to the servers of
-// the peers to join as their records name them.
-func (n *Node) startBus(ctx context.Context, busHost string, kept host.Ports) error {
+// startBus starts the node's embedded NATS server on the API's host (on
+// loopback for a wildcard API address: a fabric across machines needs
+// nodes started with a specific --api-addr), routed to the servers of the
+// peers to join as their records name them, and keeps the ports it got.
+func (n *Node) startBus(ctx context.Context) error {
+	busHost := n.apiHost
+	if ip := net.ParseIP(busHost); ip == nil || ip.IsUnspecified() {
+		busHost = "127.0.0.1"
+	}
 	boot, _ := host.ParseBootstrap(n.peersToJoin())
 	var routes []string
 	for _, ai := range boot {
@@ -63,7 +85,8 @@ func (n *Node) startBus(ctx context.Context, busHost string, kept host.Ports) er
 			routes = append(routes, r.NATSURL)
 		}
 	}
-	cfg := bus.Config{Name: n.id.ID.String(), Host: busHost, Routes: routes, SVID: n.creds, Bundle: n.creds.Bundle(),
+	kept := host.LoadPorts(n.cfg.DataDir)
+	cfg := bus.Config{Name: n.PeerID(), Host: busHost, Routes: routes, SVID: n.creds, Bundle: n.creds.Bundle(),
 		ClientPort: kept.BusClient, ClusterPort: kept.BusCluster, Logger: n.log.With("component", "bus")}
 	var err error
 	if n.bus, err = bus.Start(cfg); err != nil && cfg.ClientPort+cfg.ClusterPort > 0 {
@@ -71,7 +94,10 @@ func (n *Node) startBus(ctx context.Context, busHost string, kept host.Ports) er
 		cfg.ClientPort, cfg.ClusterPort = 0, 0
 		n.bus, err = bus.Start(cfg)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return n.keepPorts()
 }
 
 // keepPorts records the ports the node listens on, to ask for them again
@@ -90,10 +116,16 @@ func (n *Node) keepPorts() error {
 // as other nodes pass them to --bootstrap.
 func (n *Node) P2PAddrs() []string { return host.P2PAddrs(n.p2p) }
 
+// signRecord signs the node's first record, which membership announces.
+func (n *Node) signRecord(ctx context.Context) error {
+	_, err := n.records.Sign(ctx)
+	return err
+}
+
 // recordFacts is what the node's record says about it now.
 func (n *Node) recordFacts(ctx context.Context) noderecord.Record {
 	r := noderecord.Record{
-		PeerID:   n.id.ID.String(),
+		PeerID:   n.PeerID(),
 		Name:     n.cfg.Name,
 		Addrs:    n.P2PAddrs(),
 		SVID:     [][]byte{n.creds.Certificate().Raw},
@@ -101,7 +133,7 @@ func (n *Node) recordFacts(ctx context.Context) noderecord.Record {
 		Zone:     n.cfg.Labels[corev1.LabelTopologyZone],
 		Labels:   n.cfg.Labels,
 		Versions: map[string]string{"mycel": Version, "os": goruntime.GOOS, "arch": goruntime.GOARCH},
-		APIURL:   n.url,
+		APIURL:   n.URL(),
 		NATSURL:  n.bus.ClusterURL(),
 	}
 	if info, err := n.runtime.Info(ctx); err == nil {

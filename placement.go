@@ -4,63 +4,55 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/securityplane/ca"
-	"github.com/mycelfabric/mycel/securityplane/policy"
 	"github.com/mycelfabric/mycel/workloadplane/agent"
 	"github.com/mycelfabric/mycel/workloadplane/sched"
 )
 
-// placement is the node's part in placement: its bidder answers tenders
-// over the bus, and its scheduler places the pods it owns.
-type placement struct {
-	transport *sched.BusTransport
-	scheduler *sched.Scheduler
-}
-
-// startPlacement builds the node's bidder, transport and scheduler; run
-// them with runPlacement.
-func (n *Node) startPlacement(reg prometheus.Registerer, engine *policy.Engine) (*placement, error) {
-	bidder, err := sched.NewBidder(sched.BidderConfig{Facts: n.placementFacts, Policy: sched.OPA(engine),
+// startBidder builds the node's bidder and the transport that answers
+// tenders and awards with it.
+func (n *Node) startBidder(context.Context) error {
+	bidder, err := sched.NewBidder(sched.BidderConfig{Facts: n.placementFacts, Policy: sched.OPA(n.policy), Now: n.cfg.Now,
 		Logger: n.log.With("component", "bidder")})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rejected, err := sched.NewRejectedAwards(reg)
+	rejected, err := sched.NewRejectedAwards(n.reg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	tr := &sched.BusTransport{Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.id.ID.String(), Opener: n.opener(),
+	n.transport = &sched.BusTransport{Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.PeerID(), Opener: n.opener(),
 		Bidder: bidder, Rejected: rejected, Logger: n.log.With("component", "sched")}
-	spiffeID, err := ca.NodeID(n.creds.Bundle().TrustDomain(), n.id.ID.String())
-	if err != nil {
-		return nil, err
-	}
-	placer, err := sched.NewPlacer(sched.PlacerConfig{Self: n.id.ID.String(), Requester: spiffeID.String(), Transport: tr, Sample: n.cfg.PlacementSample})
-	if err != nil {
-		return nil, err
-	}
-	metrics, err := sched.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	s, err := sched.New(sched.Config{Client: n.objs, Placer: placer, Owns: n.owners.Owns, Live: n.isLive, DeadSince: n.members.DeadSince, Metrics: metrics, Logger: n.log.With("component", "sched")})
-	if err != nil {
-		return nil, err
-	}
-	return &placement{transport: tr, scheduler: s}, nil
+	return nil
 }
 
-func (n *Node) runPlacement(ctx context.Context, p *placement) {
-	n.goRun(func() {
-		if err := p.transport.Serve(ctx); err != nil {
-			n.log.Error("placement transport stopped", "err", err)
-		}
-	})
-	n.goRun(func() { p.scheduler.Run(ctx) })
+func (n *Node) serveBids(ctx context.Context) {
+	if err := n.transport.Serve(ctx); err != nil {
+		n.log.Error("placement transport stopped", "err", err)
+	}
+}
+
+// startScheduler builds the scheduler that places the pods this node owns.
+func (n *Node) startScheduler(context.Context) error {
+	spiffeID, err := ca.NodeID(n.creds.Bundle().TrustDomain(), n.PeerID())
+	if err != nil {
+		return err
+	}
+	placer, err := sched.NewPlacer(sched.PlacerConfig{Self: n.PeerID(), Requester: spiffeID.String(), Transport: n.transport,
+		Sample: n.cfg.PlacementSample, Now: n.cfg.Now})
+	if err != nil {
+		return err
+	}
+	metrics, err := sched.NewMetrics(n.reg)
+	if err != nil {
+		return err
+	}
+	n.scheduler, err = sched.New(sched.Config{Client: n.objs, Placer: placer, Owns: n.owners.Owns, Live: n.isLive,
+		DeadSince: n.members.DeadSince, Metrics: metrics, Now: n.cfg.Now, Logger: n.log.With("component", "sched")})
+	return err
 }
 
 // isLive reports whether peer is a live member (this node included).

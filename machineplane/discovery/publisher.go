@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -113,4 +114,21 @@ func (p *Publisher) Publish(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Run publishes the record now and every refresh until ctx is done,
+// logging failures (the next round retries).
+func (p *Publisher) Run(ctx context.Context, refresh time.Duration, log *slog.Logger) {
+	t := time.NewTicker(refresh)
+	defer t.Stop()
+	for {
+		if err := p.Publish(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("publish node record", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

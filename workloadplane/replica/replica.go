@@ -67,7 +67,11 @@ type Config struct {
 	// anti-entropy request asks for. Zero means the defaults above.
 	BatchBytes, BatchCount      int
 	BucketsPerStep, KeysPerStep int
-	// Now stamps messages; nil means time.Now.
+	// TombstoneTTL is how long deletions are kept for replicas that missed
+	// them; zero means 24h. A replica away longer can bring a deleted
+	// object back.
+	TombstoneTTL time.Duration
+	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
@@ -97,6 +101,10 @@ func New(cfg Config) (*Replicator, error) {
 	cfg.BatchCount = cmp.Or(cfg.BatchCount, DefaultBatchCount)
 	cfg.BucketsPerStep = cmp.Or(cfg.BucketsPerStep, DefaultBucketsPerStep)
 	cfg.KeysPerStep = cmp.Or(cfg.KeysPerStep, DefaultKeysPerStep)
+	cfg.TombstoneTTL = cmp.Or(cfg.TombstoneTTL, 24*time.Hour)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -152,7 +160,8 @@ func (r *Replicator) Serve() (stop func(), err error) {
 	return func() { put.Unsubscribe(); syncs.Unsubscribe() }, nil
 }
 
-// Run fans out writes, answers peers and runs anti-entropy until ctx is done.
+// Run fans out writes, answers peers, runs anti-entropy and collects
+// tombstones older than TombstoneTTL (hourly) until ctx is done.
 func (r *Replicator) Run(ctx context.Context) error {
 	stop, err := r.Serve()
 	if err != nil {
@@ -177,6 +186,8 @@ func (r *Replicator) Run(ctx context.Context) error {
 	defer func() { <-fanned }()
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
+	collect := time.NewTicker(time.Hour)
+	defer collect.Stop()
 	for {
 		peer := ""
 		select {
@@ -185,6 +196,10 @@ func (r *Replicator) Run(ctx context.Context) error {
 		case peer = <-r.urgent:
 		case <-t.C:
 			peer = r.pick()
+		case <-collect.C:
+			if _, err := r.cfg.Store.CollectTombstones(r.cfg.Now().Add(-r.cfg.TombstoneTTL)); err != nil {
+				r.log.Warn("collect tombstones", "err", err)
+			}
 		}
 		if peer != "" {
 			if err := r.SyncWith(ctx, peer); err != nil && ctx.Err() == nil {
