@@ -6,7 +6,7 @@ GO ?= go
 KUBE_OPENAPI := k8s.io/kube-openapi@v0.0.0-20260721132016-d427ff9ee9ad
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: build test unit e2e verify up bench image generate setup clean
+.PHONY: build test unit fuzz e2e verify up bench image generate setup clean
 
 build: ## build bin/mycel
 	$(GO) build -o bin/mycel ./cmd/mycel
@@ -14,12 +14,16 @@ build: ## build bin/mycel
 setup: ## install what builds and tests need (Go modules, Podman, the demo image)
 	./scripts/setup.sh
 
-test: setup build image ## everything CI runs: unit tests, Rego tests, e2e with real Podman and kubectl
+test: setup build image ## everything CI runs: unit tests, Rego tests, a short run of every fuzz target, e2e with real Podman and kubectl
 	$(GO) test -race -count=1 ./...
+	./scripts/fuzz.sh
 	MYCEL_E2E=1 $(GO) test -count=1 -timeout 30m -v ./e2e/
 
 unit: ## unit and Rego tests only
 	$(GO) test -race -count=1 ./...
+
+fuzz: ## every fuzz target for FUZZTIME (default 5s) each
+	./scripts/fuzz.sh
 
 e2e: build image ## the e2e suite only
 	MYCEL_E2E=1 $(GO) test -count=1 -timeout 30m -v ./e2e/

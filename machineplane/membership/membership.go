@@ -12,6 +12,7 @@
 package membership
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -28,7 +29,16 @@ const (
 	Left
 )
 
-func (s State) String() string { return [...]string{"Alive", "Suspect", "Dead", "Left"}[s] }
+func (s State) String() string {
+	if s < Alive || s > Left {
+		return fmt.Sprintf("State(%d)", int(s))
+	}
+	return [...]string{"Alive", "Suspect", "Dead", "Left"}[s]
+}
+
+// valid reports whether u is an update the protocol knows: gossip with an
+// unknown state or no member is dropped, whoever signed it.
+func (u Update) valid() bool { return u.ID != "" && u.State >= Alive && u.State <= Left }
 
 // EventKind says how a member's state changed.
 type EventKind string
@@ -418,7 +428,9 @@ func (m *Memberlist) Receive(from string, msg Message) {
 		m.enqueue(Update{ID: from, State: mem.state, Incarnation: mem.incarnation})
 	}
 	for _, u := range msg.Gossip {
-		m.apply(u)
+		if u.valid() {
+			m.apply(u)
+		}
 	}
 	switch msg.Kind {
 	case Ping:

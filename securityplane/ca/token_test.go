@@ -2,6 +2,7 @@ package ca
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -66,4 +67,27 @@ func TestTokens(t *testing.T) {
 	if err := a.RedeemToken(dir, "../../etc/pw", "x"); !errors.Is(err, ErrTokenInvalid) || strings.Contains(err.Error(), "etc") {
 		t.Fatalf("path-like id: %v", err)
 	}
+}
+
+// FuzzParseToken feeds arbitrary strings to the join-token parser (users
+// paste tokens into --join): it returns a token or ErrTokenInvalid, and a
+// token it accepts encodes back to one that parses the same.
+func FuzzParseToken(f *testing.F) {
+	f.Add(Token{Version: 1, Issuers: []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"}, ID: "0123456789abcdef", Secret: "s3cr3t", CA: "sha256:00"}.String())
+	f.Add("mycel1.")
+	f.Add("mycel1.eyJ2IjoxfQ")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := ParseToken(s)
+		if err != nil {
+			if !errors.Is(err, ErrTokenInvalid) {
+				t.Fatalf("error %v does not wrap ErrTokenInvalid", err)
+			}
+			return
+		}
+		again, err := ParseToken(tok.String())
+		if err != nil || !reflect.DeepEqual(again, tok) {
+			t.Fatalf("round trip of %+v: %+v, %v", tok, again, err)
+		}
+	})
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every fuzz target (func FuzzX in a _test.go file) for a short while:
+# seed corpora first, then FUZZTIME (default 5s) of fuzzing each. A failure
+# leaves its input under the package's testdata/fuzz/ to reproduce with
+# `go test -run FuzzX/<input> ./pkg`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime="${FUZZTIME:-5s}"
+grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
+  pkg="./$(dirname "${file#./}")"
+  for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+    echo "fuzz: $pkg $target ($fuzztime)"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" | tail -1
+  done
+done
