@@ -28,6 +28,10 @@ func Metered(r Runtime, reg prometheus.Registerer) (Runtime, error) {
 	return &metered{Runtime: r, latency: h}, nil
 }
 
+// observe records one operation begun at start. Callers defer it in a
+// closure (defer func() { m.observe(op, start, err) }()): a deferred call's
+// arguments are evaluated when the defer statement runs, which would record
+// every operation as ok.
 func (m *metered) observe(op string, start time.Time, err error) {
 	result := "ok"
 	if err != nil {
@@ -37,31 +41,37 @@ func (m *metered) observe(op string, start time.Time, err error) {
 }
 
 func (m *metered) EnsureImage(ctx context.Context, image string, pull bool) (err error) {
-	defer m.observe("ensure_image", time.Now(), err)
+	start := time.Now()
+	defer func() { m.observe("ensure_image", start, err) }()
 	return m.Runtime.EnsureImage(ctx, image, pull)
 }
 
 func (m *metered) Create(ctx context.Context, spec Spec) (id string, err error) {
-	defer m.observe("create", time.Now(), err)
+	start := time.Now()
+	defer func() { m.observe("create", start, err) }()
 	return m.Runtime.Create(ctx, spec)
 }
 
 func (m *metered) Start(ctx context.Context, id string) (err error) {
-	defer m.observe("start", time.Now(), err)
+	start := time.Now()
+	defer func() { m.observe("start", start, err) }()
 	return m.Runtime.Start(ctx, id)
 }
 
 func (m *metered) Stop(ctx context.Context, id string, timeout time.Duration) (err error) {
-	defer m.observe("stop", time.Now(), err)
+	start := time.Now()
+	defer func() { m.observe("stop", start, err) }()
 	return m.Runtime.Stop(ctx, id, timeout)
 }
 
 func (m *metered) Remove(ctx context.Context, id string) (err error) {
-	defer m.observe("remove", time.Now(), err)
+	start := time.Now()
+	defer func() { m.observe("remove", start, err) }()
 	return m.Runtime.Remove(ctx, id)
 }
 
 func (m *metered) List(ctx context.Context, labels map[string]string) (cs []Container, err error) {
-	defer m.observe("list", time.Now(), err)
+	start := time.Now()
+	defer func() { m.observe("list", start, err) }()
 	return m.Runtime.List(ctx, labels)
 }
