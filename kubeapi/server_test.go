@@ -446,3 +446,50 @@ func TestWatchFlushesHeadersAtOnce(t *testing.T) {
 		t.Fatalf("watch: %d", resp.StatusCode)
 	}
 }
+
+// TestWatchWithSelectorSeesObjectsLeaveAndEnter: as with kube-apiserver, a
+// watch filtered by labels gets DELETED for an object relabelled out of
+// its selector and ADDED for one relabelled into it, so a filtered
+// informer drops and picks up objects instead of keeping stale ones.
+func TestWatchWithSelectorSeesObjectsLeaveAndEnter(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	deps := f.client.AppsV1().Deployments("default")
+	d, err := deps.Create(ctx, webDeployment("a", 1), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := deps.Watch(ctx, metav1.ListOptions{ResourceVersion: d.ResourceVersion, LabelSelector: "tier=front"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	relabel := func(tier string) {
+		t.Helper()
+		patch := `{"metadata":{"labels":{"tier":"` + tier + `"}}}`
+		if _, err := deps.Patch(ctx, "a", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relabel("front") // enters the selector
+	if _, err := deps.Patch(ctx, "a", types.MergePatchType, []byte(`{"metadata":{"annotations":{"x":"1"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Still in it after an annotation; then it leaves.
+	relabel("back")
+	relabel("db")   // neither before nor after: nothing
+	relabel("front")
+	var got []string
+	for len(got) < 4 {
+		select {
+		case ev := <-w.ResultChan():
+			got = append(got, string(ev.Type)+" "+ev.Object.(*appsv1.Deployment).Labels["tier"])
+		case <-ctx.Done():
+			t.Fatalf("watch events so far: %v", got)
+		}
+	}
+	if want := "ADDED front,MODIFIED front,DELETED front,ADDED front"; strings.Join(got, ",") != want {
+		t.Fatalf("events %v, want %s", got, want)
+	}
+}

@@ -10,7 +10,10 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
@@ -150,11 +153,36 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 			return nil
 		}
 		lastRV, _ = objects.ParseResourceVersion(ev.Object.GetResourceVersion())
-		if !req.res.Matches(ev.Object, ls, fs) {
+		typ, obj := filtered(req.res, ev, ls, fs)
+		if obj == nil {
 			continue
 		}
-		if err := send(string(ev.Type), ev.Object); err != nil {
+		if err := send(typ, obj); err != nil {
 			return nil // the client is gone; past the headers nothing more can be said
 		}
 	}
+}
+
+// filtered is what a watch with selectors sends for ev, as kube-apiserver's
+// watch cache does: an object that starts matching is ADDED, one that stops
+// matching is DELETED (as it was, at the change's resourceVersion), one that
+// matches neither before nor after is not sent (nil).
+func filtered(r *objects.Resource, ev objects.Event, ls labels.Selector, fs fields.Selector) (string, runtime.Object) {
+	now := r.Matches(ev.Object, ls, fs)
+	if ev.Type != objects.Modified {
+		if !now {
+			return "", nil
+		}
+		return string(ev.Type), ev.Object
+	}
+	before := ev.Prev != nil && r.Matches(ev.Prev, ls, fs)
+	switch {
+	case now && before:
+		return string(watch.Modified), ev.Object
+	case now:
+		return string(watch.Added), ev.Object
+	case before:
+		return string(watch.Deleted), ev.Prev
+	}
+	return "", nil
 }

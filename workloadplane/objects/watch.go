@@ -8,6 +8,13 @@ import (
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
 
+// Event types, as Kubernetes names them.
+const (
+	Added    = store.Added
+	Modified = store.Modified
+	Deleted  = store.Deleted
+)
+
 // Watch is a stream of decoded changes of one resource.
 type Watch struct {
 	c Collection
@@ -15,9 +22,13 @@ type Watch struct {
 }
 
 // Event is one decoded change. For Deleted, Object is the last live value.
+// For Modified, Prev is the object before the change (with the change's
+// resourceVersion), so a filtered watch can tell an object that stopped
+// matching its selectors.
 type Event struct {
 	Type   store.EventType
 	Object Object
+	Prev   Object
 }
 
 // Watch follows changes in namespace ("" for all) after resourceVersion
@@ -41,7 +52,13 @@ func (w *Watch) Next(ctx context.Context) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	return Event{Type: ev.Type, Object: obj}, nil
+	out := Event{Type: ev.Type, Object: obj}
+	if ev.Prev != nil {
+		if out.Prev, err = w.c.decode(ev.Prev, ev.Record.RV, ev.Record.Key); err != nil {
+			return Event{}, err
+		}
+	}
+	return out, nil
 }
 
 // Close ends the watch.

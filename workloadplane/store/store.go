@@ -62,10 +62,12 @@ const (
 )
 
 // Event is one change in the watch log. For Deleted, Record.Value is the last
-// live value.
+// live value. For Modified, Prev is the value before the change, so a
+// watcher that filters can tell a value that stopped (or started) matching.
 type Event struct {
 	Type   EventType
 	Record Record
+	Prev   json.RawMessage `json:"prev,omitempty"`
 }
 
 // Options configures a Store.
@@ -331,6 +333,9 @@ func (s *Store) write(key string, pre Precondition, local bool, next func(cur Re
 		}
 		if !(rec.Deleted && !live) {
 			ev = &Event{Type: typ, Record: rec}
+			if typ == Modified {
+				ev.Prev = cur.Value
+			}
 			entry, err := json.Marshal(ev)
 			if err != nil {
 				return err
