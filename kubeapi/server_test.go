@@ -478,7 +478,7 @@ func TestWatchWithSelectorSeesObjectsLeaveAndEnter(t *testing.T) {
 	}
 	// Still in it after an annotation; then it leaves.
 	relabel("back")
-	relabel("db")   // neither before nor after: nothing
+	relabel("db") // neither before nor after: nothing
 	relabel("front")
 	var got []string
 	for len(got) < 4 {
