@@ -10,8 +10,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
@@ -215,4 +218,54 @@ func TestMixedVersionsPlaceByRequirement(t *testing.T) {
 		}
 		return fmt.Errorf("too-new: node %q, conditions %+v", tooNew.Spec.NodeName, tooNew.Status.Conditions)
 	})
+}
+
+// TestLogsFromAnyNode: `kubectl logs` of a pod on node-b answers through
+// node-a's API, forwarded to node-b's agent over libp2p; a pod that is not
+// there answers 404 through either.
+func TestLogsFromAnyNode(t *testing.T) {
+	caDir, a, b := twoNodes(t)
+	waitFor(t, a, 30*time.Second, func() error {
+		if len(a.members.Live()) != 2 || len(b.members.Live()) != 2 || !a.owners.Settled() || !b.owners.Settled() {
+			return fmt.Errorf("live members: %d and %d", len(a.members.Live()), len(b.members.Live()))
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "chatty", Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: "node-b", Containers: []corev1.Container{{Name: "app", Image: "localhost/mycel-demo:0.1"}}}}
+	if err := b.objs.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, 30*time.Second, func() error {
+		if err := a.objs.Get(ctx, pod); err != nil || pod.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("pod %s on node-a: %v", pod.Status.Phase, err)
+		}
+		return nil
+	})
+	authority, err := ca.Load(caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := Kubeconfig(authority, "tester", time.Hour, KubeconfigContext{Name: a.Name(), Server: a.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cs.CoreV1().Pods("default").GetLogs("chatty", &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil || !strings.Contains(string(out), "log of default_chatty_app") {
+		t.Fatalf("logs of a pod on node-b through node-a: %q, %v", out, err)
+	}
+	_, err = cs.CoreV1().Pods("default").GetLogs("chatty", &corev1.PodLogOptions{Container: "nope"}).DoRaw(ctx)
+	if !apierrors.IsBadRequest(err) {
+		t.Fatalf("logs of an unknown container through node-a: %v, want 400 from node-b", err)
+	}
 }

@@ -101,6 +101,7 @@ func (n *Node) components() []component {
 		{name: "container runtime", start: n.startRuntime},
 		{name: "agent", start: n.startAgent, run: n.runAgent},
 		{name: "node status", start: noStart, run: func(ctx context.Context) { n.agent.RunHeartbeat(ctx) }},
+		{name: "logs for other nodes", start: noStart, run: n.serveLogs},
 		{name: "controllers", start: n.startControllers, run: func(ctx context.Context) { n.ctrl.Run(ctx) }},
 		{name: "node lifecycle", start: n.startNodeLifecycle, run: func(ctx context.Context) { n.nodes.Run(ctx) }},
 		{name: "bidder", start: n.startBidder, run: n.serveBids},
@@ -228,7 +229,7 @@ func (n *Node) startAgent(context.Context) (err error) {
 		nodeIP = "127.0.0.1"
 	}
 	n.agent, err = agent.New(agent.Config{NodeName: n.cfg.Name, NodeIP: nodeIP, Client: n.objs, Runtime: n.runtime,
-		Record: n.records.Sign, Machine: n.machine, HeartbeatInterval: n.cfg.HeartbeatInterval, Now: n.cfg.Now,
+		Record: n.records.Sign, Machine: n.machine, HeartbeatInterval: n.cfg.HeartbeatInterval, Now: n.cfg.Now, Peers: dialer{n},
 		Logger: n.log.With("component", "agent")})
 	return err
 }

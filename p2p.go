@@ -3,17 +3,21 @@ package mycel
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	goruntime "runtime"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/dht"
 	"github.com/mycelfabric/mycel/machineplane/discovery"
 	"github.com/mycelfabric/mycel/machineplane/host"
+	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
+	"github.com/mycelfabric/mycel/workloadplane/agent"
 )
 
 // startHost starts the libp2p host, on the ports of the last start when it
@@ -145,4 +149,29 @@ func (n *Node) recordFacts(ctx context.Context) noderecord.Record {
 		r.Allocatable[string(k)] = q.String()
 	}
 	return r
+}
+
+// dialer opens streams to the agents of other nodes by name: the node's
+// peer and addresses come from its verified record, as membership holds it.
+type dialer struct{ n *Node }
+
+func (d dialer) Dial(ctx context.Context, node string) (io.ReadWriteCloser, error) {
+	for _, p := range d.n.members.Peers() {
+		if p.Name != node || p.State == membership.Dead.String() || p.State == membership.Left.String() {
+			continue
+		}
+		var addrs []string
+		if r := d.n.members.Record(p.ID); r != nil {
+			addrs = r.Addrs
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return host.OpenStream(ctx, d.n.p2p, p.ID, addrs, agent.LogsProtocol)
+	}
+	return nil, fmt.Errorf("node %s is not a live member of the fabric", node)
+}
+
+// serveLogs answers other nodes' agents asking for the logs of pods here.
+func (n *Node) serveLogs(ctx context.Context) {
+	host.Serve(ctx, n.p2p, agent.LogsProtocol, n.members.Known, func(ctx context.Context, s network.Stream) { n.agent.ServeLogs(ctx, s) })
 }

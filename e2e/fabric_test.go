@@ -11,7 +11,8 @@ import (
 // TestThreeNodeFabric: two nodes join the first with tokens; every node
 // lists all three Ready; a Deployment applied on one node runs on real
 // Podman containers across the nodes and its rollout is seen from another;
-// a node killed with SIGKILL turns NotReady on the others.
+// kubectl logs of any pod answers from any node; a node killed with
+// SIGKILL turns NotReady on the others.
 func TestThreeNodeFabric(t *testing.T) {
 	a := startNode(t)
 	b, c := joinNode(t, a), joinNode(t, a)
@@ -57,6 +58,14 @@ func TestThreeNodeFabric(t *testing.T) {
 			}
 			return nil
 		})
+	}
+
+	// Each pod's logs come through a's API, wherever the pod runs.
+	for _, line := range strings.Split(strings.TrimSpace(a.kubectl("get", "pods", "-l", "app=spread", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{"\n"}{end}`)), "\n") {
+		name, on, _ := strings.Cut(line, " ")
+		if logs := a.kubectl("logs", name); !strings.Contains(logs, "mycel-demo starting") {
+			t.Errorf("kubectl logs %s (on %s) through %s: %q", name, on, a.name, logs)
+		}
 	}
 
 	c.kill9()

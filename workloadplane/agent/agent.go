@@ -53,6 +53,9 @@ type Config struct {
 	// HeartbeatInterval is how often RunHeartbeat refreshes the Node
 	// object; zero means 10s.
 	HeartbeatInterval time.Duration
+	// Peers reaches other nodes' agents, for the logs of their pods; nil
+	// serves only this node's.
+	Peers Dialer
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.

@@ -13,15 +13,25 @@ import (
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
 
-// StreamLogs writes the logs of a container of pod, which runs on this
-// node, to w: the latest attempt, or the one before with opts.Previous;
-// until they end or, with opts.Follow, until ctx is done. It returns an API
-// error (400 for an unknown container) before writing anything if it
-// cannot start.
+// StreamLogs writes the logs of a container of pod to w: the latest
+// attempt, or the one before with opts.Previous; until they end or, with
+// opts.Follow, until ctx is done. A pod on another node is asked of that
+// node's agent (Config.Peers). It returns an API error (400 for an unknown
+// container) before writing anything if it cannot start.
 func (a *Agent) StreamLogs(ctx context.Context, pod *corev1.Pod, opts *corev1.PodLogOptions, w io.Writer) error {
-	if pod.Spec.NodeName != a.cfg.NodeName {
+	switch {
+	case pod.Spec.NodeName == "":
+		return apierrors.NewBadRequest(fmt.Sprintf("pod %s has not been placed on a node yet: it has no logs", pod.Name))
+	case pod.Spec.NodeName != a.cfg.NodeName && a.cfg.Peers == nil:
 		return apierrors.NewBadRequest(fmt.Sprintf("pod %s is not on this node (it is on %q); ask that node's API", pod.Name, pod.Spec.NodeName))
+	case pod.Spec.NodeName != a.cfg.NodeName:
+		return a.streamRemote(ctx, pod, opts, w)
 	}
+	return a.streamLocal(ctx, pod, opts, w)
+}
+
+// streamLocal streams the logs of a pod on this node.
+func (a *Agent) streamLocal(ctx context.Context, pod *corev1.Pod, opts *corev1.PodLogOptions, w io.Writer) error {
 	container := opts.Container
 	if container == "" {
 		if len(pod.Spec.Containers) != 1 {
