@@ -228,7 +228,8 @@ func (n *Node) startAgent(context.Context) (err error) {
 	if ip := net.ParseIP(nodeIP); ip == nil || ip.IsUnspecified() {
 		nodeIP = "127.0.0.1"
 	}
-	n.agent, err = agent.New(agent.Config{NodeName: n.cfg.Name, NodeIP: nodeIP, Client: n.objs, Runtime: n.runtime,
+	n.agent, err = agent.New(agent.Config{NodeName: n.cfg.Name, NodeIP: nodeIP, TrustDomain: n.creds.Bundle().TrustDomain().Name(), PeerID: n.PeerID(),
+		Client: n.objs, Runtime: n.runtime,
 		Record: n.records.Sign, Machine: n.machine, HeartbeatInterval: n.cfg.HeartbeatInterval, Now: n.cfg.Now, Peers: dialer{n},
 		Logger: n.log.With("component", "agent")})
 	return err
@@ -303,7 +304,7 @@ func goVersion() string {
 // does this on exit so a demo leaves nothing behind). Call it after Close,
 // or the agent restarts what it removes.
 func (n *Node) RemoveContainers(ctx context.Context) error {
-	ctrs, err := n.runtime.List(ctx, map[string]string{rt.LabelNode: n.cfg.Name})
+	ctrs, err := n.runtime.List(ctx, map[string]string{rt.LabelTrustDomain: n.creds.Bundle().TrustDomain().Name(), rt.LabelPeerID: n.PeerID()})
 	if err != nil {
 		return err
 	}

@@ -143,3 +143,34 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoFabricsOnOneMachine: two fabrics of their own trust domains share
+// one Podman, with nodes of the same name; each keeps its own pod running
+// and removes none of the other's containers (each adopts only containers
+// of its own trust domain and peer).
+func TestTwoFabricsOnOneMachine(t *testing.T) {
+	name := "e2e-twin-" + randomSuffix()
+	one := startNode(t, func(n *node) { n.name = name })
+	two := startNode(t, func(n *node) { n.name = name })
+	for _, n := range []*node{one, two} {
+		n.kubectl("run", "web", "--image="+demoImage, "--image-pull-policy=Never")
+		n.kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=60s")
+	}
+	ids := func(n *node) string {
+		return n.kubectl("get", "pod", "web", "-o", "jsonpath={.metadata.uid} {.status.containerStatuses[0].containerID}")
+	}
+	before := []string{ids(one), ids(two)}
+	// Both agents resync every second; a few rounds would have removed the
+	// other fabric's container as an orphan.
+	one.stop()
+	one.start()
+	for i, n := range []*node{one, two} {
+		n.kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=60s")
+		if got := ids(n); got != before[i] {
+			t.Errorf("fabric %d: pod and container %q, were %q", i+1, got, before[i])
+		}
+	}
+	if got := len(one.containers("running")); got != 2 {
+		t.Errorf("%d running containers labelled with node %s, want 2 (one per fabric)", got, name)
+	}
+}

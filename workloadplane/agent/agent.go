@@ -39,6 +39,10 @@ type Config struct {
 	NodeName string
 	// NodeIP is reported as the pods' hostIP.
 	NodeIP string
+	// TrustDomain and PeerID label the containers this agent creates; it
+	// adopts only containers with both (and those of versions that did not
+	// label them yet).
+	TrustDomain, PeerID string
 	// Client reads and writes objects.
 	Client Client
 	// Runtime runs containers.
@@ -165,6 +169,9 @@ func (a *Agent) Sync(ctx context.Context) {
 	}
 	byPod := map[string][]rt.Container{}
 	for _, c := range ctrs {
+		if !a.owns(c) {
+			continue // another fabric's node of the same name
+		}
 		uid := c.Labels[rt.LabelPodUID]
 		byPod[uid] = append(byPod[uid], c)
 	}
@@ -209,6 +216,13 @@ func (a *Agent) Sync(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// owns reports whether c is this agent's: of its trust domain and peer, or
+// made before containers carried them (adopted by node name, as then).
+func (a *Agent) owns(c rt.Container) bool {
+	td, ok := c.Labels[rt.LabelTrustDomain]
+	return !ok || (td == a.cfg.TrustDomain && c.Labels[rt.LabelPeerID] == a.cfg.PeerID)
 }
 
 // attempts groups a pod's containers by spec container name, ordered by

@@ -44,7 +44,8 @@ func newHarness(t *testing.T) *harness {
 }
 
 func (h *harness) newAgent() *Agent {
-	a, err := New(Config{NodeName: "node-1", NodeIP: "192.0.2.1", Client: h.objs, Runtime: h.fake, Now: func() time.Time { return h.now }})
+	a, err := New(Config{NodeName: "node-1", NodeIP: "192.0.2.1", TrustDomain: "fabric.test", PeerID: "peer-1", Client: h.objs, Runtime: h.fake,
+		Now: func() time.Time { return h.now }})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -201,8 +202,13 @@ func TestReadoptsAndRemovesOrphans(t *testing.T) {
 	p := h.pod("web", corev1.RestartPolicyAlways, image)
 	h.sync()
 	before := h.containers(p)
-	orphan := h.fake.Add(rt.Spec{Name: "stale", Image: image, Labels: map[string]string{rt.LabelNode: "node-1", rt.LabelPodUID: "gone"}})
+	mine := map[string]string{rt.LabelNode: "node-1", rt.LabelTrustDomain: "fabric.test", rt.LabelPeerID: "peer-1", rt.LabelPodUID: "gone"}
+	orphan := h.fake.Add(rt.Spec{Name: "stale", Image: image, Labels: mine})
+	legacy := h.fake.Add(rt.Spec{Name: "unlabelled", Image: image, Labels: map[string]string{rt.LabelNode: "node-1", rt.LabelPodUID: "gone-too"}})
 	other := h.fake.Add(rt.Spec{Name: "other-node", Image: image, Labels: map[string]string{rt.LabelNode: "node-2", rt.LabelPodUID: "x"}})
+	// Another fabric on this machine, with a node of the same name.
+	foreign := h.fake.Add(rt.Spec{Name: "other-fabric", Image: image, Labels: map[string]string{rt.LabelNode: "node-1", rt.LabelTrustDomain: "other.test", rt.LabelPeerID: "peer-9", rt.LabelPodUID: "y"}})
+	samePeerOtherTD := h.fake.Add(rt.Spec{Name: "other-td", Image: image, Labels: map[string]string{rt.LabelNode: "node-1", rt.LabelTrustDomain: "other.test", rt.LabelPeerID: "peer-1", rt.LabelPodUID: "z"}})
 
 	h.agent = h.newAgent() // a restarted node
 	h.sync()
@@ -215,8 +221,12 @@ func TestReadoptsAndRemovesOrphans(t *testing.T) {
 	for _, c := range all {
 		ids[c.ID] = true
 	}
-	if ids[orphan] || !ids[other] {
-		t.Fatalf("orphan kept %v or other node's container removed %v", ids[orphan], !ids[other])
+	if ids[orphan] || ids[legacy] || !ids[other] || !ids[foreign] || !ids[samePeerOtherTD] {
+		t.Fatalf("orphans kept (%v, unlabelled %v) or others' containers removed (other node %v, other fabric %v, %v)",
+			ids[orphan], ids[legacy], !ids[other], !ids[foreign], !ids[samePeerOtherTD])
+	}
+	if c := h.containers(p)[0]; c.Labels[rt.LabelTrustDomain] != "fabric.test" || c.Labels[rt.LabelPeerID] != "peer-1" {
+		t.Fatalf("container labels %v", c.Labels)
 	}
 }
 

@@ -153,12 +153,14 @@ func (a *Agent) containerSpec(pod *corev1.Pod, c *corev1.Container, n int) (rt.S
 		WorkingDir: c.WorkingDir,
 		Env:        map[string]string{},
 		Labels: map[string]string{
-			rt.LabelNamespace: pod.Namespace,
-			rt.LabelPod:       pod.Name,
-			rt.LabelPodUID:    string(pod.UID),
-			rt.LabelNode:      a.cfg.NodeName,
-			rt.LabelContainer: c.Name,
-			rt.LabelAttempt:   strconv.Itoa(n),
+			rt.LabelNamespace:   pod.Namespace,
+			rt.LabelPod:         pod.Name,
+			rt.LabelPodUID:      string(pod.UID),
+			rt.LabelNode:        a.cfg.NodeName,
+			rt.LabelTrustDomain: a.cfg.TrustDomain,
+			rt.LabelPeerID:      a.cfg.PeerID,
+			rt.LabelContainer:   c.Name,
+			rt.LabelAttempt:     strconv.Itoa(n),
 		},
 	}
 	if len(c.EnvFrom) > 0 {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
 )
 
 var (
@@ -21,14 +23,19 @@ var (
 )
 
 // Labels every container Mycel creates carries, so a restarted node can
-// re-adopt its containers and a human can recognise them in `podman ps`.
+// re-adopt its containers and a human can recognise them in `podman ps`. A
+// node adopts (and removes as orphans) only the containers of its own trust
+// domain and peer: two fabrics on one machine, even with nodes of the same
+// name, leave each other's containers alone.
 const (
-	LabelNamespace = "mycel.io/namespace"
-	LabelPod       = "mycel.io/pod"
-	LabelPodUID    = "mycel.io/pod-uid"
-	LabelNode      = "mycel.io/node"
-	LabelContainer = "mycel.io/container"
-	LabelAttempt   = "mycel.io/attempt"
+	LabelNamespace   = "mycel.io/namespace"
+	LabelPod         = "mycel.io/pod"
+	LabelPodUID      = "mycel.io/pod-uid"
+	LabelNode        = "mycel.io/node"
+	LabelTrustDomain = "mycel.io/trust-domain"
+	LabelPeerID      = mycelv1alpha1.LabelPeerID
+	LabelContainer   = "mycel.io/container"
+	LabelAttempt     = "mycel.io/attempt"
 )
 
 // Port publishes a container port on the host.
