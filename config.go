@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/mycelfabric/mycel/machineplane/host"
@@ -160,36 +159,3 @@ const (
 	RuntimePodman = "podman"
 	RuntimeSim    = "sim"
 )
-
-// ParseCapacity parses "cpu=2,memory=4Gi,pods=50".
-func ParseCapacity(s string) (corev1.ResourceList, error) {
-	kv, err := ParseLabels(s)
-	if err != nil {
-		return nil, fmt.Errorf("capacity: %w", err)
-	}
-	out := corev1.ResourceList{}
-	for k, v := range kv {
-		q, err := resource.ParseQuantity(v)
-		if err != nil {
-			return nil, fmt.Errorf("capacity %s=%q: %w (e.g. cpu=2,memory=4Gi,pods=50)", k, v, err)
-		}
-		out[corev1.ResourceName(k)] = q
-	}
-	return out, nil
-}
-
-// ParseLabels parses "k=v,k2=v2".
-func ParseLabels(s string) (map[string]string, error) {
-	out := map[string]string{}
-	if strings.TrimSpace(s) == "" {
-		return out, nil
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("label %q: want key=value", kv)
-		}
-		out[k] = v
-	}
-	return out, nil
-}

@@ -2,9 +2,6 @@ package mycel
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -17,9 +14,6 @@ import (
 	"github.com/mycelfabric/mycel/workloadplane/owner"
 	"github.com/mycelfabric/mycel/workloadplane/replica"
 )
-
-// StatusPath serves ClusterStatus to authenticated clients.
-const StatusPath = "/api/cluster/status"
 
 // startMembership sets up the failure detector over the bus; members are
 // learned from announcements of verified node records.
@@ -144,43 +138,4 @@ func (l liveness) State(peer string) controller.MemberState {
 		return controller.MemberLeft
 	}
 	return controller.MemberAlive
-}
-
-// ClusterStatus is what /api/cluster/status and `mycel status` show: the
-// fabric as this node sees it.
-type ClusterStatus struct {
-	Node        string            `json:"node"`
-	PeerID      string            `json:"peerID"`
-	State       string            `json:"state"`
-	Settled     bool              `json:"settled"`
-	Clock       string            `json:"clock"`
-	Objects     int               `json:"objects"`
-	Members     int               `json:"liveMembers"`
-	Peers       []membership.Peer `json:"peers"`
-	BusRoutes   int               `json:"busRoutes"`
-	GeneratedAt time.Time         `json:"generatedAt"`
-}
-
-// Status reports the fabric as this node sees it.
-func (n *Node) Status() ClusterStatus {
-	st := ClusterStatus{
-		Node: n.cfg.Name, PeerID: n.PeerID(), State: "Alive", Settled: n.owners.Settled(),
-		Clock: n.store.Clock().Last().String(), Objects: n.store.Len(), Members: len(n.members.Live()),
-		Peers: n.members.Peers(), BusRoutes: n.bus.Routes(), GeneratedAt: n.cfg.Now().UTC(),
-	}
-	if st.Peers == nil {
-		st.Peers = []membership.Peer{}
-	}
-	return st
-}
-
-func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		http.Error(w, "only GET", http.StatusMethodNotAllowed)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(n.Status())
 }

@@ -248,7 +248,7 @@ func TestLogsFromAnyNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := Kubeconfig(authority, "tester", time.Hour, KubeconfigContext{Name: a.Name(), Server: a.URL()})
+	kc, err := authority.Kubeconfig("tester", time.Hour, ca.KubeconfigContext{Name: a.Name(), Server: a.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -271,7 +271,7 @@ func insider(t *testing.T, n *Node, authority *ca.Authority) *nats.Conn {
 
 func scrape(t *testing.T, n *Node, a *ca.Authority) map[string]float64 {
 	t.Helper()
-	kc, err := Kubeconfig(a, "tester", time.Hour, KubeconfigContext{Name: n.Name(), Server: n.URL()})
+	kc, err := a.Kubeconfig("tester", time.Hour, ca.KubeconfigContext{Name: n.Name(), Server: n.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

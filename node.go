@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mycelfabric/mycel/machineplane/bus"
@@ -57,7 +55,7 @@ type Node struct {
 	lifecycle lifecycle
 	reg       *prometheus.Registry
 	machine   host.Machine
-	capacity  corev1.ResourceList // what the node offers (see measureCapacity)
+	capacity  corev1.ResourceList // what the node offers (agent.Capacity)
 	apiHost   string              // the host of Config.APIAddr
 
 	// The parts, in the order their components start.
@@ -123,7 +121,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), reg: prometheus.NewRegistry()}
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.machine = host.Measure()
-	n.capacity = measureCapacity(n.machine, cfg.Capacity)
+	n.capacity = agent.Capacity(n.machine, cfg.Capacity)
 	n.apiHost, _, _ = net.SplitHostPort(cfg.APIAddr)
 	n.lifecycle.components = n.components()
 	if err := n.lifecycle.start(ctx); err != nil {
@@ -205,22 +203,7 @@ func (n *Node) containerRuntime(ctx context.Context) (rt.Runtime, error) {
 		n.log.Warn("runtime sim: containers are simulated, nothing runs (scale simulations only)")
 		return sim.New(n.capacity.Cpu().MilliValue(), n.capacity.Memory().Value()), nil
 	}
-	sock := n.cfg.PodmanSocket
-	if sock == "" {
-		sock = podman.DefaultSocket
-		started, err := podman.EnsureService(ctx, sock)
-		if errors.Is(err, podman.ErrNotInstalled) {
-			return nil, err
-		}
-		if err != nil {
-			n.log.Warn("Podman is not available; pods will wait until it is", "err", err)
-		} else if started {
-			n.log.Info("started `podman system service`", "socket", sock)
-		}
-	} else if !podman.Listening(sock) {
-		n.log.Warn("nothing listens on the Podman socket yet; pods will wait until it does", "socket", sock)
-	}
-	return podman.New(sock), nil
+	return podman.Open(ctx, n.cfg.PodmanSocket, n.log.With("component", "podman"))
 }
 
 func (n *Node) startAgent(context.Context) (err error) {
@@ -276,21 +259,6 @@ func (n *Node) removeFiles() error {
 		os.Remove(filepath.Join(n.cfg.DataDir, name))
 	}
 	return nil
-}
-
-// defaultMaxPods is how many pods a node takes, as a kubelet's default.
-const defaultMaxPods = 110
-
-// measureCapacity is what the machine offers: its CPUs, memory and 110
-// pods, or what overrides say instead.
-func measureCapacity(m host.Machine, overrides corev1.ResourceList) corev1.ResourceList {
-	c := corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewQuantity(int64(m.CPUs), resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(m.MemoryBytes, resource.BinarySI),
-		corev1.ResourcePods:   *resource.NewQuantity(defaultMaxPods, resource.DecimalSI),
-	}
-	maps.Copy(c, overrides)
-	return c
 }
 
 func goVersion() string {

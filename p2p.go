@@ -67,27 +67,9 @@ func (n *Node) startBus(ctx context.Context) error {
 		busHost = "127.0.0.1"
 	}
 	boot, _ := host.ParseBootstrap(n.peersToJoin())
-	var routes []string
-	for _, ai := range boot {
-		// A peer that has just started may not have published its record
-		// yet (`mycel up` starts nodes back to back): look again for a while.
-		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		r, err := n.dht.LookupAny(lctx, ai.ID)
-		for err != nil && lctx.Err() == nil {
-			select {
-			case <-lctx.Done():
-			case <-time.After(250 * time.Millisecond):
-				r, err = n.dht.LookupAny(lctx, ai.ID)
-			}
-		}
-		cancel()
-		if err != nil {
-			n.log.Warn("no route to a bootstrap peer's bus yet", "peer", ai.ID.String(), "err", err)
-			continue
-		}
-		if r.NATSURL != "" {
-			routes = append(routes, r.NATSURL)
-		}
+	routes, missing := discovery.BusRoutes(ctx, n.dht, boot, 15*time.Second)
+	for _, err := range missing {
+		n.log.Warn("no route to a bootstrap peer's bus yet", "err", err)
 	}
 	kept := host.LoadPorts(n.cfg.DataDir)
 	cfg := bus.Config{Name: n.PeerID(), Host: busHost, Routes: routes, SVID: n.creds, Bundle: n.creds.Bundle(),

@@ -49,7 +49,7 @@ func kubeconfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			data, err := mycel.Kubeconfig(a, user, ttl, mycel.KubeconfigContext{Name: "mycel", Server: server})
+			data, err := a.Kubeconfig(user, ttl, ca.KubeconfigContext{Name: "mycel", Server: server})
 			if err != nil {
 				return err
 			}

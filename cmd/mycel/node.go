@@ -25,10 +25,10 @@ The node stops on SIGINT or SIGTERM; its containers keep running and are re-adop
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if cfg.Labels, err = mycel.ParseLabels(labels); err != nil {
+			if cfg.Labels, err = parseLabels(labels); err != nil {
 				return err
 			}
-			if cfg.Capacity, err = mycel.ParseCapacity(capacity); err != nil {
+			if cfg.Capacity, err = parseCapacity(capacity); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

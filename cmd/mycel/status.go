@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mycelfabric/mycel"
@@ -31,7 +37,7 @@ its peer ID, logical clock, object count, bus routes, and every member it knows 
 			if err != nil {
 				return fmt.Errorf("%w (set KUBECONFIG or pass --kubeconfig; `mycel up` prints the path)", err)
 			}
-			st, err := mycel.FetchStatus(cmd.Context(), data, context)
+			st, err := fetchStatus(cmd.Context(), data, context)
 			if err != nil {
 				return err
 			}
@@ -53,4 +59,41 @@ its peer ID, logical clock, object count, bus routes, and every member it knows 
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig to use (default $KUBECONFIG or ~/.kube/config)")
 	cmd.Flags().StringVar(&context, "context", "", "kubeconfig context (default the current one)")
 	return cmd
+}
+
+// fetchStatus asks the node behind a kubeconfig context ("" for the current
+// one) for the fabric as it sees it.
+func fetchStatus(ctx context.Context, kubeconfig []byte, context string) (*mycel.ClusterStatus, error) {
+	kc, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := clientcmd.NewNonInteractiveClientConfig(*kc, context, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client.Timeout = 10 * time.Second
+	url := strings.TrimSuffix(cfg.Host, "/") + mycel.StatusPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var st mycel.ClusterStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	return &st, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -96,4 +97,31 @@ func FindNodes(ctx context.Context, bundle *x509bundle.Bundle, bootstrap []strin
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// BusRoutes looks up the bus (NATS cluster) URLs of peers in their records,
+// with a quorum of one: a dead peer still in routing tables must not hold
+// a starting node up. A peer that has just started may not have published
+// its record yet (`mycel up` starts nodes back to back), so each lookup is
+// retried for up to wait. Peers without a record are left out, with why.
+func BusRoutes(ctx context.Context, d *dht.DHT, peers []peer.AddrInfo, wait time.Duration) (routes []string, missing []error) {
+	for _, ai := range peers {
+		lctx, cancel := context.WithTimeout(ctx, wait)
+		r, err := d.LookupAny(lctx, ai.ID)
+		for err != nil && lctx.Err() == nil {
+			select {
+			case <-lctx.Done():
+			case <-time.After(250 * time.Millisecond):
+				r, err = d.LookupAny(lctx, ai.ID)
+			}
+		}
+		cancel()
+		switch {
+		case err != nil:
+			missing = append(missing, fmt.Errorf("%s: %w", ai.ID, err))
+		case r.NATSURL != "":
+			routes = append(routes, r.NATSURL)
+		}
+	}
+	return routes, missing
 }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
+	"github.com/mycelfabric/mycel/machineplane/host"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 )
 
@@ -137,4 +138,19 @@ func (a *Agent) nodeStatus(ctx context.Context, rec *noderecord.Record, old core
 			Architecture:            rec.Versions["arch"],
 		},
 	}
+}
+
+// DefaultMaxPods is how many pods a node takes, as a kubelet's default.
+const DefaultMaxPods = 110
+
+// Capacity is what a machine offers: its CPUs, memory and DefaultMaxPods
+// pods, or what overrides say instead (--capacity).
+func Capacity(m host.Machine, overrides corev1.ResourceList) corev1.ResourceList {
+	c := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(int64(m.CPUs), resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(m.MemoryBytes, resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(DefaultMaxPods, resource.DecimalSI),
+	}
+	maps.Copy(c, overrides)
+	return c
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -69,4 +70,27 @@ func EnsureService(ctx context.Context, path string) (bool, error) {
 			}
 		}
 	}
+}
+
+// Open returns the runtime on socket ("" for DefaultSocket, whose service
+// it starts when nothing listens there). A Podman that cannot be reached
+// yet is no error (pods wait until it answers, and the node says why); a
+// Podman that is not installed is.
+func Open(ctx context.Context, socket string, log *slog.Logger) (*Podman, error) {
+	switch {
+	case socket == "":
+		socket = DefaultSocket
+		started, err := EnsureService(ctx, socket)
+		if errors.Is(err, ErrNotInstalled) {
+			return nil, err
+		}
+		if err != nil {
+			log.Warn("Podman is not available; pods will wait until it is", "err", err)
+		} else if started {
+			log.Info("started `podman system service`", "socket", socket)
+		}
+	case !Listening(socket):
+		log.Warn("nothing listens on the Podman socket yet; pods will wait until it does", "socket", socket)
+	}
+	return New(socket), nil
 }

@@ -1,4 +1,4 @@
-package mycel
+package ca
 
 import (
 	"fmt"
@@ -6,8 +6,6 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
-	"github.com/mycelfabric/mycel/securityplane/ca"
 )
 
 // KubeconfigContext is one context of a kubeconfig: a server URL under a name.
@@ -19,15 +17,15 @@ type KubeconfigContext struct {
 // Kubeconfig issues user NAME a client certificate
 // (spiffe://TD/user/NAME) valid for ttl and returns a kubeconfig with one
 // context per server; the first is current.
-func Kubeconfig(a *ca.Authority, user string, ttl time.Duration, contexts ...KubeconfigContext) ([]byte, error) {
+func (a *Authority) Kubeconfig(user string, ttl time.Duration, contexts ...KubeconfigContext) ([]byte, error) {
 	if len(contexts) == 0 {
 		return nil, fmt.Errorf("kubeconfig: at least one server is required")
 	}
-	id, err := ca.UserID(a.TrustDomain(), user)
+	id, err := UserID(a.TrustDomain(), user)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: user %q: %w (use letters, digits, '-', '_' and '.')", user, err)
 	}
-	is, err := a.Issue(ca.Request{ID: id, CommonName: user, TTL: ttl, Client: true})
+	is, err := a.Issue(Request{ID: id, CommonName: user, TTL: ttl, Client: true})
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +36,7 @@ func Kubeconfig(a *ca.Authority, user string, ttl time.Duration, contexts ...Kub
 	cfg := clientcmdapi.NewConfig()
 	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: is.CertPEM(), ClientKeyData: keyPEM}
 	for _, c := range contexts {
-		cfg.Clusters[c.Name] = &clientcmdapi.Cluster{Server: c.Server, CertificateAuthorityData: ca.EncodeCerts(a.Root())}
+		cfg.Clusters[c.Name] = &clientcmdapi.Cluster{Server: c.Server, CertificateAuthorityData: EncodeCerts(a.Root())}
 		cfg.Contexts[c.Name] = &clientcmdapi.Context{Cluster: c.Name, AuthInfo: user, Namespace: "default"}
 	}
 	cfg.CurrentContext = contexts[0].Name
