@@ -3,6 +3,8 @@ package mycel
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -50,19 +52,33 @@ func (n *Node) startScheduler(context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.scheduler, err = sched.New(sched.Config{Client: n.objs, Placer: placer, Owns: n.owners.Owns, Live: n.isLive,
-		DeadSince: n.members.DeadSince, Metrics: metrics, Now: n.cfg.Now, Logger: n.log.With("component", "sched")})
+	n.scheduler, err = sched.New(sched.Config{Client: n.objs, Placer: placer, Owns: n.owners.Owns, Members: placementMembers{n},
+		Metrics: metrics, Now: n.cfg.Now, Logger: n.log.With("component", "sched")})
 	return err
 }
 
-// isLive reports whether peer is a live member (this node included).
-func (n *Node) isLive(peer string) bool {
-	for _, id := range n.members.Live() {
-		if id == peer {
-			return true
-		}
+// placementMembers adapts membership to placement: who is live (this node
+// included), since when the dead are, and the versions of each member's
+// verified record (this node's own for itself).
+type placementMembers struct{ n *Node }
+
+func (m placementMembers) Live(peer string) bool {
+	return slices.Contains(m.n.members.Live(), peer)
+}
+
+func (m placementMembers) Versions(peer string) map[string]string {
+	r := m.n.members.Record(peer)
+	if peer == m.n.PeerID() {
+		r = m.n.records.Record()
 	}
-	return false
+	if r == nil {
+		return nil
+	}
+	return r.Versions
+}
+
+func (m placementMembers) DeadSince(peer string) (time.Time, bool) {
+	return m.n.members.DeadSince(peer)
 }
 
 // placementFacts are this node's resources and the pods bound to it, as the

@@ -1,9 +1,10 @@
 // Package sched places pods by negotiation between nodes, with no central
 // scheduler.
 //
-// The owner of a pod's workload (see membership.Owner) filters the fabric's
+// The owner of a pod's workload (workloadplane/owner) filters the fabric's
 // nodes on what it can check itself (Ready, schedulable, nodeSelector,
-// required node affinity, `mycel.io/requires` versions), samples at most d of
+// required node affinity, and the `mycel.io/requires` versions against the
+// versions each node's signed record advertises), samples at most d of
 // the survivors and sends each a signed Tender. Each candidate (a Bidder)
 // evaluates the placement policy and its free resources and answers with a
 // Bid (a score) or a Decline (reasons). The owner Awards the best bid; the
@@ -16,5 +17,6 @@
 // Placer (owner side) and Bidder (candidate side) are deterministic: time
 // comes from an injected clock and messages from a Transport. Scheduler runs
 // them in a node; BusTransport carries their messages as signed envelopes
-// over the bus. The wire format is in docs/protocols.md.
+// over the bus. The wire format is in docs/protocols.md. schedsim, next to
+// it, simulates placement at scale with the same parts.
 package sched

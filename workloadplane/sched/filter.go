@@ -5,22 +5,26 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+
+	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
 )
 
-// LabelUnschedulable on a node keeps new pods off it.
-const LabelUnschedulable = "mycel.io/unschedulable"
-
-// AnnotationRequires on a pod names the software it needs, as
-// comma-separated constraints on the versions nodes advertise:
-// "mycel>=0.2.0", "runtime=podman", "runtime>=podman/4.3", "arch=amd64".
-const AnnotationRequires = "mycel.io/requires"
-
-// LabelPeerID on a Node names its libp2p peer (set by the node itself).
-const LabelPeerID = "mycel.io/peer-id"
+// Members is what placement knows of the fabric's members.
+type Members interface {
+	// Live reports whether peer is alive (suspects included).
+	Live(peer string) bool
+	// Versions are the software versions peer's signed node record
+	// advertises: "mycel", "runtime" (name/version), "os", "arch"; nil if
+	// no record of it is known.
+	Versions(peer string) map[string]string
+	// DeadSince is when membership declared peer dead (or gone), if it is.
+	DeadSince(peer string) (time.Time, bool)
+}
 
 // Candidate is a node the owner may send a tender to.
 type Candidate struct {
@@ -49,10 +53,10 @@ func (r Reasons) Message(nodes int) string {
 
 // Filter returns the nodes the pod may go to as far as the owner can tell
 // (Ready, live, schedulable, matching nodeSelector, required node affinity
-// and version requirements), and why the others cannot. live reports
-// whether a node's peer is a live member.
-func Filter(p *corev1.Pod, nodes []corev1.Node, live func(peer string) bool) ([]Candidate, Reasons, error) {
-	reqs, err := ParseRequires(p.Annotations[AnnotationRequires])
+// and version requirements), and why the others cannot. Versions come
+// from the members' signed node records, not from the Node objects.
+func Filter(p *corev1.Pod, nodes []corev1.Node, members Members) ([]Candidate, Reasons, error) {
+	reqs, err := ParseRequires(p.Annotations[mycelv1alpha1.AnnotationRequires])
 	if err != nil {
 		return nil, nil, err
 	}
@@ -60,17 +64,17 @@ func Filter(p *corev1.Pod, nodes []corev1.Node, live func(peer string) bool) ([]
 	var out []Candidate
 	for i := range nodes {
 		n := &nodes[i]
-		peer := n.Labels[LabelPeerID]
+		peer := n.Labels[mycelv1alpha1.LabelPeerID]
 		why := ""
 		switch {
-		case !ready(n) || peer == "" || !live(peer):
+		case !ready(n) || peer == "" || !members.Live(peer):
 			why = "node(s) were not ready"
-		case n.Spec.Unschedulable || n.Labels[LabelUnschedulable] == "true":
+		case n.Spec.Unschedulable || n.Labels[mycelv1alpha1.LabelUnschedulable] == "true":
 			why = "node(s) were unschedulable"
 		case !matchesSelector(p, n):
 			why = "node(s) didn't match Pod's node affinity/selector"
 		default:
-			if v := reqs.unmet(n); v != "" {
+			if v := reqs.unmet(members.Versions(peer)); v != "" {
 				why = "node(s) didn't have the required " + v
 			}
 		}
@@ -136,7 +140,7 @@ func termSelector(exprs []corev1.NodeSelectorRequirement) (labels.Selector, erro
 	return sel, nil
 }
 
-// Requirement is one constraint of AnnotationRequires.
+// Requirement is one constraint of the mycel.io/requires annotation.
 type Requirement struct {
 	Key     string // mycel, runtime, arch or os
 	AtLeast bool   // ">=" (else "=")
@@ -147,7 +151,7 @@ type Requirement struct {
 // Requirements are a pod's version constraints.
 type Requirements []Requirement
 
-// ParseRequires parses AnnotationRequires.
+// ParseRequires parses the mycel.io/requires annotation.
 func ParseRequires(s string) (Requirements, error) {
 	var out Requirements
 	for part := range strings.SplitSeq(s, ",") {
@@ -160,36 +164,32 @@ func ParseRequires(s string) (Requirements, error) {
 		if ok {
 			r.AtLeast = true
 		} else if k, v, ok = strings.Cut(part, "="); !ok {
-			return nil, fmt.Errorf("sched: %s: %q is not KEY=VALUE or KEY>=VERSION (e.g. mycel>=0.2.0, runtime>=podman/4.3)", AnnotationRequires, part)
+			return nil, fmt.Errorf("sched: %s: %q is not KEY=VALUE or KEY>=VERSION (e.g. mycel>=0.2.0, runtime>=podman/4.3)", mycelv1alpha1.AnnotationRequires, part)
 		}
 		r.Key, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		switch r.Key {
 		case "runtime":
 			r.Name, r.Version, _ = strings.Cut(v, "/")
 			if r.AtLeast && r.Version == "" {
-				return nil, fmt.Errorf("sched: %s: %q needs a version (runtime>=podman/4.3)", AnnotationRequires, part)
+				return nil, fmt.Errorf("sched: %s: %q needs a version (runtime>=podman/4.3)", mycelv1alpha1.AnnotationRequires, part)
 			}
 		case "mycel", "arch", "os":
 			r.Version = v
 		default:
-			return nil, fmt.Errorf("sched: %s: unknown key %q (want mycel, runtime, arch or os)", AnnotationRequires, r.Key)
+			return nil, fmt.Errorf("sched: %s: unknown key %q (want mycel, runtime, arch or os)", mycelv1alpha1.AnnotationRequires, r.Key)
 		}
 		if r.AtLeast && !numeric(r.Version) {
-			return nil, fmt.Errorf("sched: %s: %q: %q is not a dotted version", AnnotationRequires, part, r.Version)
+			return nil, fmt.Errorf("sched: %s: %q: %q is not a dotted version", mycelv1alpha1.AnnotationRequires, part, r.Version)
 		}
 		out = append(out, r)
 	}
 	return out, nil
 }
 
-// unmet returns the first requirement the node does not meet, as text.
-func (rs Requirements) unmet(n *corev1.Node) string {
-	info := n.Status.NodeInfo
-	rtName, rtVersion, _ := strings.Cut(info.ContainerRuntimeVersion, "://")
-	have := map[string]string{
-		"mycel": strings.TrimPrefix(info.KubeletVersion, "mycel/v"),
-		"arch":  info.Architecture, "os": info.OperatingSystem,
-	}
+// unmet returns the first requirement a node with the given versions does
+// not meet, as text.
+func (rs Requirements) unmet(have map[string]string) string {
+	rtName, rtVersion, _ := strings.Cut(have["runtime"], "/")
 	for _, r := range rs {
 		ok := false
 		switch r.Key {

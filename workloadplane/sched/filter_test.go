@@ -3,23 +3,42 @@ package sched
 import (
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
 )
 
-func node(name string, ready bool, labels map[string]string, runtime, mycel string) corev1.Node {
+// fakeMembers are members with the versions their records advertise;
+// those in dead are not live.
+type fakeMembers struct {
+	versions map[string]map[string]string
+	dead     map[string]bool
+}
+
+func (m fakeMembers) Live(peer string) bool                  { return !m.dead[peer] }
+func (m fakeMembers) Versions(peer string) map[string]string { return m.versions[peer] }
+func (m fakeMembers) DeadSince(string) (time.Time, bool)     { return time.Time{}, false }
+
+func node(name string, ready bool, labels map[string]string) corev1.Node {
 	st := corev1.ConditionFalse
 	if ready {
 		st = corev1.ConditionTrue
 	}
-	l := map[string]string{LabelPeerID: "peer-" + name}
+	l := map[string]string{mycelv1alpha1.LabelPeerID: "peer-" + name}
 	for k, v := range labels {
 		l[k] = v
 	}
 	return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l},
 		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}},
-			NodeInfo: corev1.NodeSystemInfo{ContainerRuntimeVersion: runtime, KubeletVersion: "mycel/v" + mycel, Architecture: "amd64", OperatingSystem: "linux"}}}
+			// What a Node says of versions is not what placement reads.
+			NodeInfo: corev1.NodeSystemInfo{ContainerRuntimeVersion: "podman://99.0.0", KubeletVersion: "mycel/v99.0.0"}}}
+}
+
+func versions(runtime, mycel string) map[string]string {
+	return map[string]string{"runtime": runtime, "mycel": mycel, "arch": "amd64", "os": "linux"}
 }
 
 func names(cs []Candidate) []string {
@@ -32,13 +51,16 @@ func names(cs []Candidate) []string {
 
 func TestFilterExplains(t *testing.T) {
 	nodes := []corev1.Node{
-		node("a", true, map[string]string{"zone": "z1"}, "podman://4.3.1", "0.1.0"),
-		node("b", true, map[string]string{"zone": "z2"}, "podman://5.2.0", "0.2.1"),
-		node("c", false, map[string]string{"zone": "z1"}, "podman://5.2.0", "0.2.1"),
-		node("d", true, map[string]string{"zone": "z1", LabelUnschedulable: "true"}, "podman://5.2.0", "0.2.1"),
-		node("e", true, map[string]string{"zone": "z1"}, "sim://1.0", "0.2.1"),
+		node("a", true, map[string]string{"zone": "z1"}),
+		node("b", true, map[string]string{"zone": "z2"}),
+		node("c", false, map[string]string{"zone": "z1"}),
+		node("d", true, map[string]string{"zone": "z1", mycelv1alpha1.LabelUnschedulable: "true"}),
+		node("e", true, map[string]string{"zone": "z1"}),
 	}
-	live := func(peer string) bool { return peer != "peer-e" }
+	members := fakeMembers{dead: map[string]bool{"peer-e": true}, versions: map[string]map[string]string{
+		"peer-a": versions("podman/4.3.1", "0.1.0"), "peer-b": versions("podman/5.2.0", "0.2.1"),
+		"peer-c": versions("podman/5.2.0", "0.2.1"), "peer-d": versions("podman/5.2.0", "0.2.1"), "peer-e": versions("sim/1.0", "0.2.1"),
+	}}
 	cases := []struct {
 		name        string
 		selector    map[string]string
@@ -60,9 +82,9 @@ func TestFilterExplains(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "p1", Annotations: map[string]string{AnnotationRequires: c.requires}},
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "p1", Annotations: map[string]string{mycelv1alpha1.AnnotationRequires: c.requires}},
 				Spec: corev1.PodSpec{NodeSelector: c.selector, Affinity: c.affinity}}
-			got, reasons, err := Filter(pod, nodes, live)
+			got, reasons, err := Filter(pod, nodes, members)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +123,7 @@ func FuzzParseRequires(f *testing.F) {
 			}
 		}
 		// Whatever parses can be checked against any node without panicking.
-		n := node("x", true, nil, "podman://4.3.1", "0.1.0")
-		reqs.unmet(&n)
+		reqs.unmet(versions("podman/4.3.1", "0.1.0"))
+		reqs.unmet(nil)
 	})
 }

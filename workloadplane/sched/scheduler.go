@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
 	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
@@ -40,12 +41,10 @@ type Config struct {
 	// Owns reports whether this node places the pods keyed by uid (their
 	// workload key, objects.Chain.WorkloadKey); nil means all.
 	Owns func(uid types.UID) bool
-	// Live reports whether a peer is a live member; nil means all are.
-	Live func(peer string) bool
-	// DeadSince reports when membership declared a peer dead (or gone),
-	// if it is; nil, or false for a peer, falls back to how long its Node
-	// has not been Ready.
-	DeadSince func(peer string) (time.Time, bool)
+	// Members says who is alive, since when the dead are, and what the
+	// members' records advertise; required. A node membership never held
+	// dead counts as lost once its Node has not been Ready for LostAfter.
+	Members Members
 	// LostAfter is how long a node must have been dead and not Ready
 	// before its pods are re-placed; zero means 5s. It keeps a node that
 	// membership briefly suspected from losing its pods.
@@ -121,14 +120,11 @@ type retry struct {
 
 // New returns a Scheduler.
 func New(cfg Config) (*Scheduler, error) {
-	if cfg.Client == nil || cfg.Placer == nil {
-		return nil, errors.New("sched: Config.Client and Placer are required")
+	if cfg.Client == nil || cfg.Placer == nil || cfg.Members == nil {
+		return nil, errors.New("sched: Config.Client, Placer and Members are required")
 	}
 	if cfg.Owns == nil {
 		cfg.Owns = func(types.UID) bool { return true }
-	}
-	if cfg.Live == nil {
-		cfg.Live = func(string) bool { return true }
 	}
 	if cfg.LostAfter == 0 {
 		cfg.LostAfter = 5 * time.Second
@@ -270,7 +266,7 @@ func (s *Scheduler) addSibling(spread map[types.UID]Spread, key types.UID, node 
 
 // place negotiates one pod and binds it, or records why it waits.
 func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Node, spread Spread) (string, error) {
-	cands, reasons, err := Filter(p, nodes, s.cfg.Live)
+	cands, reasons, err := Filter(p, nodes, s.cfg.Members)
 	if err != nil {
 		return "", s.unschedulable(ctx, p, err.Error())
 	}
@@ -317,15 +313,13 @@ func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []co
 	next := s.cfg.MaxBackoff
 	for i := range nodes {
 		n := &nodes[i]
-		peer := n.Labels[LabelPeerID]
-		if peer == "" || s.cfg.Live(peer) {
+		peer := n.Labels[mycelv1alpha1.LabelPeerID]
+		if peer == "" || s.cfg.Members.Live(peer) {
 			continue
 		}
 		wait := notReadyFor(n, now, s.cfg.LostAfter)
-		if s.cfg.DeadSince != nil {
-			if since, ok := s.cfg.DeadSince(peer); ok {
-				wait = max(0, since.Add(s.cfg.LostAfter).Sub(now))
-			}
+		if since, ok := s.cfg.Members.DeadSince(peer); ok {
+			wait = max(0, since.Add(s.cfg.LostAfter).Sub(now))
 		}
 		if wait > 0 {
 			next = min(next, wait)

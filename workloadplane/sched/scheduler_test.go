@@ -40,6 +40,14 @@ type schedHarness struct {
 	nodes []string
 }
 
+// harnessMembers are the harness's members: live as h.live says, never
+// dead for long, advertising no versions.
+type harnessMembers struct{ h *schedHarness }
+
+func (m harnessMembers) Live(peer string) bool              { return m.h.live[peer] }
+func (m harnessMembers) Versions(string) map[string]string  { return nil }
+func (m harnessMembers) DeadSince(string) (time.Time, bool) { return time.Time{}, false }
+
 // newSchedHarness stores two Ready nodes of 1 CPU and 1 GiB each, with
 // bidders that read their usage from the store, and a scheduler owning
 // every pod.
@@ -56,7 +64,7 @@ func newSchedHarness(t *testing.T) *schedHarness {
 	}
 	tr := directTransport{}
 	for _, name := range []string{"a", "b"} {
-		n := node(name, true, nil, "podman://4.3.1", "0.1.0")
+		n := node(name, true, nil)
 		n.Status.Conditions[0].LastTransitionTime = metav1.NewTime(h.now.Add(-time.Hour))
 		n.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi"), corev1.ResourcePods: resource.MustParse("110")}
 		status := n.Status
@@ -88,7 +96,7 @@ func newSchedHarness(t *testing.T) *schedHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.s, err = New(Config{Client: h.objs, Placer: p, Live: func(peer string) bool { return h.live[peer] }, Now: func() time.Time { return h.now }})
+	h.s, err = New(Config{Client: h.objs, Placer: p, Members: harnessMembers{h}, Now: func() time.Time { return h.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
