@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
@@ -248,15 +247,7 @@ func TestLogsFromAnyNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := authority.Kubeconfig("tester", time.Hour, ca.KubeconfigContext{Name: a.Name(), Server: a.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(kc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kubernetes.NewForConfig(restConfig(t, a, authority))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -269,7 +269,8 @@ func insider(t *testing.T, n *Node, authority *ca.Authority) *nats.Conn {
 	return nc
 }
 
-func scrape(t *testing.T, n *Node, a *ca.Authority) map[string]float64 {
+// restConfig is a client configuration for n's API as user "tester".
+func restConfig(t *testing.T, n *Node, a *ca.Authority) *rest.Config {
 	t.Helper()
 	kc, err := a.Kubeconfig("tester", time.Hour, ca.KubeconfigContext{Name: n.Name(), Server: n.URL()})
 	if err != nil {
@@ -279,7 +280,12 @@ func scrape(t *testing.T, n *Node, a *ca.Authority) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := rest.HTTPClientFor(cfg)
+	return cfg
+}
+
+func scrape(t *testing.T, n *Node, a *ca.Authority) map[string]float64 {
+	t.Helper()
+	client, err := rest.HTTPClientFor(restConfig(t, n, a))
 	if err != nil {
 		t.Fatal(err)
 	}

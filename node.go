@@ -2,7 +2,6 @@ package mycel
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -266,19 +265,4 @@ func goVersion() string {
 		return bi.GoVersion
 	}
 	return goruntime.Version()
-}
-
-// RemoveContainers removes every container this node created (`mycel up`
-// does this on exit so a demo leaves nothing behind). Call it after Close,
-// or the agent restarts what it removes.
-func (n *Node) RemoveContainers(ctx context.Context) error {
-	ctrs, err := n.runtime.List(ctx, map[string]string{rt.LabelTrustDomain: n.creds.Bundle().TrustDomain().Name(), rt.LabelPeerID: n.PeerID()})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, c := range ctrs {
-		errs = append(errs, n.runtime.Remove(ctx, c.ID))
-	}
-	return errors.Join(errs...)
 }

@@ -25,7 +25,7 @@ func statusCmd() *cobra.Command {
 		Short: "Show the fabric as one node sees it: members, their state and when each was last heard",
 		Long: `Ask the node behind a kubeconfig context for its view of the fabric (GET /api/cluster/status):
 its peer ID, logical clock, object count, bus routes, and every member it knows with its state
-(Alive, Suspect, Dead, Left) and when it last heard from it.`,
+(Alive, Suspect, Dead, Left), when it last heard from it and the round-trip time of its probes.`,
 		Example: `  mycel status
   mycel status --context node-2`,
 		Args: cobra.NoArgs,
@@ -45,13 +45,17 @@ its peer ID, logical clock, object count, bus routes, and every member it knows 
 			fmt.Fprintf(out, "node %s (%s)\n  state %s, settled %v, %d live members, %d objects, %d bus routes\n  clock %s\n\n",
 				st.Node, st.PeerID, st.State, st.Settled, st.Members, st.Objects, st.BusRoutes, st.Clock)
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSTATE\tLAST SEEN\tPEER ID")
+			fmt.Fprintln(w, "NAME\tSTATE\tLAST SEEN\tRTT\tPEER ID")
 			for _, p := range st.Peers {
 				seen := "never"
 				if !p.LastSeen.IsZero() {
 					seen = st.GeneratedAt.Sub(p.LastSeen).Round(time.Millisecond).String() + " ago"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, p.State, seen, p.ID)
+				rtt := "-"
+				if p.RTT > 0 {
+					rtt = p.RTT.Round(10 * time.Microsecond).String()
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.State, seen, rtt, p.ID)
 			}
 			return w.Flush()
 		},
