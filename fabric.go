@@ -6,7 +6,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
-	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
@@ -28,7 +27,7 @@ func (n *Node) startMembership(context.Context) error {
 	}
 	verifier := &noderecord.Verifier{Bundle: n.creds.Bundle()}
 	n.members, err = membership.NewService(membership.ServiceConfig{
-		Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.PeerID(),
+		Conn: n.bus.Client(), Key: n.id.Key, Self: n.PeerID(),
 		Record: n.records.Signed,
 		Verify: func(id string, signed []byte) (*noderecord.Record, error) {
 			return verifier.Verify("/"+noderecord.Namespace+"/"+id, signed)
@@ -74,7 +73,7 @@ func (n *Node) opener() *envelope.Opener {
 
 func (n *Node) startReplication(context.Context) (err error) {
 	n.repl, err = replica.New(replica.Config{
-		Store: n.store, Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.PeerID(), Opener: n.opener(),
+		Store: n.store, Conn: n.bus.Client(), Key: n.id.Key, Self: n.PeerID(), Opener: n.opener(),
 		Peers: n.owners.Peers, Interval: n.cfg.AntiEntropyInterval, Now: n.cfg.Now,
 		Logger: n.log.With("component", "replica"), Registry: n.reg,
 	})

@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/workloadplane/agent"
 	"github.com/mycelfabric/mycel/workloadplane/sched"
@@ -26,7 +25,7 @@ func (n *Node) startBidder(context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.transport = &sched.BusTransport{Conn: bus.NATS(n.bus.Conn()), Key: n.id.Key, Self: n.PeerID(), Opener: n.opener(),
+	n.transport = &sched.BusTransport{Conn: n.bus.Client(), Key: n.id.Key, Self: n.PeerID(), Opener: n.opener(),
 		Bidder: bidder, Rejected: rejected, Logger: n.log.With("component", "sched")}
 	return nil
 }

@@ -183,6 +183,9 @@ func portOrRandom(p int) int {
 // Conn is the node's client connection.
 func (b *Bus) Conn() *nats.Conn { return b.conn }
 
+// Client is the node's client connection as the protocols use it.
+func (b *Bus) Client() Conn { return NATS(b.conn) }
+
 // ClientURL is where clients connect (tls://host:port).
 func (b *Bus) ClientURL() string { return b.srv.ClientURL() }
 
