@@ -31,7 +31,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mycelfabric/mycel/machineplane/host"
 	"github.com/mycelfabric/mycel/securityplane/ca"
@@ -326,11 +325,7 @@ func readyCondition(n *corev1.Node) *corev1.NodeCondition {
 
 // client is a clientset for a kubeconfig context.
 func client(kubeconfig []byte, context string) (*kubernetes.Clientset, error) {
-	kc, err := clientcmd.Load(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := clientcmd.NewNonInteractiveClientConfig(*kc, context, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	cfg, err := ca.ClientConfig(kubeconfig, context)
 	if err != nil {
 		return nil, err
 	}

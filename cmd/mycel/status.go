@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mycelfabric/mycel"
+	"github.com/mycelfabric/mycel/securityplane/ca"
 )
 
 func statusCmd() *cobra.Command {
@@ -68,11 +69,7 @@ its peer ID, logical clock, object count, bus routes, and every member it knows 
 // fetchStatus asks the node behind a kubeconfig context ("" for the current
 // one) for the fabric as it sees it.
 func fetchStatus(ctx context.Context, kubeconfig []byte, context string) (*mycel.ClusterStatus, error) {
-	kc, err := clientcmd.Load(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := clientcmd.NewNonInteractiveClientConfig(*kc, context, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	cfg, err := ca.ClientConfig(kubeconfig, context)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -41,4 +42,14 @@ func (a *Authority) Kubeconfig(user string, ttl time.Duration, contexts ...Kubec
 	}
 	cfg.CurrentContext = contexts[0].Name
 	return clientcmd.Write(*cfg)
+}
+
+// ClientConfig is the client configuration of a kubeconfig's context
+// ("" for the current one).
+func ClientConfig(kubeconfig []byte, context string) (*rest.Config, error) {
+	kc, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return clientcmd.NewNonInteractiveClientConfig(*kc, context, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
 }
