@@ -15,7 +15,6 @@ import (
 	"github.com/mycelfabric/mycel/machineplane/dht"
 	"github.com/mycelfabric/mycel/machineplane/discovery"
 	"github.com/mycelfabric/mycel/machineplane/host"
-	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 	"github.com/mycelfabric/mycel/workloadplane/agent"
 )
@@ -139,7 +138,7 @@ type dialer struct{ n *Node }
 
 func (d dialer) Dial(ctx context.Context, node string) (io.ReadWriteCloser, error) {
 	for _, p := range d.n.members.Peers() {
-		if p.Name != node || p.State == membership.Dead.String() || p.State == membership.Left.String() {
+		if p.Name != node || !d.n.members.IsLive(p.ID) {
 			continue
 		}
 		var addrs []string

@@ -3,7 +3,6 @@ package mycel
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,7 +61,7 @@ func (n *Node) startScheduler(context.Context) error {
 type placementMembers struct{ n *Node }
 
 func (m placementMembers) Live(peer string) bool {
-	return slices.Contains(m.n.members.Live(), peer)
+	return m.n.members.IsLive(peer)
 }
 
 func (m placementMembers) Versions(peer string) map[string]string {

@@ -387,6 +387,16 @@ func (s *Service) Live() []string {
 	return out
 }
 
+// IsLive reports whether id is this node or a member believed alive
+// (suspects included), without listing them all as Live does.
+func (s *Service) IsLive(id string) bool {
+	if id == s.cfg.Self {
+		return true
+	}
+	st, ok := s.State(id)
+	return ok && (st == Alive || st == Suspect)
+}
+
 // State is what this node believes about member id, and whether it has
 // met id at all.
 func (s *Service) State(id string) (State, bool) {

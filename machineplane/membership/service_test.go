@@ -109,4 +109,7 @@ func TestServiceDeliversTypedEvents(t *testing.T) {
 	if _, ok := services["a"].DeadSince(ids[1]); ok {
 		t.Error("b, alive, has a DeadSince")
 	}
+	if a := services["a"]; a.IsLive(ids[2]) || !a.IsLive(ids[1]) || !a.IsLive(ids[0]) {
+		t.Errorf("a's IsLive: c %v, b %v, itself %v", a.IsLive(ids[2]), a.IsLive(ids[1]), a.IsLive(ids[0]))
+	}
 }
