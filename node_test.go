@@ -14,6 +14,7 @@ import (
 
 	"github.com/mycelfabric/mycel/machineplane/discovery"
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/datakey"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
 )
 
@@ -166,18 +167,42 @@ func TestJoinWithToken(t *testing.T) {
 	if r, err := a.dht.Lookup(ctx, id); err != nil || r.Name != "node-b" {
 		t.Fatalf("CA holder cannot verify the joined node's record: %v", err)
 	}
-	// Renewal at an issuer works with the joined credentials.
+	// The joined node holds the fabric's data keys: it opens Secrets the
+	// CA holder sealed.
+	sealed, err := a.creds.DataKeys().Seal([]byte("s3cret"), []byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.creds.DataKeys().Open(sealed, []byte("k")); err != nil || string(got) != "s3cret" {
+		t.Fatalf("joined node opens a sealed value: %q, %v", got, err)
+	}
+	// Renewal at an issuer works with the joined credentials, and brings a
+	// data key rotated in since.
+	rotated, err := ca.RotateDataKey(caDir, time.Now(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := b.creds.Certificate()
 	if err := b.creds.Renew(ctx); err != nil || b.creds.Certificate() == before || b.creds.Certificate().NotAfter.Before(before.NotAfter) {
 		t.Fatalf("renew: %v", err)
 	}
+	if keys := b.creds.DataKeys().Keys(); len(keys) != 2 || keys[1].ID != rotated.ID {
+		t.Fatalf("after renewal the node holds data keys %v, want 2 with %s", keys, rotated.ID)
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, datakey.File)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("data keys file: %v, %v; want mode 0600", fi, err)
+	}
 	b.Close()
-	// The token is used up, but the node restarts from its kept credentials,
-	// with or without the (spent) token on its command line.
+	// The token is used up, but the node restarts from its kept credentials
+	// (data keys included), with or without the (spent) token on its
+	// command line.
 	for _, tokArg := range []string{"", tok.String()} {
 		b, err = start(tokArg)
 		if err != nil {
 			t.Fatalf("restart (with token: %v): %v", tokArg != "", err)
+		}
+		if len(b.creds.DataKeys().Keys()) != 2 {
+			t.Fatalf("restarted node holds %d data keys, want 2", len(b.creds.DataKeys().Keys()))
 		}
 		b.Close()
 	}

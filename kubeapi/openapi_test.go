@@ -13,7 +13,7 @@ import (
 // server-side field validation need the schema of every served kind.
 func TestEveryResourceHasOpenAPIDefinitions(t *testing.T) {
 	defs := openapidefs.GetOpenAPIDefinitions(func(path string) spec.Ref { return spec.MustCreateRef(path) })
-	o := objects.New(nil, nil)
+	o := objects.New(nil, objects.Config{})
 	for _, r := range o.Resources() {
 		for _, m := range []any{r.New(), r.NewList()} {
 			if _, ok := defs[modelName(m)]; !ok {

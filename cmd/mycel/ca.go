@@ -8,6 +8,7 @@ import (
 
 	"github.com/mycelfabric/mycel"
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/datakey"
 )
 
 func caCmd() *cobra.Command {
@@ -31,7 +32,40 @@ func caCmd() *cobra.Command {
 	initCmd.Flags().StringVar(&dir, "dir", "", "directory to keep the CA in (required)")
 	initCmd.MarkFlagRequired("trust-domain")
 	initCmd.MarkFlagRequired("dir")
-	cmd.AddCommand(initCmd)
+	cmd.AddCommand(initCmd, rotateDataKeyCmd())
+	return cmd
+}
+
+func rotateDataKeyCmd() *cobra.Command {
+	var dir string
+	var after time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-data-key",
+		Short: "Add a data key that seals Secrets from a later time on",
+		Long: `Adds a data key to the CA directory. Nodes fetch it with their next SVID
+renewal (at most 16 hours away with 24-hour SVIDs; CA holders at once), and it
+starts sealing newly written Secrets after --activate-after. Older keys are
+kept, so Secrets sealed with them stay readable; to re-seal every Secret with
+the new key once it is active, rewrite them:
+  kubectl get secrets -A -o json | kubectl replace -f -`,
+		Example: `  mycel ca rotate-data-key --dir /etc/mycel/ca`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if after < 0 {
+				return fmt.Errorf("--activate-after must not be negative")
+			}
+			now := time.Now()
+			k, err := ca.RotateDataKey(dir, now, now.Add(after))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added data key %s; it seals new Secrets from %s\n", k.ID, k.ActiveFrom.Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "the CA directory (required)")
+	cmd.Flags().DurationVar(&after, "activate-after", datakey.DefaultActivation, "how long until the key seals; keep it above the node SVID lifetime so every node has it by then")
+	cmd.MarkFlagRequired("dir")
 	return cmd
 }
 

@@ -106,6 +106,9 @@ func Init(dir, trustDomain string) (*Authority, error) {
 			return nil, err
 		}
 	}
+	if _, err := DataKeys(dir, nil); err != nil {
+		return nil, err
+	}
 	return &Authority{td: td, cert: cert, key: key, now: time.Now}, nil
 }
 

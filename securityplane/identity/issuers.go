@@ -13,6 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/datakey"
 	"github.com/mycelfabric/mycel/securityplane/join"
 )
 
@@ -43,19 +44,24 @@ func interfaceIPs() []net.IP {
 	return out
 }
 
-// localIssuer issues SVIDs from the CA this node holds.
-func localIssuer(a *ca.Authority, peerID, name, apiHost string, ttl time.Duration) issueFunc {
+// localIssuer issues SVIDs from the CA this node holds, with the data keys
+// of its directory.
+func localIssuer(a *ca.Authority, dir, peerID, name, apiHost string, ttl time.Duration) issueFunc {
 	dns, ips := sans(name, apiHost)
-	return func(context.Context, *svid) (*svid, error) {
+	return func(context.Context, *svid) (*svid, []datakey.Key, error) {
 		id, err := ca.NodeID(a.TrustDomain(), peerID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		is, err := a.Issue(ca.Request{ID: id, CommonName: peerID, DNSNames: dns, IPs: ips, TTL: ttl, Server: true, Client: true})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return &svid{key: is.Key, cert: is.Cert}, nil
+		ring, err := ca.DataKeys(dir, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &svid{key: is.Key, cert: is.Cert}, ring.Keys(), nil
 	}
 }
 
@@ -72,7 +78,7 @@ func subject(name, apiHost string) join.Subject {
 // remoteIssuer renews SVIDs at any of the issuers, by presenting the current one.
 func remoteIssuer(h host.Host, bundle *x509bundle.Bundle, issuers []string, name, apiHost string) issueFunc {
 	sub := subject(name, apiHost)
-	return func(ctx context.Context, cur *svid) (*svid, error) {
+	return func(ctx context.Context, cur *svid) (*svid, []datakey.Key, error) {
 		var errs []error
 		for _, addr := range issuers {
 			ai, err := peer.AddrInfoFromString(addr)
@@ -81,10 +87,10 @@ func remoteIssuer(h host.Host, bundle *x509bundle.Bundle, issuers []string, name
 			}
 			c, err := join.Renew(ctx, h, *ai, &join.Credentials{Key: cur.key, Chain: []*x509.Certificate{cur.cert}, Bundle: bundle}, sub)
 			if err == nil {
-				return &svid{key: c.Key, cert: c.Chain[0]}, nil
+				return &svid{key: c.Key, cert: c.Chain[0]}, c.DataKeys, nil
 			}
 			errs = append(errs, err)
 		}
-		return nil, fmt.Errorf("renew SVID at %d issuers: %w", len(issuers), errors.Join(errs...))
+		return nil, nil, fmt.Errorf("renew SVID at %d issuers: %w", len(issuers), errors.Join(errs...))
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/datakey"
 	"github.com/mycelfabric/mycel/securityplane/join"
 )
 
@@ -66,8 +67,9 @@ type svid struct {
 	cert *x509.Certificate
 }
 
-// issueFunc obtains a fresh SVID (from the local CA, or from an issuer).
-type issueFunc func(ctx context.Context, current *svid) (*svid, error)
+// issueFunc obtains a fresh SVID and the fabric's data keys (from the local
+// CA, or from an issuer).
+type issueFunc func(ctx context.Context, current *svid) (*svid, []datakey.Key, error)
 
 // Source holds the node's current SVID. It implements x509svid.Source, so
 // TLS configurations built from it follow every renewal. It is safe for
@@ -79,6 +81,7 @@ type Source struct {
 	issue     issueFunc
 	authority *ca.Authority // when the node holds the CA
 	issuers   []string      // for a joined node: where it renews
+	keys      *datakey.Ring
 
 	mu  sync.Mutex
 	cur *svid
@@ -94,11 +97,11 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger}
+	s := &Source{cfg: cfg, log: cfg.Logger, keys: datakey.NewRing(nil)}
 	if cfg.CADir != "" {
 		return s, s.openAuthority(ctx)
 	}
-	cur, bundle, issuers, err := loadJoined(cfg.DataDir)
+	cur, bundle, issuers, err := loadJoined(cfg.DataDir, s.keys)
 	switch {
 	case err == nil:
 		// Restart of a joined node: its kept credentials win over a token,
@@ -117,7 +120,16 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	s.bundle, s.issuers = bundle, issuers
 	s.issue = remoteIssuer(cfg.Host, bundle, issuers, cfg.Name, cfg.APIHost)
-	return s, s.set(cur)
+	if err := s.set(cur); err != nil {
+		return nil, err
+	}
+	if len(s.keys.Keys()) == 0 {
+		// Joined before data keys existed: fetch them with a renewal now.
+		if err := s.Renew(ctx); err != nil {
+			s.log.Warn("fetch the fabric's data keys; Secrets stay unreadable on this node until the next renewal", "err", err)
+		}
+	}
+	return s, nil
 }
 
 func (s *Source) openAuthority(ctx context.Context) error {
@@ -127,11 +139,12 @@ func (s *Source) openAuthority(ctx context.Context) error {
 		return err
 	}
 	s.authority, s.bundle = a, a.Bundle()
-	s.issue = localIssuer(a, cfg.PeerID, cfg.Name, cfg.APIHost, cfg.TTL)
-	first, err := s.issue(ctx, nil)
+	s.issue = localIssuer(a, cfg.CADir, cfg.PeerID, cfg.Name, cfg.APIHost, cfg.TTL)
+	first, keys, err := s.issue(ctx, nil)
 	if err != nil {
 		return err
 	}
+	s.keys.Add(keys...)
 	if err := s.set(first); err != nil {
 		return err
 	}
@@ -163,6 +176,9 @@ func (s *Source) join(ctx context.Context) (*svid, *x509bundle.Bundle, []string,
 		return nil, nil, nil, err
 	}
 	s.log.Info("joined the trust domain", "trustDomain", creds.Bundle.TrustDomain().Name(), "notAfter", creds.Chain[0].NotAfter)
+	if err := s.addKeys(creds.DataKeys); err != nil {
+		return nil, nil, nil, err
+	}
 	return &svid{key: creds.Key, cert: creds.Chain[0]}, creds.Bundle, tok.Issuers, nil
 }
 
@@ -224,13 +240,34 @@ func (s *Source) set(next *svid) error {
 	return nil
 }
 
-// Renew obtains and installs a fresh SVID now.
+// DataKeys is the fabric's data key ring as this node holds it; renewals
+// add the keys rotated in since.
+func (s *Source) DataKeys() *datakey.Ring { return s.keys }
+
+// addKeys adds keys to the ring and, for a joined node, keeps the ring in
+// its data dir (a CA holder reads the CA directory's).
+func (s *Source) addKeys(keys []datakey.Key) error {
+	if !s.keys.Add(keys...) || s.authority != nil {
+		return nil
+	}
+	raw, err := s.keys.Marshal()
+	if err != nil {
+		return err
+	}
+	return ca.WriteFile(filepath.Join(s.cfg.DataDir, datakey.File), raw, 0o600)
+}
+
+// Renew obtains and installs a fresh SVID now, and the data keys rotated in
+// since the last one.
 func (s *Source) Renew(ctx context.Context) error {
-	next, err := s.issue(ctx, s.current())
+	next, keys, err := s.issue(ctx, s.current())
 	if err != nil {
 		return err
 	}
 	if err := s.set(next); err != nil {
+		return err
+	}
+	if err := s.addKeys(keys); err != nil {
 		return err
 	}
 	s.log.Info("renewed node SVID", "notAfter", next.cert.NotAfter)
@@ -275,8 +312,9 @@ func HasCredentials(dataDir string) bool {
 }
 
 // loadJoined reads the credentials a node kept from an earlier join: its
-// SVID (if still valid), its key, the bundle and the issuers.
-func loadJoined(dataDir string) (*svid, *x509bundle.Bundle, []string, error) {
+// SVID (if still valid), its key, the bundle, the issuers, and the data keys
+// (into keys).
+func loadJoined(dataDir string, keys *datakey.Ring) (*svid, *x509bundle.Bundle, []string, error) {
 	certs, err := ca.ReadCerts(filepath.Join(dataDir, SVIDFile))
 	if err != nil {
 		return nil, nil, nil, err
@@ -299,6 +337,12 @@ func loadJoined(dataDir string) (*svid, *x509bundle.Bundle, []string, error) {
 	}
 	raw, err := os.ReadFile(filepath.Join(dataDir, IssuersFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, err
+	}
+	switch ring, err := datakey.Load(filepath.Join(dataDir, datakey.File), nil); {
+	case err == nil:
+		keys.Add(ring.Keys()...)
+	case !errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil, err
 	}
 	return &svid{key: key, cert: certs[0]}, bundle, strings.Fields(string(raw)), nil

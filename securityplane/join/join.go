@@ -32,6 +32,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/securityplane/datakey"
 )
 
 // Protocol is the libp2p protocol of joins and renewals.
@@ -58,14 +59,17 @@ type request struct {
 }
 
 type response struct {
-	SVID  [][]byte `json:"svid,omitempty"`
-	Error string   `json:"error,omitempty"`
+	SVID [][]byte `json:"svid,omitempty"`
+	// DataKeys are the fabric's data keys, sent only with an SVID (to a
+	// proven node of the trust domain, inside the secure channel).
+	DataKeys []datakey.Key `json:"dataKeys,omitempty"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // Issuer answers joins and renewals for a CA.
 type Issuer struct {
 	CA *ca.Authority
-	// Dir is the CA directory holding the tokens.
+	// Dir is the CA directory holding the tokens and the data keys.
 	Dir string
 	// SVID returns the issuer's own current SVID chain.
 	SVID func() [][]byte
@@ -90,6 +94,14 @@ func (i *Issuer) handle(s network.Stream) {
 	}
 	chain, err := i.issue(remote, req)
 	resp := response{SVID: chain}
+	if err == nil {
+		var ring *datakey.Ring
+		if ring, err = ca.DataKeys(i.Dir, nil); err == nil {
+			resp.DataKeys = ring.Keys()
+		} else {
+			resp.SVID, err = nil, fmt.Errorf("read the fabric's data keys: %w", err)
+		}
+	}
 	if err != nil {
 		resp.Error = err.Error()
 		if i.Log != nil {
@@ -143,6 +155,8 @@ type Credentials struct {
 	Key    crypto.Signer
 	Chain  []*x509.Certificate
 	Bundle *x509bundle.Bundle
+	// DataKeys are the fabric's data keys as the issuer holds them.
+	DataKeys []datakey.Key
 }
 
 // Subject asks for SANs besides the SPIFFE ID (the node's API host).
@@ -273,7 +287,7 @@ func exchange(ctx context.Context, h host.Host, ai peer.AddrInfo, build func(hel
 	if pub, ok := chain[0].PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(key.Public()) {
 		return nil, errors.New("issued SVID is not for the requested key")
 	}
-	return &Credentials{Key: key, Chain: chain, Bundle: bundle}, nil
+	return &Credentials{Key: key, Chain: chain, Bundle: bundle, DataKeys: resp.DataKeys}, nil
 }
 
 // remoteError restores the token sentinels from an issuer's message.

@@ -75,6 +75,15 @@ func TestJoinAndRenew(t *testing.T) {
 		t.Fatalf("joined SVID %v %v, want %s with the requested IP SAN", id, err, want)
 	}
 
+	// The join brings the fabric's data keys.
+	ring, err := ca.DataKeys(is.dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(creds.DataKeys) != 1 || creds.DataKeys[0].ID != ring.Keys()[0].ID {
+		t.Fatalf("joined with data keys %v, want the CA directory's %v", creds.DataKeys, ring.Keys())
+	}
+
 	// The token had one use.
 	if _, err := Join(ctx, newHost(t), tok, Subject{}); !errors.Is(err, ca.ErrTokenUsed) {
 		t.Fatalf("second join with a one-use token: %v", err)
@@ -88,6 +97,18 @@ func TestJoinAndRenew(t *testing.T) {
 	}
 	if renewed.Chain[0].SerialNumber.Cmp(creds.Chain[0].SerialNumber) == 0 || renewed.Key == creds.Key {
 		t.Fatal("renewal returned the same certificate or key")
+	}
+	// A key rotated in since reaches the node with its next renewal.
+	rotated, err := ca.RotateDataKey(is.dir, time.Now(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err = Renew(ctx, joiner, ai, renewed, Subject{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(renewed.DataKeys) != 2 || renewed.DataKeys[1].ID != rotated.ID {
+		t.Fatalf("renewal after a rotation brought data keys %v, want the old one and %s", renewed.DataKeys, rotated.ID)
 	}
 	// Another peer cannot renew with the joiner's SVID.
 	if _, err := Renew(ctx, newHost(t), ai, creds, Subject{}); err == nil {

@@ -34,7 +34,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	clock := func() time.Time { return h.now }
-	h.objs = objects.New(st, clock)
+	h.objs = objects.New(st, objects.Config{Now: clock})
 	if err := h.objs.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // watched are the resources whose changes trigger reconciliation.
-var watched = []string{"namespaces", "deployments", "replicasets", "pods"}
+var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "pods"}
 
 // Run reconciles until ctx is done.
 func (m *Manager) Run(ctx context.Context) {
@@ -127,6 +127,7 @@ func (m *Manager) ReconcileAll(ctx context.Context) {
 		fn   func(context.Context) error
 	}{
 		{"namespaces", m.reconcileNamespaces},
+		{"serviceaccounts", m.reconcileServiceAccounts},
 		{"deployments", m.reconcileDeployments},
 		{"replicasets", m.reconcileReplicaSets},
 		{"garbage collection", m.collectGarbage},

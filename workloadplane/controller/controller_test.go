@@ -31,7 +31,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	objs := objects.New(st, nil)
+	objs := objects.New(st, objects.Config{})
 	ctx := context.Background()
 	objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}})
 	m, err := New(Config{Client: objs})
@@ -318,5 +318,33 @@ func TestOneWorkloadOneOwner(t *testing.T) {
 	}
 	if n := len(h.pods()); n != 2 {
 		t.Fatalf("the owner of the Deployment made %d pods, want 2 (its ReplicaSet is keyed by the Deployment too)", n)
+	}
+}
+
+// TestEveryNamespaceHasADefaultServiceAccount: created with the namespace,
+// back after a delete, and not re-created in a namespace being deleted.
+func TestEveryNamespaceHasADefaultServiceAccount(t *testing.T) {
+	h := newHarness(t)
+	h.objs.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}})
+	h.step()
+	sa := func(ns string) error {
+		return h.objs.Get(h.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}})
+	}
+	for _, ns := range []string{"default", "team"} {
+		if err := sa(ns); err != nil {
+			t.Fatalf("namespace %s: %v", ns, err)
+		}
+	}
+	h.objs.Delete(h.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "team"}}, nil)
+	h.step()
+	if err := sa("team"); err != nil {
+		t.Fatalf("deleted default ServiceAccount not re-created: %v", err)
+	}
+	h.objs.Delete(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, nil)
+	for range 3 {
+		h.step()
+	}
+	if err := sa("team"); !apierrors.IsNotFound(err) {
+		t.Fatalf("default ServiceAccount of a deleted namespace: %v", err)
 	}
 }

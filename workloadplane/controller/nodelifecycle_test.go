@@ -27,7 +27,7 @@ func TestNodeLifecycleMarksUnreachableNodes(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	now := time.Unix(1_700_000_000, 0)
-	objs := objects.New(st, func() time.Time { return now })
+	objs := objects.New(st, objects.Config{Now: func() time.Time { return now }})
 	ctx := context.Background()
 	for name, heartbeat := range map[string]time.Time{"alive": now, "dead": now, "left": now, "unmet-fresh": now.Add(-5 * time.Second), "unmet-stale": now.Add(-time.Minute)} {
 		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"mycel.io/peer-id": "peer-" + name}}}

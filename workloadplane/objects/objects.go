@@ -54,20 +54,42 @@ type Objects struct {
 	reg    *registry
 	byList map[schema.GroupVersionKind]*Resource
 	now    func() time.Time
+	sealer Sealer
 	events eventCache
 }
 
+// Sealer encrypts the stored documents of sealed resources (Secrets), so a
+// store file alone does not reveal them. securityplane/datakey's Ring is
+// one.
+type Sealer interface {
+	// Seal encrypts and authenticates plaintext together with ad (the
+	// store key: a sealed value copied under another key does not open).
+	Seal(plaintext, ad []byte) ([]byte, error)
+	// Open returns what Seal sealed with the same ad, or an error if the
+	// value was altered or sealed with a key this sealer does not hold.
+	Open(sealed, ad []byte) ([]byte, error)
+}
+
+// Config configures the object layer.
+type Config struct {
+	// Now is the clock of creation and deletion timestamps; nil means
+	// time.Now.
+	Now func() time.Time
+	// Sealer seals Secrets in the store. Without one, writing or reading a
+	// Secret fails with an internal error that says so.
+	Sealer Sealer
+}
+
 // New returns the object layer over s, serving every built-in resource.
-// now may be nil.
-func New(s Store, now func() time.Time) *Objects {
+func New(s Store, cfg Config) *Objects {
 	reg, err := newRegistry(resources())
 	if err != nil {
 		panic(err) // the built-in list is wrong: a programming error every test sees
 	}
-	if now == nil {
-		now = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	o := &Objects{store: s, reg: reg, now: now, byList: map[schema.GroupVersionKind]*Resource{}}
+	o := &Objects{store: s, reg: reg, now: cfg.Now, sealer: cfg.Sealer, byList: map[schema.GroupVersionKind]*Resource{}}
 	for _, r := range reg.all {
 		o.byList[r.GroupVersion.WithKind(r.Kind+"List")] = r
 	}
@@ -127,8 +149,31 @@ func (c Collection) Get(namespace, name string) (Object, error) {
 	return c.decode(rec.Value, rec.RV, rec.Key)
 }
 
+// errNoSealer is what reading or writing a sealed resource fails with on an
+// object layer without a sealer.
+var errNoSealer = errors.New("objects: this node has no data key to seal or open Secrets with")
+
+// sealedDoc is how a sealed document is stored: still a JSON document, as
+// the store and replication require, holding nothing but ciphertext.
+type sealedDoc struct {
+	Sealed []byte `json:"sealed"`
+}
+
 // decode turns a stored document into a typed object carrying rv.
 func (c Collection) decode(value []byte, rv uint64, key string) (Object, error) {
+	if c.r.sealed {
+		if c.o.sealer == nil {
+			return nil, apierrors.NewInternalError(errNoSealer)
+		}
+		var doc sealedDoc
+		err := json.Unmarshal(value, &doc)
+		if err == nil {
+			value, err = c.o.sealer.Open(doc.Sealed, []byte(key))
+		}
+		if err != nil {
+			return nil, apierrors.NewInternalError(fmt.Errorf("objects: open stored %s: %w", key, err))
+		}
+	}
 	obj := c.r.newObj()
 	if err := json.Unmarshal(value, obj); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("objects: stored %s is corrupt: %w", key, err))
@@ -138,15 +183,25 @@ func (c Collection) decode(value []byte, rv uint64, key string) (Object, error) 
 	return obj, nil
 }
 
-// encode serializes obj for the store; the resourceVersion is the store's
-// and is not kept in the document.
+// encode serializes obj for the store, sealed if its resource is; the
+// resourceVersion is the store's and is not kept in the document.
 func (c Collection) encode(obj Object) ([]byte, error) {
 	rv := obj.GetResourceVersion()
 	obj.SetResourceVersion("")
 	c.r.setTypeMeta(obj)
 	data, err := json.Marshal(obj)
 	obj.SetResourceVersion(rv)
-	return data, err
+	if err != nil || !c.r.sealed {
+		return data, err
+	}
+	if c.o.sealer == nil {
+		return nil, errNoSealer
+	}
+	sealed, err := c.o.sealer.Seal(data, []byte(c.r.key(obj.GetNamespace(), obj.GetName())))
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(sealedDoc{Sealed: sealed})
 }
 
 // List is a list of objects and the resourceVersion it is consistent with.

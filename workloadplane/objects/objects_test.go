@@ -12,7 +12,7 @@ import (
 // column, for a defaulted empty object; a kind added without one of these
 // fails here rather than in kubectl.
 func TestEveryResourceIsWhole(t *testing.T) {
-	o := New(nil, nil)
+	o := New(nil, Config{})
 	seen := map[schema.GroupVersionResource]bool{}
 	for _, r := range o.Resources() {
 		t.Run(r.Plural, func(t *testing.T) {

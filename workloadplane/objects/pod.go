@@ -35,7 +35,19 @@ func podResource() *Resource {
 				"status.podIP":       p.Status.PodIP,
 			}
 		},
-		defaults: func(o Object) { defaultPodSpec(&o.(*corev1.Pod).Spec) },
+		defaults: func(o Object) {
+			p := o.(*corev1.Pod)
+			defaultPodSpec(&p.Spec)
+			// As the ServiceAccount admission plugin: pods run as their
+			// namespace's default ServiceAccount unless they name one.
+			if p.Spec.ServiceAccountName == "" {
+				p.Spec.ServiceAccountName = p.Spec.DeprecatedServiceAccount
+			}
+			if p.Spec.ServiceAccountName == "" {
+				p.Spec.ServiceAccountName = DefaultServiceAccount
+			}
+			p.Spec.DeprecatedServiceAccount = p.Spec.ServiceAccountName
+		},
 		initStatus: func(o Object) {
 			p := o.(*corev1.Pod)
 			p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&p.Spec)}

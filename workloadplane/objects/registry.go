@@ -24,6 +24,9 @@ func resources() []*Resource {
 		eventResource(),
 		deploymentResource(),
 		replicaSetResource(),
+		configMapResource(),
+		secretResource(),
+		serviceAccountResource(),
 	}
 }
 

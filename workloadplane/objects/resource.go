@@ -71,6 +71,8 @@ type Resource struct {
 	// controls marks resources whose objects control others (their
 	// dependents name them in a controller ownerReference).
 	controls bool
+	// sealed resources are encrypted in the store (Config.Sealer).
+	sealed bool
 }
 
 // scaling gives a workload's replicas: wanted (spec), observed (status),

@@ -57,7 +57,7 @@ func newSchedHarness(t *testing.T) *schedHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &schedHarness{objs: objects.New(st, nil), now: time.Now(), live: map[string]bool{"peer-a": true, "peer-b": true}}
+	h := &schedHarness{objs: objects.New(st, objects.Config{}), now: time.Now(), live: map[string]bool{"peer-a": true, "peer-b": true}}
 	ctx := context.Background()
 	if err := h.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigMapsSecretsAndServiceAccounts: kubectl's create commands work
+// against one node, the objects are read back through a node that joined
+// with a token (which opens Secrets with the data keys its join brought),
+// Kubernetes' limits and immutability hold, every namespace has a default
+// ServiceAccount, and no node's store file holds a Secret's value.
+func TestConfigMapsSecretsAndServiceAccounts(t *testing.T) {
+	a := startNode(t)
+	b := joinNode(t, a)
+	const password = "correct-horse-battery-staple"
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.properties")
+	env := filepath.Join(dir, "app.env")
+	os.WriteFile(file, []byte("color=blue\n"), 0o644)
+	os.WriteFile(env, []byte("MODE=prod\nLEVEL=3\n"), 0o644)
+
+	a.kubectl("create", "configmap", "app", "--from-literal=greeting=hello", "--from-file="+file)
+	a.kubectl("create", "configmap", "envs", "--from-env-file="+env)
+	a.kubectl("create", "secret", "generic", "db", "--from-literal=password="+password)
+	a.kubectl("create", "secret", "docker-registry", "reg", "--docker-server=registry.example", "--docker-username=u", "--docker-password=p")
+
+	eventually(t, 30*time.Second, func() error {
+		out, err := b.kubectlErr("get", "secret", "db", "-o", "jsonpath={.data.password}")
+		if err != nil {
+			return err
+		}
+		if got, _ := base64.StdEncoding.DecodeString(out); string(got) != password {
+			return fmt.Errorf("secret db on %s: %q", b.name, out)
+		}
+		return nil
+	})
+	if out := b.kubectl("get", "configmap", "app", "-o", "jsonpath={.data.app\\.properties}"); out != "color=blue\n" {
+		t.Fatalf("configmap app on %s: %q", b.name, out)
+	}
+	if out := b.kubectl("get", "configmap", "envs", "-o", "jsonpath={.data.MODE}/{.data.LEVEL}"); out != "prod/3" {
+		t.Fatalf("configmap envs: %q", out)
+	}
+	if out := b.kubectl("get", "secrets"); !strings.Contains(out, "kubernetes.io/dockerconfigjson") || !strings.Contains(out, "Opaque") {
+		t.Fatalf("kubectl get secrets:\n%s", out)
+	}
+
+	// Every namespace gets its default ServiceAccount, seen from every node.
+	a.kubectl("create", "namespace", "team")
+	for _, n := range []*node{a, b} {
+		eventually(t, 30*time.Second, func() error {
+			_, err := n.kubectlErr("get", "serviceaccount", "default", "-n", "team")
+			return err
+		})
+	}
+
+	// Over 1 MiB: 422 naming the limit, and nothing stored.
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, bytes.Repeat([]byte("x"), 1<<20+1), 0o644)
+	if out, err := a.kubectlErr("create", "configmap", "big", "--from-file="+big); err == nil || !strings.Contains(out, "Too long") {
+		t.Fatalf("1 MiB + 1 ConfigMap: %v\n%s", err, out)
+	}
+	// Immutable data stays as it is.
+	a.kubectl("create", "secret", "generic", "frozen", "--from-literal=k=v")
+	a.kubectl("patch", "secret", "frozen", "-p", `{"immutable":true}`)
+	if out, err := a.kubectlErr("patch", "secret", "frozen", "-p", `{"stringData":{"k":"w"}}`); err == nil || !strings.Contains(out, "immutable") {
+		t.Fatalf("update of an immutable Secret: %v\n%s", err, out)
+	}
+
+	// Neither the value nor its base64 is in any node's store file.
+	for _, n := range []*node{a, b} {
+		raw, err := os.ReadFile(filepath.Join(n.dataDir, "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, needle := range []string{password, base64.StdEncoding.EncodeToString([]byte(password))} {
+			if bytes.Contains(raw, []byte(needle)) {
+				t.Fatalf("%s's store file contains %q", n.name, needle)
+			}
+		}
+		if !bytes.Contains(raw, []byte("color=blue")) {
+			t.Fatalf("%s's store file lacks the ConfigMap: is this the store file?", n.name)
+		}
+	}
+}
