@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/mycelfabric/mycel/securityplane/datakey"
 	"github.com/mycelfabric/mycel/workloadplane/objects"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
@@ -34,7 +35,11 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	clock := func() time.Time { return h.now }
-	h.objs = objects.New(st, objects.Config{Now: clock})
+	key, err := datakey.New(h.now, h.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.objs = objects.New(st, objects.Config{Now: clock, Sealer: datakey.NewRing(clock, key)})
 	if err := h.objs.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -105,8 +105,11 @@ func (a *Agent) startAttempt(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		}
 		return err
 	}
-	spec, err := a.containerSpec(pod, c, n)
+	spec, err := a.containerSpec(ctx, pod, c, n)
 	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
 		return fail("CreateContainerConfigError", err.Error())
 	}
 	id, err := a.cfg.Runtime.Create(ctx, spec)
@@ -144,14 +147,18 @@ func ContainerName(pod *corev1.Pod, container string, n int) string {
 	return fmt.Sprintf("%s_%s_%s_%s_%d", pod.Namespace, pod.Name, container, uid, n)
 }
 
-func (a *Agent) containerSpec(pod *corev1.Pod, c *corev1.Container, n int) (rt.Spec, error) {
+func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.Container, n int) (rt.Spec, error) {
+	env, err := a.env(a.sources(ctx, pod), c)
+	if err != nil {
+		return rt.Spec{}, err
+	}
 	s := rt.Spec{
 		Name:       ContainerName(pod, c.Name, n),
 		Image:      c.Image,
 		Command:    c.Command,
 		Args:       c.Args,
 		WorkingDir: c.WorkingDir,
-		Env:        map[string]string{},
+		Env:        env,
 		Labels: map[string]string{
 			rt.LabelNamespace:   pod.Namespace,
 			rt.LabelPod:         pod.Name,
@@ -163,23 +170,7 @@ func (a *Agent) containerSpec(pod *corev1.Pod, c *corev1.Container, n int) (rt.S
 			rt.LabelAttempt:     strconv.Itoa(n),
 		},
 	}
-	if len(c.EnvFrom) > 0 {
-		return rt.Spec{}, errors.New("envFrom is not supported by Mycel yet: set env values directly")
-	}
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom == nil:
-			s.Env[e.Name] = e.Value
-		case e.ValueFrom.FieldRef != nil:
-			v, err := a.fieldRef(pod, e.ValueFrom.FieldRef.FieldPath)
-			if err != nil {
-				return rt.Spec{}, fmt.Errorf("env %s: %w", e.Name, err)
-			}
-			s.Env[e.Name] = v
-		default:
-			return rt.Spec{}, fmt.Errorf("env %s: only value and valueFrom.fieldRef are supported by Mycel yet", e.Name)
-		}
-	}
+	s.Command, s.Args = expandAll(c.Command, env), expandAll(c.Args, env)
 	for _, p := range c.Ports {
 		if p.HostPort == 0 {
 			continue // as in Kubernetes, containerPort alone publishes nothing on the host
@@ -195,20 +186,16 @@ func (a *Agent) containerSpec(pod *corev1.Pod, c *corev1.Container, n int) (rt.S
 	return s, nil
 }
 
-func (a *Agent) fieldRef(pod *corev1.Pod, path string) (string, error) {
-	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "spec.nodeName":
-		return pod.Spec.NodeName, nil
-	case "status.hostIP":
-		return a.cfg.NodeIP, nil
+// expandAll expands $(VAR) references in a command or its arguments.
+func expandAll(args []string, env map[string]string) []string {
+	if args == nil {
+		return nil
 	}
-	return "", fmt.Errorf("fieldRef %q is not supported by Mycel yet", path)
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = expand(a, env)
+	}
+	return out
 }
 
 func terminated(c rt.Container) *corev1.ContainerStateTerminated {

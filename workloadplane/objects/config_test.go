@@ -129,3 +129,29 @@ func TestSecretsAreSealedAndValidatedByType(t *testing.T) {
 	tls.Type = corev1.SecretTypeOpaque
 	wantInvalid(t, o.Update(ctx, tls), "type")
 }
+
+func TestPodEnvValidation(t *testing.T) {
+	o, _ := newTestObjects(t)
+	ctx := context.Background()
+	cmKey := &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}, Key: "k"}
+	for _, tc := range []struct {
+		name  string
+		c     corev1.Container
+		field string
+	}{
+		{"two sources", corev1.Container{Env: []corev1.EnvVar{{Name: "A", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: cmKey,
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}}, "may not have more than one field"},
+		{"no source", corev1.Container{Env: []corev1.EnvVar{{Name: "A", ValueFrom: &corev1.EnvVarSource{}}}}, "must specify one of"},
+		{"value and valueFrom", corev1.Container{Env: []corev1.EnvVar{{Name: "A", Value: "x", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: cmKey}}}}, "may not be specified when `value` is not empty"},
+		{"bad name", corev1.Container{Env: []corev1.EnvVar{{Name: "1A", Value: "x"}}}, "env[0].name"},
+		{"unknown field", corev1.Container{Env: []corev1.EnvVar{{Name: "A", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nope"}}}}}, "fieldRef.fieldPath"},
+		{"bad key", corev1.Container{Env: []corev1.EnvVar{{Name: "A", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "a/b"}}}}}, "secretKeyRef.key"},
+		{"envFrom both", corev1.Container{EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{}, SecretRef: &corev1.SecretEnvSource{}}}}, "exactly one of"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.Name, tc.c.Image = "c", "img:1"
+			wantInvalid(t, o.Create(ctx, &corev1.Pod{ObjectMeta: inDefault("p"), Spec: corev1.PodSpec{Containers: []corev1.Container{tc.c}}}), tc.field)
+		})
+	}
+}

@@ -278,6 +278,7 @@ func validatePodSpec(s *corev1.PodSpec, path *field.Path) field.ErrorList {
 		if c.Image == "" {
 			errs = append(errs, field.Required(cp.Child("image"), "the container image to run"))
 		}
+		errs = append(errs, validateEnv(&c, cp)...)
 		switch c.ImagePullPolicy {
 		case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 		default:
