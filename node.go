@@ -210,8 +210,16 @@ func (n *Node) startAgent(context.Context) (err error) {
 	if ip := net.ParseIP(nodeIP); ip == nil || ip.IsUnspecified() {
 		nodeIP = "127.0.0.1"
 	}
+	// Volumes that must not reach a disk (Secrets among them) go to a
+	// tmpfs when the machine has one.
+	memDir := filepath.Join(n.cfg.DataDir, "pods-memory")
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		memDir = filepath.Join("/dev/shm", "mycel", n.PeerID())
+	} else {
+		n.log.Warn("no /dev/shm: Secret and ConfigMap volumes are written under the data dir, on disk", "dir", memDir)
+	}
 	n.agent, err = agent.New(agent.Config{NodeName: n.cfg.Name, NodeIP: nodeIP, TrustDomain: n.creds.Bundle().TrustDomain().Name(), PeerID: n.PeerID(),
-		Client: n.objs, Runtime: n.runtime,
+		Client: n.objs, Runtime: n.runtime, VolumeDir: filepath.Join(n.cfg.DataDir, "pods"), MemoryDir: memDir,
 		Record: n.records.Sign, Machine: n.machine, HeartbeatInterval: n.cfg.HeartbeatInterval, Now: n.cfg.Now, Peers: dialer{n},
 		Logger: n.log.With("component", "agent")})
 	return err

@@ -13,7 +13,9 @@ import (
 
 // TestConfigMapsSecretsAndServiceAccounts: kubectl's create commands work
 // against one node, the objects are read back through a node that joined
-// with a token (which opens Secrets with the data keys its join brought),
+// with a token (which opens Secrets with the data keys its join brought);
+// pods on that node see them in their environment and as files in real
+// Podman containers, and a ConfigMap update reaches a running container;
 // Kubernetes' limits and immutability hold, every namespace has a default
 // ServiceAccount, and no node's store file holds a Secret's value.
 func TestConfigMapsSecretsAndServiceAccounts(t *testing.T) {
@@ -50,6 +52,97 @@ func TestConfigMapsSecretsAndServiceAccounts(t *testing.T) {
 	if out := b.kubectl("get", "secrets"); !strings.Contains(out, "kubernetes.io/dockerconfigjson") || !strings.Contains(out, "Opaque") {
 		t.Fatalf("kubectl get secrets:\n%s", out)
 	}
+
+	// Pods on the joined node take env from the Secret and ConfigMap and
+	// mount them as files; an update of the ConfigMap reaches the running
+	// container's files.
+	pods := fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: show, labels: {app: show}}
+spec:
+  nodeName: %[1]s
+  restartPolicy: Never
+  containers:
+  - name: files
+    image: %[2]s
+    args: [cat, /cfg/app.properties, /secret/password, /etc/greeting, /info/labels]
+    volumeMounts:
+    - {name: cfg, mountPath: /cfg}
+    - {name: cfg, mountPath: /etc/greeting, subPath: greeting}
+    - {name: secret, mountPath: /secret}
+    - {name: info, mountPath: /info}
+  - name: env
+    image: %[2]s
+    args: [env]
+    envFrom: [{configMapRef: {name: envs}, prefix: CFG_}]
+    env:
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password}}}
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: app, key: greeting}}}
+    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+  volumes:
+  - {name: cfg, configMap: {name: app}}
+  - {name: secret, secret: {secretName: db, defaultMode: 0400}}
+  - {name: info, downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: watcher}
+spec:
+  nodeName: %[1]s
+  containers:
+  - name: watch
+    image: %[2]s
+    args: [watch, /cfg/greeting]
+    volumeMounts: [{name: cfg, mountPath: /cfg}]
+  volumes: [{name: cfg, configMap: {name: app}}]
+`, b.name, demoImage)
+	if out, err := a.kubectlIn(pods, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply pods: %v\n%s", err, out)
+	}
+	eventually(t, 60*time.Second, func() error {
+		out, err := a.kubectlErr("get", "pod", "show", "-o", "jsonpath={.status.phase}")
+		if err != nil || out != "Succeeded" {
+			return fmt.Errorf("pod show is %q (%v)", out, err)
+		}
+		return nil
+	})
+	if out := a.kubectl("logs", "show", "-c", "files"); out != "color=blue\n"+password+"hello"+`app="show"` {
+		t.Fatalf("files seen in the container:\n%q", out)
+	}
+	envOut := a.kubectl("logs", "show", "-c", "env")
+	for _, want := range []string{"PASSWORD=" + password, "GREETING=hello", "CFG_MODE=prod", "CFG_LEVEL=3", "POD=show"} {
+		if !strings.Contains(envOut, want+"\n") {
+			t.Fatalf("container env lacks %s:\n%s", want, envOut)
+		}
+	}
+	eventually(t, 60*time.Second, func() error {
+		if out, _ := a.kubectlErr("logs", "watcher"); !strings.Contains(out, "/cfg/greeting: hello") {
+			return fmt.Errorf("watcher logs: %q", out)
+		}
+		return nil
+	})
+	a.kubectl("patch", "configmap", "app", "-p", `{"data":{"greeting":"bonjour"}}`)
+	eventually(t, 30*time.Second, func() error {
+		if out, _ := a.kubectlErr("logs", "watcher"); !strings.Contains(out, "/cfg/greeting: bonjour") {
+			return fmt.Errorf("the update has not reached the container's file: %q", out)
+		}
+		return nil
+	})
+
+	// A pod referring to a key that does not exist waits and says which.
+	missing := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"missing"},"spec":{"nodeName":%q,
+"containers":[{"name":"c","image":%q,"env":[{"name":"X","valueFrom":{"secretKeyRef":{"name":"db","key":"nope"}}}]}]}}`, b.name, demoImage)
+	if out, err := a.kubectlIn(missing, "apply", "-f", "-"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	eventually(t, 30*time.Second, func() error {
+		out := a.kubectl("get", "pod", "missing", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}")
+		if out != "CreateContainerConfigError: couldn't find key nope in Secret default/db" {
+			return fmt.Errorf("pod missing waits with %q", out)
+		}
+		return nil
+	})
 
 	// Every namespace gets its default ServiceAccount, seen from every node.
 	a.kubectl("create", "namespace", "team")

@@ -1,6 +1,8 @@
 // Command mycel-demo is the small static HTTP server of Mycel's demo image
 // (`make image`): it answers every request with the pod's name and a
-// greeting taken from $GREETING, and logs each request to stdout.
+// greeting taken from $GREETING, and logs each request to stdout. Given a
+// tool's name as its first argument (cat, env, watch, sleep, true, false) it
+// runs that tool instead (tools.go).
 package main
 
 import (
@@ -15,6 +17,11 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 {
+		if tool, ok := tools[os.Args[1]]; ok {
+			os.Exit(tool(os.Args[2:]))
+		}
+	}
 	addr := flag.String("addr", ":8080", "listen address")
 	exitAfter := flag.Duration("exit-after", 0, "exit with -exit-code after this long (for restart tests)")
 	exitCode := flag.Int("exit-code", 1, "exit code used with -exit-after")

@@ -69,6 +69,13 @@ type Config struct {
 	Resync time.Duration
 	// Parallelism bounds how many pods sync at once; zero means 4.
 	Parallelism int
+	// VolumeDir keeps the pods' emptyDir volumes, on disk.
+	VolumeDir string
+	// MemoryDir keeps the volumes that must not reach a disk: ConfigMap,
+	// Secret, downward API and projected volumes, and emptyDirs of medium
+	// Memory. It should be on a tmpfs (/dev/shm). Pods with volumes fail to
+	// start while VolumeDir or MemoryDir is empty.
+	MemoryDir string
 	// BackoffBase is the first restart delay of a crashing container,
 	// doubling up to BackoffMax; zero means 10s and 5m as in Kubernetes.
 	BackoffBase, BackoffMax time.Duration
@@ -87,6 +94,7 @@ type Agent struct {
 	waits       map[string]waitState // why a container cannot start yet, by pod UID/container
 	terminating map[string]bool      // pod UIDs whose containers are being stopped
 	stopping    sync.WaitGroup       // terminations in flight
+	volumes     map[string]string    // digest of each projected volume's content, by directory
 }
 
 // New checks cfg and returns an agent.
@@ -116,7 +124,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.BackoffMax = 5 * time.Minute
 	}
 	return &Agent{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
-		waits: map[string]waitState{}, terminating: map[string]bool{}}, nil
+		waits: map[string]waitState{}, terminating: map[string]bool{}, volumes: map[string]string{}}, nil
 }
 
 // Healthy returns nil if the runtime answered the last sync, else why not.
@@ -203,6 +211,7 @@ func (a *Agent) Sync(ctx context.Context) {
 		}
 	}
 	a.mu.Unlock()
+	a.removeVolumes(mine)
 	// Containers whose pod is gone (deleted while this node was down, or
 	// bound elsewhere) are removed.
 	for uid, cs := range byPod {
@@ -251,6 +260,19 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, ctrs []rt.Containe
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return nil
+	}
+	// Volumes first, and on every sync, so updates of the ConfigMaps and
+	// Secrets they show reach running containers. A pod that has not
+	// started waits for all of its volumes; a running one keeps what it
+	// has when a source goes away, as with kubelet.
+	if err := a.syncVolumes(a.sources(ctx, pod), pod); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		a.event(ctx, pod, corev1.EventTypeWarning, "FailedMount", err.Error())
+		if len(ctrs) == 0 {
+			return a.updateStatus(ctx, pod, nil)
+		}
 	}
 	byName := attempts(ctrs)
 	for i := range pod.Spec.Containers {

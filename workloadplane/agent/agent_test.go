@@ -24,6 +24,8 @@ type harness struct {
 	objs  *objects.Objects
 	fake  *runtimetest.Fake
 	agent *Agent
+	// volumeDir and memoryDir are the agent's volume directories.
+	volumeDir, memoryDir string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -49,7 +51,11 @@ func newHarness(t *testing.T) *harness {
 }
 
 func (h *harness) newAgent() *Agent {
+	if h.volumeDir == "" {
+		h.volumeDir, h.memoryDir = h.t.TempDir(), h.t.TempDir()
+	}
 	a, err := New(Config{NodeName: "node-1", NodeIP: "192.0.2.1", TrustDomain: "fabric.test", PeerID: "peer-1", Client: h.objs, Runtime: h.fake,
+		VolumeDir: h.volumeDir, MemoryDir: h.memoryDir,
 		Now: func() time.Time { return h.now }})
 	if err != nil {
 		h.t.Fatal(err)

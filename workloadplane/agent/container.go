@@ -152,6 +152,10 @@ func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	if err != nil {
 		return rt.Spec{}, err
 	}
+	mounts, err := a.mounts(pod, c, env)
+	if err != nil {
+		return rt.Spec{}, err
+	}
 	s := rt.Spec{
 		Name:       ContainerName(pod, c.Name, n),
 		Image:      c.Image,
@@ -159,6 +163,7 @@ func (a *Agent) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		Args:       c.Args,
 		WorkingDir: c.WorkingDir,
 		Env:        env,
+		Mounts:     mounts,
 		Labels: map[string]string{
 			rt.LabelNamespace:   pod.Namespace,
 			rt.LabelPod:         pod.Name,

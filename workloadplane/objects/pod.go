@@ -159,6 +159,7 @@ func defaultPodSpec(s *corev1.PodSpec) {
 	if s.SecurityContext == nil {
 		s.SecurityContext = &corev1.PodSecurityContext{}
 	}
+	defaultVolumes(s)
 	for i := range s.InitContainers {
 		defaultContainer(&s.InitContainers[i])
 	}
@@ -327,9 +328,7 @@ func validatePodSpec(s *corev1.PodSpec, path *field.Path) field.ErrorList {
 	if len(s.InitContainers) > 0 {
 		errs = append(errs, field.Forbidden(path.Child("initContainers"), "init containers are not supported by Mycel yet"))
 	}
-	if len(s.Volumes) > 0 {
-		errs = append(errs, field.Forbidden(path.Child("volumes"), "volumes are not supported by Mycel yet"))
-	}
+	errs = append(errs, validateVolumes(s, path)...)
 	if s.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds < 0 {
 		errs = append(errs, field.Invalid(path.Child("terminationGracePeriodSeconds"), *s.TerminationGracePeriodSeconds, "must be greater than or equal to 0"))
 	}

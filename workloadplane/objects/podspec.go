@@ -1,6 +1,8 @@
 package objects
 
 import (
+	"path/filepath"
+	"reflect"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -9,8 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// Validation of the parts of a pod spec a container consumes (environment,
-// and later volumes and probes), with kube-apiserver's rules and messages.
+// Defaults and validation of the parts of a pod spec a container consumes
+// (environment, volumes and their mounts), with kube-apiserver's rules and
+// messages.
 
 // downwardFields are the pod fields env[].valueFrom.fieldRef may name
 // (besides metadata.labels['k'] and metadata.annotations['k']).
@@ -104,4 +107,193 @@ func validateFieldRef(fieldPath string, path *field.Path) field.ErrorList {
 		return nil
 	}
 	return field.ErrorList{field.NotSupported(path, fieldPath, downwardFields)}
+}
+
+// defaultVolumes applies kube-apiserver's volume defaults: file mode 0644.
+func defaultVolumes(s *corev1.PodSpec) {
+	mode := func(m **int32) {
+		if *m == nil {
+			*m = new(corev1.ConfigMapVolumeSourceDefaultMode)
+		}
+	}
+	for i := range s.Volumes {
+		v := &s.Volumes[i].VolumeSource
+		switch {
+		case v.ConfigMap != nil:
+			mode(&v.ConfigMap.DefaultMode)
+		case v.Secret != nil:
+			mode(&v.Secret.DefaultMode)
+		case v.DownwardAPI != nil:
+			mode(&v.DownwardAPI.DefaultMode)
+		case v.Projected != nil:
+			mode(&v.Projected.DefaultMode)
+		}
+	}
+}
+
+// volumeSources counts the sources a volume names, and says whether Mycel
+// supports the one it names.
+func volumeSources(v *corev1.VolumeSource) (n int, supported bool) {
+	rv := reflect.ValueOf(v).Elem()
+	for i := range rv.NumField() {
+		if !rv.Field(i).IsNil() {
+			n++
+		}
+	}
+	return n, v.EmptyDir != nil || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+}
+
+func validateVolumes(s *corev1.PodSpec, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	names := sets.New[string]()
+	for i := range s.Volumes {
+		v := &s.Volumes[i]
+		vp := path.Child("volumes").Index(i)
+		for _, msg := range validation.IsDNS1123Label(v.Name) {
+			errs = append(errs, field.Invalid(vp.Child("name"), v.Name, msg))
+		}
+		if names.Has(v.Name) {
+			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
+		}
+		names.Insert(v.Name)
+		n, supported := volumeSources(&v.VolumeSource)
+		switch {
+		case n == 0:
+			errs = append(errs, field.Required(vp, "must specify a volume type"))
+			continue
+		case n > 1:
+			errs = append(errs, field.Forbidden(vp, "may not specify more than 1 volume type"))
+			continue
+		case !supported:
+			errs = append(errs, field.Forbidden(vp, "this volume type is not supported by Mycel yet: use emptyDir, configMap, secret, downwardAPI or projected"))
+			continue
+		}
+		switch src := &v.VolumeSource; {
+		case src.EmptyDir != nil:
+			if m := src.EmptyDir.Medium; m != corev1.StorageMediumDefault && m != corev1.StorageMediumMemory {
+				errs = append(errs, field.NotSupported(vp.Child("emptyDir", "medium"), m, []string{"", "Memory"}))
+			}
+		case src.ConfigMap != nil:
+			if src.ConfigMap.Name == "" {
+				errs = append(errs, field.Required(vp.Child("configMap", "name"), ""))
+			}
+			errs = append(errs, validateItems(src.ConfigMap.Items, src.ConfigMap.DefaultMode, vp.Child("configMap"))...)
+		case src.Secret != nil:
+			if src.Secret.SecretName == "" {
+				errs = append(errs, field.Required(vp.Child("secret", "secretName"), ""))
+			}
+			errs = append(errs, validateItems(src.Secret.Items, src.Secret.DefaultMode, vp.Child("secret"))...)
+		case src.DownwardAPI != nil:
+			errs = append(errs, validateMode(src.DownwardAPI.DefaultMode, vp.Child("downwardAPI", "defaultMode"))...)
+			errs = append(errs, validateDownwardItems(src.DownwardAPI.Items, vp.Child("downwardAPI", "items"))...)
+		case src.Projected != nil:
+			pp := vp.Child("projected")
+			errs = append(errs, validateMode(src.Projected.DefaultMode, pp.Child("defaultMode"))...)
+			for j, ps := range src.Projected.Sources {
+				sp := pp.Child("sources").Index(j)
+				switch {
+				case ps.ServiceAccountToken != nil, ps.ClusterTrustBundle != nil, ps.PodCertificate != nil:
+					errs = append(errs, field.Forbidden(sp, "only configMap, secret and downwardAPI projections are supported by Mycel yet"))
+				case ps.ConfigMap != nil:
+					if ps.ConfigMap.Name == "" {
+						errs = append(errs, field.Required(sp.Child("configMap", "name"), ""))
+					}
+					errs = append(errs, validateItems(ps.ConfigMap.Items, nil, sp.Child("configMap"))...)
+				case ps.Secret != nil:
+					if ps.Secret.Name == "" {
+						errs = append(errs, field.Required(sp.Child("secret", "name"), ""))
+					}
+					errs = append(errs, validateItems(ps.Secret.Items, nil, sp.Child("secret"))...)
+				case ps.DownwardAPI != nil:
+					errs = append(errs, validateDownwardItems(ps.DownwardAPI.Items, sp.Child("downwardAPI", "items"))...)
+				default:
+					errs = append(errs, field.Required(sp, "must specify a projection source"))
+				}
+			}
+		}
+	}
+	for i := range s.Containers {
+		errs = append(errs, validateMounts(&s.Containers[i], names, path.Child("containers").Index(i))...)
+	}
+	return errs
+}
+
+func validateMode(mode *int32, path *field.Path) field.ErrorList {
+	if mode != nil && (*mode < 0 || *mode > 0o777) {
+		return field.ErrorList{field.Invalid(path, *mode, "must be a number between 0 and 0777 (octal), both inclusive")}
+	}
+	return nil
+}
+
+// validatePath checks a path inside a volume: relative, no '..' element,
+// not starting with '..' (those names are the volume's own).
+func validatePath(p string, path *field.Path) field.ErrorList {
+	switch {
+	case p == "":
+		return field.ErrorList{field.Required(path, "")}
+	case !filepath.IsLocal(p) || strings.HasPrefix(p, ".."):
+		return field.ErrorList{field.Invalid(path, p, "must be a relative path without '..' and may not start with '..'")}
+	}
+	return nil
+}
+
+func validateItems(items []corev1.KeyToPath, defaultMode *int32, path *field.Path) field.ErrorList {
+	errs := validateMode(defaultMode, path.Child("defaultMode"))
+	for i, it := range items {
+		ip := path.Child("items").Index(i)
+		if it.Key == "" {
+			errs = append(errs, field.Required(ip.Child("key"), ""))
+		}
+		errs = append(errs, validatePath(it.Path, ip.Child("path"))...)
+		errs = append(errs, validateMode(it.Mode, ip.Child("mode"))...)
+	}
+	return errs
+}
+
+func validateDownwardItems(items []corev1.DownwardAPIVolumeFile, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, it := range items {
+		ip := path.Index(i)
+		errs = append(errs, validatePath(it.Path, ip.Child("path"))...)
+		errs = append(errs, validateMode(it.Mode, ip.Child("mode"))...)
+		switch {
+		case (it.FieldRef == nil) == (it.ResourceFieldRef == nil):
+			errs = append(errs, field.Invalid(ip, "", "must specify exactly one of: `fieldRef` or `resourceFieldRef`"))
+		case it.FieldRef != nil && strings.HasPrefix(it.FieldRef.FieldPath, "status."):
+			errs = append(errs, field.NotSupported(ip.Child("fieldRef", "fieldPath"), it.FieldRef.FieldPath, []string{"metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels", "metadata.annotations"}))
+		case it.FieldRef != nil:
+			errs = append(errs, validateFieldRef(it.FieldRef.FieldPath, ip.Child("fieldRef", "fieldPath"))...)
+		case it.ResourceFieldRef.ContainerName == "":
+			errs = append(errs, field.Required(ip.Child("resourceFieldRef", "containerName"), "a downward API volume names the container whose resources it shows"))
+		}
+	}
+	return errs
+}
+
+func validateMounts(c *corev1.Container, volumes sets.Set[string], path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	paths := sets.New[string]()
+	for i, m := range c.VolumeMounts {
+		mp := path.Child("volumeMounts").Index(i)
+		if !volumes.Has(m.Name) {
+			errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
+		}
+		switch {
+		case m.MountPath == "":
+			errs = append(errs, field.Required(mp.Child("mountPath"), ""))
+		case paths.Has(m.MountPath):
+			errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be unique"))
+		}
+		paths.Insert(m.MountPath)
+		if m.SubPath != "" && m.SubPathExpr != "" {
+			errs = append(errs, field.Invalid(mp.Child("subPathExpr"), m.SubPathExpr, "subPathExpr and subPath are mutually exclusive"))
+		}
+		if m.SubPath != "" && (!filepath.IsLocal(m.SubPath)) {
+			errs = append(errs, field.Invalid(mp.Child("subPath"), m.SubPath, "must be a relative path without '..'"))
+		}
+		if m.MountPropagation != nil && *m.MountPropagation != corev1.MountPropagationNone {
+			errs = append(errs, field.Forbidden(mp.Child("mountPropagation"), "mount propagation is not supported by Mycel"))
+		}
+	}
+	return errs
 }

@@ -46,6 +46,13 @@ type Port struct {
 	Protocol      string // "tcp" or "udp"
 }
 
+// Mount binds a host path (a directory or a file) into a container.
+type Mount struct {
+	Source      string
+	Destination string
+	ReadOnly    bool
+}
+
 // Spec is a container to create.
 type Spec struct {
 	Name       string
@@ -55,6 +62,7 @@ type Spec struct {
 	Env        map[string]string
 	WorkingDir string
 	Ports      []Port
+	Mounts     []Mount
 	// MilliCPU and MemoryBytes are limits; zero means none.
 	MilliCPU    int64
 	MemoryBytes int64

@@ -184,6 +184,13 @@ func (p *Podman) Create(ctx context.Context, spec rt.Spec) (string, error) {
 	s.Env = spec.Env
 	s.WorkDir = spec.WorkingDir
 	s.RestartPolicy = define.RestartPolicyNo // the agent restarts, with backoff
+	for _, m := range spec.Mounts {
+		opts := []string{"rbind", "rw"}
+		if m.ReadOnly {
+			opts[1] = "ro"
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Type: "bind", Source: m.Source, Destination: m.Destination, Options: opts})
+	}
 	for _, port := range spec.Ports {
 		s.PortMappings = append(s.PortMappings, nettypes.PortMapping{
 			HostIP: port.HostIP, HostPort: uint16(port.HostPort), ContainerPort: uint16(port.ContainerPort), Protocol: port.Protocol,

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The demo image is FROM scratch: it has no shell and no coreutils. These
+// few tools, chosen by the first argument, let tests and users look inside a
+// container (`args: ["cat", "/etc/config/key"]`, `kubectl exec POD --
+// /mycel-demo env`).
+var tools = map[string]func(args []string) int{
+	// cat FILE... prints files.
+	"cat": func(args []string) int {
+		code := 0
+		for _, f := range args {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				code = 1
+				continue
+			}
+			os.Stdout.Write(b)
+		}
+		return code
+	},
+	// env prints the environment, sorted.
+	"env": func([]string) int {
+		env := os.Environ()
+		slices.Sort(env)
+		for _, e := range env {
+			fmt.Println(e)
+		}
+		return 0
+	},
+	// watch FILE prints FILE's content, then again each time it changes,
+	// until killed.
+	"watch": func(args []string) int {
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: watch FILE")
+			return 2
+		}
+		var last []byte
+		for first := true; ; first = false {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			} else if first || !bytes.Equal(b, last) {
+				fmt.Printf("%s: %s\n", args[0], b)
+				last = b
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	},
+	// sleep SECONDS waits.
+	"sleep": func(args []string) int {
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: sleep SECONDS")
+			return 2
+		}
+		s, err := strconv.ParseFloat(args[0], 64)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		time.Sleep(time.Duration(s * float64(time.Second)))
+		return 0
+	},
+	"true":  func([]string) int { return 0 },
+	"false": func([]string) int { return 1 },
+}
