@@ -26,5 +26,7 @@ func TestPodmanConformance(t *testing.T) {
 		MissingImage: "localhost/mycel-missing:0.0",
 		ExitArgs:     func(code int) []string { return []string{"-exit-after", "200ms", "-exit-code", fmt.Sprint(code)} },
 		LogLine:      "mycel-demo starting",
+		ExecCommand:  []string{"/mycel-demo", "exit", "3", "from", "exec"},
+		ExecOutput:   "from exec\n",
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -69,6 +70,22 @@ var tools = map[string]func(args []string) int{
 		}
 		time.Sleep(time.Duration(s * float64(time.Second)))
 		return 0
+	},
+	// exit CODE [TEXT...] prints TEXT and exits with CODE.
+	"exit": func(args []string) int {
+		if len(args) == 0 {
+			fmt.Fprintln(os.Stderr, "usage: exit CODE [TEXT...]")
+			return 2
+		}
+		code, err := strconv.Atoi(args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		if len(args) > 1 {
+			fmt.Println(strings.Join(args[1:], " "))
+		}
+		return code
 	},
 	"true":  func([]string) int { return 0 },
 	"false": func([]string) int { return 1 },

@@ -20,6 +20,8 @@ var (
 	ErrUnavailable = errors.New("runtime: container engine unavailable")
 	// ErrNotFound means no such container.
 	ErrNotFound = errors.New("runtime: no such container")
+	// ErrNotRunning means the container exists but is not running.
+	ErrNotRunning = errors.New("runtime: container is not running")
 )
 
 // Labels every container Mycel creates carries, so a restarted node can
@@ -63,6 +65,10 @@ type Spec struct {
 	WorkingDir string
 	Ports      []Port
 	Mounts     []Mount
+	// Sandbox is the ID of the sandbox whose network namespace (and so IP,
+	// localhost and ports) the container joins; Ports are then ignored
+	// (the sandbox publishes them). Empty gives the container its own.
+	Sandbox string
 	// MilliCPU and MemoryBytes are limits; zero means none.
 	MilliCPU    int64
 	MemoryBytes int64
@@ -135,4 +141,62 @@ type Runtime interface {
 	List(ctx context.Context, labels map[string]string) ([]Container, error)
 	// Logs writes a container's logs to w.
 	Logs(ctx context.Context, id string, opts LogOptions, w io.Writer) error
+}
+
+// Execer is implemented by runtimes that can run a command inside a running
+// container (exec probes, lifecycle hooks, kubectl exec).
+type Execer interface {
+	// Exec runs opts.Command in running container id and returns its exit
+	// code once it has ended. It fails with an error wrapping ErrNotFound
+	// for a container that does not exist, ErrNotRunning for one that is
+	// not running. When ctx
+	// ends first, Exec returns ctx's error; the command may still run.
+	Exec(ctx context.Context, id string, opts ExecOptions) (int, error)
+}
+
+// ExecOptions say what to run and which streams to attach (nil ones are
+// not).
+type ExecOptions struct {
+	Command        []string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// TTY gives the command a terminal; Stderr is then part of Stdout.
+	TTY bool
+	// Resize carries the terminal's size changes while the command runs.
+	Resize <-chan TermSize
+}
+
+// TermSize is a terminal's size in characters.
+type TermSize struct{ Width, Height uint16 }
+
+// Sandboxes is implemented by runtimes that can group a pod's containers in
+// one network namespace, as Kubernetes pods are: one IP, ports and
+// localhost shared by every container of the pod.
+type Sandboxes interface {
+	// CreateSandbox creates and starts a sandbox and returns it with its
+	// IP.
+	CreateSandbox(ctx context.Context, spec SandboxSpec) (Sandbox, error)
+	// ListSandboxes returns the sandboxes carrying all of labels.
+	ListSandboxes(ctx context.Context, labels map[string]string) ([]Sandbox, error)
+	// RemoveSandbox removes a sandbox and every container in it.
+	// Removing a missing sandbox succeeds.
+	RemoveSandbox(ctx context.Context, id string) error
+}
+
+// SandboxSpec is a sandbox to create.
+type SandboxSpec struct {
+	Name     string
+	Hostname string
+	Labels   map[string]string
+	// Ports are the host ports of every container of the pod.
+	Ports []Port
+}
+
+// Sandbox is what the runtime reports about one sandbox.
+type Sandbox struct {
+	ID      string
+	Name    string
+	Labels  map[string]string
+	Running bool
+	IP      string
 }

@@ -112,6 +112,8 @@ func wrap(op string, err error) error {
 			return fmt.Errorf("podman %s: %w: %s", op, rt.ErrImageNotFound, em.Message)
 		case em.ResponseCode == http.StatusNotFound:
 			return fmt.Errorf("podman %s: %w: %s", op, rt.ErrNotFound, em.Message)
+		case strings.Contains(em.Message, "container state improper"):
+			return fmt.Errorf("podman %s: %w: %s", op, rt.ErrNotRunning, em.Message)
 		}
 		return fmt.Errorf("podman %s: %s", op, em.Message)
 	}
@@ -184,6 +186,7 @@ func (p *Podman) Create(ctx context.Context, spec rt.Spec) (string, error) {
 	s.Env = spec.Env
 	s.WorkDir = spec.WorkingDir
 	s.RestartPolicy = define.RestartPolicyNo // the agent restarts, with backoff
+	s.Pod = spec.Sandbox
 	for _, m := range spec.Mounts {
 		opts := []string{"rbind", "rw"}
 		if m.ReadOnly {
@@ -192,6 +195,9 @@ func (p *Podman) Create(ctx context.Context, spec rt.Spec) (string, error) {
 		s.Mounts = append(s.Mounts, specs.Mount{Type: "bind", Source: m.Source, Destination: m.Destination, Options: opts})
 	}
 	for _, port := range spec.Ports {
+		if spec.Sandbox != "" {
+			break // the sandbox publishes the pod's ports
+		}
 		s.PortMappings = append(s.PortMappings, nettypes.PortMapping{
 			HostIP: port.HostIP, HostPort: uint16(port.HostPort), ContainerPort: uint16(port.ContainerPort), Protocol: port.Protocol,
 		})

@@ -34,6 +34,11 @@ type Suite struct {
 	// LogLine is written by a running container of Image; "" skips the
 	// logs check.
 	LogLine string
+	// ExecCommand, run in a running container of Image, writes ExecOutput
+	// to stdout and exits with code 3; nil skips the exec checks (a
+	// runtime that implements rt.Execer must set it).
+	ExecCommand []string
+	ExecOutput  string
 	// Wait bounds how long a container may take to reach a state; zero
 	// means 30s.
 	Wait time.Duration
@@ -163,6 +168,62 @@ func Conformance(t *testing.T, s Suite) {
 		}
 		if c := waitFor(t, "exit", rt.StateExited); c.ExitCode != 3 || c.FinishedAt.IsZero() {
 			t.Fatalf("exited with %d at %v, want 3", c.ExitCode, c.FinishedAt)
+		}
+	})
+	t.Run("Exec", func(t *testing.T) {
+		ex, ok := r.(rt.Execer)
+		if !ok || s.ExecCommand == nil {
+			t.Skip("the runtime does not exec")
+		}
+		id := create(t, "exec", s.Args)
+		if _, err := ex.Exec(ctx, id, rt.ExecOptions{Command: s.ExecCommand}); !errors.Is(err, rt.ErrNotRunning) {
+			t.Fatalf("exec in a container that is not running: %v, want ErrNotRunning", err)
+		}
+		if err := r.Start(ctx, id); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		waitFor(t, "exec", rt.StateRunning)
+		var out bytes.Buffer
+		code, err := ex.Exec(ctx, id, rt.ExecOptions{Command: s.ExecCommand, Stdout: &out})
+		if err != nil || code != 3 || out.String() != s.ExecOutput {
+			t.Fatalf("exec: code %d, output %q, %v; want 3, %q", code, out.String(), err, s.ExecOutput)
+		}
+	})
+	t.Run("Sandbox", func(t *testing.T) {
+		sbs, ok := r.(rt.Sandboxes)
+		if !ok {
+			t.Skip("the runtime has no sandboxes")
+		}
+		sb, err := sbs.CreateSandbox(ctx, rt.SandboxSpec{Name: "conformance-" + run + "-sb", Hostname: "sb", Labels: labels("sb")})
+		if err != nil {
+			t.Fatalf("create sandbox: %v", err)
+		}
+		if !sb.Running || sb.IP == "" {
+			t.Fatalf("created sandbox %+v, want running with an IP", sb)
+		}
+		listed, err := sbs.ListSandboxes(ctx, labels("sb"))
+		if err != nil || len(listed) != 1 || listed[0].ID != sb.ID || listed[0].IP != sb.IP {
+			t.Fatalf("ListSandboxes = %+v, %v; want the one created", listed, err)
+		}
+		id, err := r.Create(ctx, rt.Spec{Name: "conformance-" + run + "-in-sb", Image: s.Image, Args: s.Args, Labels: labels("in-sb"), Sandbox: sb.ID})
+		if err != nil {
+			t.Fatalf("create in sandbox: %v", err)
+		}
+		if err := r.Start(ctx, id); err != nil {
+			t.Fatalf("start in sandbox: %v", err)
+		}
+		waitFor(t, "in-sb", rt.StateRunning)
+		if err := sbs.RemoveSandbox(ctx, sb.ID); err != nil {
+			t.Fatalf("remove sandbox: %v", err)
+		}
+		if cs, err := r.List(ctx, labels("in-sb")); err != nil || len(cs) != 0 {
+			t.Fatalf("after RemoveSandbox its container is still listed: %d, %v", len(cs), err)
+		}
+		if left, err := sbs.ListSandboxes(ctx, labels("sb")); err != nil || len(left) != 0 {
+			t.Fatalf("after RemoveSandbox: %d sandboxes, %v", len(left), err)
+		}
+		if err := sbs.RemoveSandbox(ctx, sb.ID); err != nil {
+			t.Fatalf("removing a removed sandbox: %v", err)
 		}
 	})
 	t.Run("Logs", func(t *testing.T) {

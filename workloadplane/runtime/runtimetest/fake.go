@@ -22,18 +22,26 @@ type Fake struct {
 	containers map[string]*rt.Container
 	specs      map[string]rt.Spec
 	images     map[string]bool
+	sandboxes  map[string]*rt.Sandbox
 	down       bool
+	// ExecFunc answers Exec: the exit code and what the command writes to
+	// its stdout. Nil runs every command successfully, writing nothing.
+	ExecFunc func(id string, cmd []string) (int, string)
 	// Version is what Info reports; empty means "1.0".
 	Version string
 	// Calls counts method calls by name.
 	Calls map[string]int
 }
 
-var _ rt.Runtime = (*Fake)(nil)
+var (
+	_ rt.Runtime   = (*Fake)(nil)
+	_ rt.Execer    = (*Fake)(nil)
+	_ rt.Sandboxes = (*Fake)(nil)
+)
 
 // New returns a fake with the given local images.
 func New(now func() time.Time, images ...string) *Fake {
-	f := &Fake{now: now, containers: map[string]*rt.Container{}, specs: map[string]rt.Spec{}, images: map[string]bool{}, Calls: map[string]int{}}
+	f := &Fake{now: now, containers: map[string]*rt.Container{}, specs: map[string]rt.Spec{}, images: map[string]bool{}, sandboxes: map[string]*rt.Sandbox{}, Calls: map[string]int{}}
 	for _, i := range images {
 		f.images[i] = true
 	}
@@ -135,6 +143,9 @@ func (f *Fake) Start(_ context.Context, id string) error {
 		return rt.ErrNotFound
 	}
 	c.State, c.StartedAt, c.IP = rt.StateRunning, f.now(), "10.0.0."+id[1:]
+	if sb := f.sandboxes[f.specs[id].Sandbox]; sb != nil {
+		c.IP = sb.IP
+	}
 	return nil
 }
 
@@ -199,4 +210,84 @@ func (f *Fake) Logs(_ context.Context, id string, _ rt.LogOptions, w io.Writer) 
 	}
 	_, err := fmt.Fprintf(w, "log of %s\n", c.Name)
 	return err
+}
+
+// Exec implements rt.Execer with ExecFunc.
+func (f *Fake) Exec(_ context.Context, id string, opts rt.ExecOptions) (int, error) {
+	f.mu.Lock()
+	if err := f.enter("Exec"); err != nil {
+		f.mu.Unlock()
+		return 0, err
+	}
+	c, ok := f.containers[id]
+	fn := f.ExecFunc
+	f.mu.Unlock()
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("fake exec in %s: %w", id, rt.ErrNotFound)
+	case c.State != rt.StateRunning:
+		return 0, fmt.Errorf("fake exec in %s: %w", id, rt.ErrNotRunning)
+	}
+	if fn == nil {
+		return 0, nil
+	}
+	code, out := fn(id, opts.Command)
+	if opts.Stdout != nil {
+		io.WriteString(opts.Stdout, out)
+	}
+	return code, nil
+}
+
+// CreateSandbox implements rt.Sandboxes.
+func (f *Fake) CreateSandbox(_ context.Context, spec rt.SandboxSpec) (rt.Sandbox, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("CreateSandbox"); err != nil {
+		return rt.Sandbox{}, err
+	}
+	f.next++
+	id := fmt.Sprintf("s%03d", f.next)
+	sb := &rt.Sandbox{ID: id, Name: spec.Name, Labels: maps.Clone(spec.Labels), Running: true, IP: "10.1.0." + id[1:]}
+	f.sandboxes[id] = sb
+	return *sb, nil
+}
+
+// ListSandboxes implements rt.Sandboxes.
+func (f *Fake) ListSandboxes(_ context.Context, labels map[string]string) ([]rt.Sandbox, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("ListSandboxes"); err != nil {
+		return nil, err
+	}
+	var out []rt.Sandbox
+	for _, sb := range f.sandboxes {
+		match := true
+		for k, v := range labels {
+			if sb.Labels[k] != v {
+				match = false
+			}
+		}
+		if match {
+			cp := *sb
+			cp.Labels = maps.Clone(sb.Labels)
+			out = append(out, cp)
+		}
+	}
+	return out, nil
+}
+
+// RemoveSandbox implements rt.Sandboxes.
+func (f *Fake) RemoveSandbox(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("RemoveSandbox"); err != nil {
+		return err
+	}
+	for cid := range f.containers {
+		if f.specs[cid].Sandbox == id {
+			delete(f.containers, cid)
+		}
+	}
+	delete(f.sandboxes, id)
+	return nil
 }
