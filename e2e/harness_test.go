@@ -95,10 +95,7 @@ func startNode(t testing.TB, opts ...func(*node)) *node {
 	n.start()
 	t.Cleanup(func() {
 		n.stop()
-		ctrs := n.containers("")
-		for _, c := range ctrs {
-			exec.Command("podman", "rm", "-f", c.ID).Run()
-		}
+		n.removeContainers()
 		if t.Failed() {
 			t.Logf("node log:\n%s", n.log.String())
 		}
@@ -127,9 +124,7 @@ func joinNode(t testing.TB, first *node, opts ...func(*node)) *node {
 	n.start()
 	t.Cleanup(func() {
 		n.stop()
-		for _, c := range n.containers("") {
-			exec.Command("podman", "rm", "-f", c.ID).Run()
-		}
+		n.removeContainers()
 		if t.Failed() {
 			t.Logf("log of %s:\n%s", n.name, n.log.String())
 		}
@@ -230,10 +225,11 @@ func (n *node) kubectlIn(stdin string, args ...string) (string, error) {
 
 // container is a row of `podman ps`.
 type container struct {
-	ID     string            `json:"Id"`
-	Names  []string          `json:"Names"`
-	State  string            `json:"State"`
-	Labels map[string]string `json:"Labels"`
+	ID      string            `json:"Id"`
+	Names   []string          `json:"Names"`
+	State   string            `json:"State"`
+	Labels  map[string]string `json:"Labels"`
+	IsInfra bool              `json:"IsInfra"`
 }
 
 // containers lists the node's containers, optionally only those in state.
@@ -247,11 +243,28 @@ func (n *node) containers(state string) []container {
 	if err != nil {
 		n.t.Fatalf("podman ps: %v", err)
 	}
-	var cs []container
-	if err := json.Unmarshal(out, &cs); err != nil {
+	var all []container
+	if err := json.Unmarshal(out, &all); err != nil {
 		n.t.Fatalf("podman ps output: %v\n%s", err, out)
 	}
+	var cs []container
+	for _, c := range all {
+		if !c.IsInfra { // a pod sandbox's, carrying its pod's labels
+			cs = append(cs, c)
+		}
+	}
 	return cs
+}
+
+// removeContainers removes the node's pod sandboxes and containers.
+func (n *node) removeContainers() {
+	pods, _ := exec.Command("podman", "pod", "ps", "-q", "--filter", "label=mycel.io/node="+n.name).Output()
+	for _, id := range strings.Fields(string(pods)) {
+		exec.Command("podman", "pod", "rm", "-f", id).Run()
+	}
+	for _, c := range n.containers("") {
+		exec.Command("podman", "rm", "-f", c.ID).Run()
+	}
 }
 
 func run(t testing.TB, name string, args ...string) string {

@@ -406,7 +406,21 @@ func (f *Fabric) removeContainers(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		ctrs, err := r.List(ctx, map[string]string{rt.LabelTrustDomain: f.td, rt.LabelPeerID: id.ID.String()})
+		mine := map[string]string{rt.LabelTrustDomain: f.td, rt.LabelPeerID: id.ID.String()}
+		// Pod sandboxes first: removing one removes its containers.
+		sbs, err := r.ListSandboxes(ctx, mine)
+		if errors.Is(err, rt.ErrUnavailable) {
+			continue // no Podman, no containers (the sim runtime)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pod sandboxes of %s: %w", n.Name, err))
+		}
+		for _, sb := range sbs {
+			if err := r.RemoveSandbox(ctx, sb.ID); err != nil {
+				errs = append(errs, fmt.Errorf("remove sandbox %s of %s: %w", sb.Name, n.Name, err))
+			}
+		}
+		ctrs, err := r.List(ctx, mine)
 		if err != nil {
 			if errors.Is(err, rt.ErrUnavailable) {
 				continue // no Podman, no containers (the sim runtime)

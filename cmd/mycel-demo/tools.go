@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -86,6 +88,39 @@ var tools = map[string]func(args []string) int{
 			fmt.Println(strings.Join(args[1:], " "))
 		}
 		return code
+	},
+	// get URL prints the body of a GET of URL; it fails unless the status
+	// is 2xx.
+	"get": func(args []string) int {
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: get URL")
+			return 2
+		}
+		c := http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer resp.Body.Close()
+		io.Copy(os.Stdout, resp.Body)
+		if resp.StatusCode/100 != 2 {
+			fmt.Fprintln(os.Stderr, resp.Status)
+			return 1
+		}
+		return 0
+	},
+	// write FILE TEXT... writes TEXT to FILE.
+	"write": func(args []string) int {
+		if len(args) < 2 {
+			fmt.Fprintln(os.Stderr, "usage: write FILE TEXT...")
+			return 2
+		}
+		if err := os.WriteFile(args[0], []byte(strings.Join(args[1:], " ")), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
 	},
 	"true":  func([]string) int { return 0 },
 	"false": func([]string) int { return 1 },

@@ -57,6 +57,9 @@ type Config struct {
 	// HeartbeatInterval is how often RunHeartbeat refreshes the Node
 	// object; zero means 10s.
 	HeartbeatInterval time.Duration
+	// Prober runs probes and hook handlers; nil probes for real: exec
+	// through the runtime, HTTP, TCP and gRPC to the pod's IP.
+	Prober Prober
 	// Peers reaches other nodes' agents, for the logs of their pods; nil
 	// serves only this node's.
 	Peers Dialer
@@ -90,11 +93,14 @@ type Agent struct {
 	kick chan struct{}
 
 	mu          sync.Mutex
-	health      error                // last runtime error, nil when healthy
-	waits       map[string]waitState // why a container cannot start yet, by pod UID/container
-	terminating map[string]bool      // pod UIDs whose containers are being stopped
-	stopping    sync.WaitGroup       // terminations in flight
-	volumes     map[string]string    // digest of each projected volume's content, by directory
+	health      error                  // last runtime error, nil when healthy
+	waits       map[string]waitState   // why a container cannot start yet, by pod UID/container
+	terminating map[string]bool        // pod UIDs whose containers are being stopped
+	stopping    sync.WaitGroup         // terminations in flight
+	volumes     map[string]string      // digest of each projected volume's content, by directory
+	probes      map[string]*probeState // by pod UID/container/kind
+	killing     map[string]bool        // container IDs being stopped for a failed probe
+	probing     sync.WaitGroup         // probes in flight
 }
 
 // New checks cfg and returns an agent.
@@ -123,8 +129,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.BackoffMax == 0 {
 		cfg.BackoffMax = 5 * time.Minute
 	}
+	if cfg.Prober == nil {
+		cfg.Prober = netProber{runtime: cfg.Runtime}
+	}
 	return &Agent{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
-		waits: map[string]waitState{}, terminating: map[string]bool{}, volumes: map[string]string{}}, nil
+		waits: map[string]waitState{}, terminating: map[string]bool{}, volumes: map[string]string{},
+		probes: map[string]*probeState{}, killing: map[string]bool{}}, nil
 }
 
 // Healthy returns nil if the runtime answered the last sync, else why not.
@@ -150,10 +160,19 @@ func (a *Agent) Run(ctx context.Context) {
 		case <-ctx.Done():
 			wg.Wait()
 			a.stopping.Wait()
+			a.probing.Wait()
 			return
 		case <-a.kick:
 		case <-t.C:
 		}
+	}
+}
+
+// Kick makes Run sync now.
+func (a *Agent) Kick() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -177,11 +196,24 @@ func (a *Agent) Sync(ctx context.Context) {
 	}
 	byPod := map[string][]rt.Container{}
 	for _, c := range ctrs {
-		if !a.owns(c) {
+		if !a.owns(c.Labels) {
 			continue // another fabric's node of the same name
 		}
 		uid := c.Labels[rt.LabelPodUID]
 		byPod[uid] = append(byPod[uid], c)
+	}
+	sandboxes := map[string]*rt.Sandbox{}
+	if sbs, ok := a.cfg.Runtime.(rt.Sandboxes); ok {
+		list, err := sbs.ListSandboxes(ctx, map[string]string{rt.LabelNode: a.cfg.NodeName})
+		if err != nil {
+			a.log.Warn("container runtime unavailable; pods keep their last status until it returns", "err", err)
+			return
+		}
+		for i := range list {
+			if a.owns(list[i].Labels) {
+				sandboxes[list[i].Labels[rt.LabelPodUID]] = &list[i]
+			}
+		}
 	}
 	mine := map[string]bool{}
 	// Pods sync in parallel (bounded): starting a container costs the
@@ -198,7 +230,7 @@ func (a *Agent) Sync(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := a.syncPod(ctx, pod, byPod[string(pod.UID)]); err != nil && ctx.Err() == nil {
+			if err := a.syncPod(ctx, pod, byPod[string(pod.UID)], sandboxes[string(pod.UID)]); err != nil && ctx.Err() == nil {
 				a.log.Warn("sync pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 			}
 		}()
@@ -208,6 +240,11 @@ func (a *Agent) Sync(ctx context.Context) {
 	for k := range a.waits {
 		if uid, _, _ := strings.Cut(k, "/"); !mine[uid] {
 			delete(a.waits, k)
+		}
+	}
+	for k := range a.probes {
+		if uid, _, _ := strings.Cut(k, "/"); !mine[uid] {
+			delete(a.probes, k)
 		}
 	}
 	a.mu.Unlock()
@@ -225,13 +262,22 @@ func (a *Agent) Sync(ctx context.Context) {
 			}
 		}
 	}
+	for uid, sb := range sandboxes {
+		if !mine[uid] {
+			a.log.Info("removing orphan pod sandbox", "sandbox", sb.Name)
+			if err := a.cfg.Runtime.(rt.Sandboxes).RemoveSandbox(ctx, sb.ID); err != nil {
+				a.log.Warn("remove orphan sandbox", "sandbox", sb.Name, "err", err)
+			}
+		}
+	}
 }
 
-// owns reports whether c is this agent's: of its trust domain and peer, or
-// made before containers carried them (adopted by node name, as then).
-func (a *Agent) owns(c rt.Container) bool {
-	td, ok := c.Labels[rt.LabelTrustDomain]
-	return !ok || (td == a.cfg.TrustDomain && c.Labels[rt.LabelPeerID] == a.cfg.PeerID)
+// owns reports whether a container or sandbox with labels is this agent's:
+// of its trust domain and peer, or made before containers carried them
+// (adopted by node name, as then).
+func (a *Agent) owns(labels map[string]string) bool {
+	td, ok := labels[rt.LabelTrustDomain]
+	return !ok || (td == a.cfg.TrustDomain && labels[rt.LabelPeerID] == a.cfg.PeerID)
 }
 
 // attempts groups a pod's containers by spec container name, ordered by
@@ -253,45 +299,9 @@ func attemptOf(c rt.Container) int {
 	return n
 }
 
-func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod, ctrs []rt.Container) error {
-	if pod.DeletionTimestamp != nil {
-		a.startTermination(ctx, pod, ctrs)
-		return nil
-	}
-	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		return nil
-	}
-	// Volumes first, and on every sync, so updates of the ConfigMaps and
-	// Secrets they show reach running containers. A pod that has not
-	// started waits for all of its volumes; a running one keeps what it
-	// has when a source goes away, as with kubelet.
-	if err := a.syncVolumes(a.sources(ctx, pod), pod); err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		a.event(ctx, pod, corev1.EventTypeWarning, "FailedMount", err.Error())
-		if len(ctrs) == 0 {
-			return a.updateStatus(ctx, pod, nil)
-		}
-	}
-	byName := attempts(ctrs)
-	for i := range pod.Spec.Containers {
-		spec := &pod.Spec.Containers[i]
-		if err := a.syncContainer(ctx, pod, spec, byName[spec.Name]); err != nil {
-			a.log.Warn("sync container", "pod", pod.Namespace+"/"+pod.Name, "container", spec.Name, "err", err)
-		}
-	}
-	// Re-list so the status reflects what was just started.
-	ctrs, err := a.cfg.Runtime.List(ctx, map[string]string{rt.LabelPodUID: string(pod.UID)})
-	if err != nil {
-		return err
-	}
-	return a.updateStatus(ctx, pod, attempts(ctrs))
-}
-
 // startTermination stops a deleted pod in the background, so one pod's
 // grace period does not hold up the others.
-func (a *Agent) startTermination(ctx context.Context, pod *corev1.Pod, ctrs []rt.Container) {
+func (a *Agent) startTermination(ctx context.Context, pod *corev1.Pod, ctrs []rt.Container, sb *rt.Sandbox) {
 	uid := string(pod.UID)
 	a.mu.Lock()
 	if a.terminating[uid] {
@@ -303,7 +313,7 @@ func (a *Agent) startTermination(ctx context.Context, pod *corev1.Pod, ctrs []rt
 	a.stopping.Add(1)
 	go func() {
 		defer a.stopping.Done()
-		if err := a.terminate(ctx, pod, ctrs); err != nil && ctx.Err() == nil {
+		if err := a.terminate(ctx, pod, ctrs, sb); err != nil && ctx.Err() == nil {
 			a.log.Warn("terminate pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		}
 		a.mu.Lock()
@@ -312,12 +322,15 @@ func (a *Agent) startTermination(ctx context.Context, pod *corev1.Pod, ctrs []rt
 	}()
 }
 
-// terminate stops and removes a deleted pod's containers, then removes the pod.
-func (a *Agent) terminate(ctx context.Context, pod *corev1.Pod, ctrs []rt.Container) error {
+// terminate stops a deleted pod's containers (each after its preStop
+// hook, within the grace period), removes them and its sandbox, then
+// removes the pod.
+func (a *Agent) terminate(ctx context.Context, pod *corev1.Pod, ctrs []rt.Container, sb *rt.Sandbox) error {
 	grace := 30 * time.Second
 	if pod.DeletionGracePeriodSeconds != nil {
 		grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
 	}
+	ps := a.podSync(ctx, pod, sb)
 	var wg sync.WaitGroup
 	errs := make([]error, len(ctrs))
 	for i, c := range ctrs {
@@ -325,7 +338,7 @@ func (a *Agent) terminate(ctx context.Context, pod *corev1.Pod, ctrs []rt.Contai
 		go func() {
 			defer wg.Done()
 			if c.State == rt.StateRunning {
-				if err := a.cfg.Runtime.Stop(ctx, c.ID, grace); err != nil {
+				if err := a.stopContainer(ps, specOf(pod, c.Labels[rt.LabelContainer]), c.ID, grace); err != nil {
 					errs[i] = err
 					return
 				}
@@ -337,8 +350,25 @@ func (a *Agent) terminate(ctx context.Context, pod *corev1.Pod, ctrs []rt.Contai
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop containers of deleted pod: %w", err)
 	}
+	if sb != nil {
+		if err := a.cfg.Runtime.(rt.Sandboxes).RemoveSandbox(ctx, sb.ID); err != nil {
+			return fmt.Errorf("remove the sandbox of deleted pod: %w", err)
+		}
+	}
 	zero := int64(0)
 	return a.cfg.Client.Delete(ctx, pod, &zero)
+}
+
+// specOf returns the pod's container (app or init) named name, or nil.
+func specOf(pod *corev1.Pod, name string) *corev1.Container {
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range cs {
+			if cs[i].Name == name {
+				return &cs[i]
+			}
+		}
+	}
+	return nil
 }
 
 // event records an event once per (pod, reason, message) until it changes.

@@ -107,8 +107,12 @@ func TestRunsPodAndReportsStatus(t *testing.T) {
 	if spec.Labels[rt.LabelNamespace] != "default" || spec.Labels[rt.LabelPod] != "web" || spec.Labels[rt.LabelNode] != "node-1" {
 		t.Errorf("labels %v", spec.Labels)
 	}
-	if spec.Env["A"] != "1" || spec.Env["POD"] != "web" || spec.Command[0] != "/app" || spec.Args[0] != "-v" || spec.Ports[0].HostPort != 8080 {
+	if spec.Env["A"] != "1" || spec.Env["POD"] != "web" || spec.Command[0] != "/app" || spec.Args[0] != "-v" || spec.Sandbox == "" {
 		t.Errorf("spec %+v", spec)
+	}
+	// The pod's sandbox holds its network and publishes its host ports.
+	if sb := h.fake.SandboxSpec(spec.Sandbox); len(sb.Ports) != 1 || sb.Ports[0].HostPort != 8080 || sb.Hostname != "web" {
+		t.Errorf("sandbox %+v, want hostname web publishing 8080", sb)
 	}
 	got := h.get("web")
 	if got.Status.Phase != corev1.PodRunning || !got.Status.ContainerStatuses[0].Ready || got.Status.PodIP == "" || got.Status.HostIP != "192.0.2.1" {

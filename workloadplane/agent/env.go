@@ -14,22 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// sources reads the ConfigMaps and Secrets of one pod's namespace, once
-// each per container start.
-type sources struct {
-	ctx        context.Context
-	a          *Agent
-	pod        *corev1.Pod
-	configMaps map[string]*corev1.ConfigMap
-	secrets    map[string]*corev1.Secret
-}
-
-func (a *Agent) sources(ctx context.Context, pod *corev1.Pod) *sources {
-	return &sources{ctx: ctx, a: a, pod: pod, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
-}
-
 // configMap returns the named ConfigMap, nil if it does not exist.
-func (s *sources) configMap(name string) (*corev1.ConfigMap, error) {
+func (s *podSync) configMap(name string) (*corev1.ConfigMap, error) {
 	if cm, ok := s.configMaps[name]; ok {
 		return cm, nil
 	}
@@ -45,7 +31,7 @@ func (s *sources) configMap(name string) (*corev1.ConfigMap, error) {
 }
 
 // secret returns the named Secret, nil if it does not exist.
-func (s *sources) secret(name string) (*corev1.Secret, error) {
+func (s *podSync) secret(name string) (*corev1.Secret, error) {
 	if sec, ok := s.secrets[name]; ok {
 		return sec, nil
 	}
@@ -62,7 +48,7 @@ func (s *sources) secret(name string) (*corev1.Secret, error) {
 
 // configMapData is a ConfigMap's data and binaryData as bytes, nil if the
 // ConfigMap does not exist.
-func (s *sources) configMapData(name string) (map[string][]byte, error) {
+func (s *podSync) configMapData(name string) (map[string][]byte, error) {
 	cm, err := s.configMap(name)
 	if err != nil || cm == nil {
 		return nil, err
@@ -78,7 +64,7 @@ func (s *sources) configMapData(name string) (map[string][]byte, error) {
 }
 
 // secretData is a Secret's data, nil if the Secret does not exist.
-func (s *sources) secretData(name string) (map[string][]byte, error) {
+func (s *podSync) secretData(name string) (map[string][]byte, error) {
 	sec, err := s.secret(name)
 	if err != nil || sec == nil {
 		return nil, err
@@ -91,7 +77,7 @@ func (s *sources) secretData(name string) (map[string][]byte, error) {
 
 // keyRef resolves one key of a ConfigMap ("ConfigMap") or Secret, with
 // kubelet's messages. ok is false for a missing optional reference.
-func (s *sources) keyRef(kind, name, key string, optional *bool) (value string, ok bool, err error) {
+func (s *podSync) keyRef(kind, name, key string, optional *bool) (value string, ok bool, err error) {
 	var data map[string][]byte
 	if kind == "ConfigMap" {
 		data, err = s.configMapData(name)
@@ -122,7 +108,7 @@ func (s *sources) keyRef(kind, name, key string, optional *bool) (value string, 
 // order, keys that are not valid variable names skipped), then env, which
 // overrides it, with $(VAR) references to variables defined before
 // expanded.
-func (a *Agent) env(src *sources, c *corev1.Container) (map[string]string, error) {
+func (a *Agent) env(src *podSync, c *corev1.Container) (map[string]string, error) {
 	out := map[string]string{}
 	var skipped []string
 	for _, from := range c.EnvFrom {
@@ -161,7 +147,7 @@ func (a *Agent) env(src *sources, c *corev1.Container) (map[string]string, error
 			v = expand(e.Value, out)
 		case from.FieldRef != nil:
 			var err error
-			if v, err = a.fieldRef(src.pod, from.FieldRef.FieldPath); err != nil {
+			if v, err = src.fieldRef(from.FieldRef.FieldPath); err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
 		case from.ResourceFieldRef != nil:
@@ -229,7 +215,8 @@ func expand(s string, env map[string]string) string {
 }
 
 // fieldRef resolves a downward API field of the pod (env and volumes).
-func (a *Agent) fieldRef(pod *corev1.Pod, path string) (string, error) {
+func (s *podSync) fieldRef(path string) (string, error) {
+	pod := s.pod
 	switch path {
 	case "metadata.name":
 		return pod.Name, nil
@@ -246,7 +233,11 @@ func (a *Agent) fieldRef(pod *corev1.Pod, path string) (string, error) {
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
 	case "status.hostIP", "status.hostIPs":
-		return a.cfg.NodeIP, nil
+		return s.a.cfg.NodeIP, nil
+	case "status.podIP", "status.podIPs":
+		if s.sandbox != nil {
+			return s.sandbox.IP, nil
+		}
 	}
 	for _, m := range []struct {
 		prefix string
@@ -256,7 +247,7 @@ func (a *Agent) fieldRef(pod *corev1.Pod, path string) (string, error) {
 			return m.values[strings.TrimSuffix(key, "']")], nil
 		}
 	}
-	return "", fmt.Errorf("fieldRef %q is not supported by Mycel (status.podIP is not known before the container starts)", path)
+	return "", fmt.Errorf("fieldRef %q is not supported on this node (status.podIP needs a runtime with pod sandboxes)", path)
 }
 
 // formatMap renders labels or annotations as the downward API does:

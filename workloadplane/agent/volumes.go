@@ -93,19 +93,20 @@ func (a *Agent) volumeDir(pod *corev1.Pod, v *corev1.Volume) (string, error) {
 // syncVolumes makes every volume of pod exist with its current content. A
 // volume whose source is missing fails with kubelet's message and leaves
 // the others done.
-func (a *Agent) syncVolumes(src *sources, pod *corev1.Pod) error {
+func (a *Agent) syncVolumes(src *podSync) error {
+	pod := src.pod
 	var errs []error
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
-		if err := a.syncVolume(src, pod, v); err != nil {
+		if err := a.syncVolume(src, v); err != nil {
 			errs = append(errs, fmt.Errorf("MountVolume.SetUp failed for volume %q : %w", v.Name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (a *Agent) syncVolume(src *sources, pod *corev1.Pod, v *corev1.Volume) error {
-	dir, err := a.volumeDir(pod, v)
+func (a *Agent) syncVolume(src *podSync, v *corev1.Volume) error {
+	dir, err := a.volumeDir(src.pod, v)
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func (a *Agent) syncVolume(src *sources, pod *corev1.Pod, v *corev1.Volume) erro
 		}
 		return os.Chmod(dir, 0o777) // as kubelet: any container user may write
 	}
-	files, err := a.projection(src, pod, v)
+	files, err := a.projection(src, v)
 	if err != nil {
 		return err
 	}
@@ -137,7 +138,7 @@ func (a *Agent) syncVolume(src *sources, pod *corev1.Pod, v *corev1.Volume) erro
 
 // projection computes the files of a configMap, secret, downwardAPI or
 // projected volume.
-func (a *Agent) projection(src *sources, pod *corev1.Pod, v *corev1.Volume) (map[string]file, error) {
+func (a *Agent) projection(src *podSync, v *corev1.Volume) (map[string]file, error) {
 	files := map[string]file{}
 	switch {
 	case v.ConfigMap != nil:
@@ -145,7 +146,7 @@ func (a *Agent) projection(src *sources, pod *corev1.Pod, v *corev1.Volume) (map
 	case v.Secret != nil:
 		return files, a.project(files, src, "Secret", v.Secret.SecretName, v.Secret.Items, v.Secret.DefaultMode, v.Secret.Optional)
 	case v.DownwardAPI != nil:
-		return files, a.projectDownward(files, src, pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
+		return files, a.projectDownward(files, src, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
 	case v.Projected != nil:
 		for _, s := range v.Projected.Sources {
 			var err error
@@ -155,7 +156,7 @@ func (a *Agent) projection(src *sources, pod *corev1.Pod, v *corev1.Volume) (map
 			case s.Secret != nil:
 				err = a.project(files, src, "Secret", s.Secret.Name, s.Secret.Items, v.Projected.DefaultMode, s.Secret.Optional)
 			case s.DownwardAPI != nil:
-				err = a.projectDownward(files, src, pod, s.DownwardAPI.Items, v.Projected.DefaultMode)
+				err = a.projectDownward(files, src, s.DownwardAPI.Items, v.Projected.DefaultMode)
 			default:
 				err = errors.New("only configMap, secret and downwardAPI projections are supported by Mycel yet")
 			}
@@ -170,7 +171,7 @@ func (a *Agent) projection(src *sources, pod *corev1.Pod, v *corev1.Volume) (map
 
 // project adds the keys of a ConfigMap or Secret: all of them as files
 // named by key, or only items, at their paths.
-func (a *Agent) project(files map[string]file, src *sources, kind, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool) error {
+func (a *Agent) project(files map[string]file, src *podSync, kind, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool) error {
 	var data map[string][]byte
 	var err error
 	if kind == "ConfigMap" {
@@ -210,7 +211,7 @@ func (a *Agent) project(files map[string]file, src *sources, kind, name string, 
 	return nil
 }
 
-func (a *Agent) projectDownward(files map[string]file, src *sources, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) error {
+func (a *Agent) projectDownward(files map[string]file, src *podSync, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) error {
 	for _, it := range items {
 		if !filepath.IsLocal(it.Path) {
 			return fmt.Errorf("item path %q must be relative and may not contain '..'", it.Path)
@@ -219,12 +220,12 @@ func (a *Agent) projectDownward(files map[string]file, src *sources, pod *corev1
 		var err error
 		switch {
 		case it.FieldRef != nil:
-			v, err = a.fieldRef(pod, it.FieldRef.FieldPath)
+			v, err = src.fieldRef(it.FieldRef.FieldPath)
 		case it.ResourceFieldRef != nil:
 			var c *corev1.Container
-			for i := range pod.Spec.Containers {
-				if pod.Spec.Containers[i].Name == it.ResourceFieldRef.ContainerName {
-					c = &pod.Spec.Containers[i]
+			for i := range src.pod.Spec.Containers {
+				if src.pod.Spec.Containers[i].Name == it.ResourceFieldRef.ContainerName {
+					c = &src.pod.Spec.Containers[i]
 				}
 			}
 			if c == nil {

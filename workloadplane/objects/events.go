@@ -18,6 +18,10 @@ const maxEventKeys = 4096
 type eventCache struct {
 	mu    sync.Mutex
 	names map[string]string
+	// last is the timestamp of the last new event's name: names are
+	// <object>.<nanoseconds, hex> as kube's recorder makes them, kept
+	// increasing so two events in one tick do not collide.
+	last int64
 }
 
 // Record writes a Kubernetes Event about obj from component (e.g.
@@ -40,7 +44,9 @@ func (o *Objects) Record(ctx context.Context, obj Object, component, eventType, 
 	}
 	name, seen := o.events.names[key]
 	if !seen {
-		name = fmt.Sprintf("%s.%x", obj.GetName(), o.now().UnixNano())
+		nano := max(o.now().UnixNano(), o.events.last+1)
+		o.events.last = nano
+		name = fmt.Sprintf("%s.%x", obj.GetName(), nano)
 		o.events.names[key] = name
 	}
 	o.events.mu.Unlock()

@@ -106,6 +106,29 @@ func podCells(o Object, now time.Time) []any {
 	if p.Status.Reason != "" {
 		reason = p.Status.Reason
 	}
+	// As kubectl: while an init container has not completed, it is the
+	// reason (Init:N/M, Init:Error, Init:CrashLoopBackOff).
+	initializing := false
+	for i, cs := range p.Status.InitContainerStatuses {
+		restarts += cs.RestartCount
+		if t := cs.LastTerminationState.Terminated; t != nil && t.FinishedAt.After(lastRestart) {
+			lastRestart = t.FinishedAt.Time
+		}
+		switch t := cs.State.Terminated; {
+		case t != nil && t.ExitCode == 0:
+			continue
+		case t != nil && t.Reason != "":
+			reason = "Init:" + t.Reason
+		case t != nil:
+			reason = fmt.Sprintf("Init:ExitCode:%d", t.ExitCode)
+		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "PodInitializing":
+			reason = "Init:" + cs.State.Waiting.Reason
+		default:
+			reason = fmt.Sprintf("Init:%d/%d", i, len(p.Spec.InitContainers))
+		}
+		initializing = true
+		break
+	}
 	for _, cs := range p.Status.ContainerStatuses {
 		restarts += cs.RestartCount
 		if cs.LastTerminationState.Terminated != nil && cs.LastTerminationState.Terminated.FinishedAt.After(lastRestart) {
@@ -116,7 +139,7 @@ func podCells(o Object, now time.Time) []any {
 		}
 	}
 	// As kubectl: the last waiting or terminated reason wins.
-	for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
+	for i := len(p.Status.ContainerStatuses) - 1; i >= 0 && !initializing; i-- {
 		cs := p.Status.ContainerStatuses[i]
 		switch {
 		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
@@ -195,6 +218,16 @@ func defaultContainer(c *corev1.Container) {
 			c.Ports[i].Protocol = corev1.ProtocolTCP
 		}
 	}
+	defaultProbe(c.LivenessProbe)
+	defaultProbe(c.ReadinessProbe)
+	defaultProbe(c.StartupProbe)
+	if c.Lifecycle != nil {
+		for _, h := range []*corev1.LifecycleHandler{c.Lifecycle.PostStart, c.Lifecycle.PreStop} {
+			if h != nil {
+				defaultHTTPGet(h.HTTPGet)
+			}
+		}
+	}
 }
 
 // imageTag returns the tag of an image reference, "" if it has none (or only
@@ -267,8 +300,20 @@ func validatePodSpec(s *corev1.PodSpec, path *field.Path) field.ErrorList {
 	}
 	names := sets.New[string]()
 	hostPorts := sets.New[string]()
-	for i, c := range s.Containers {
-		cp := path.Child("containers").Index(i)
+	type entry struct {
+		c    *corev1.Container
+		path *field.Path
+		init bool
+	}
+	var all []entry
+	for i := range s.InitContainers {
+		all = append(all, entry{&s.InitContainers[i], path.Child("initContainers").Index(i), true})
+	}
+	for i := range s.Containers {
+		all = append(all, entry{&s.Containers[i], path.Child("containers").Index(i), false})
+	}
+	for _, e := range all {
+		c, cp := *e.c, e.path
 		for _, msg := range validation.IsDNS1123Label(c.Name) {
 			errs = append(errs, field.Invalid(cp.Child("name"), c.Name, msg))
 		}
@@ -280,6 +325,7 @@ func validatePodSpec(s *corev1.PodSpec, path *field.Path) field.ErrorList {
 			errs = append(errs, field.Required(cp.Child("image"), "the container image to run"))
 		}
 		errs = append(errs, validateEnv(&c, cp)...)
+		errs = append(errs, validateProbesAndHooks(&c, cp, e.init)...)
 		switch c.ImagePullPolicy {
 		case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 		default:
@@ -324,9 +370,6 @@ func validatePodSpec(s *corev1.PodSpec, path *field.Path) field.ErrorList {
 	case corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
 	default:
 		errs = append(errs, field.NotSupported(path.Child("restartPolicy"), s.RestartPolicy, []string{"Always", "OnFailure", "Never"}))
-	}
-	if len(s.InitContainers) > 0 {
-		errs = append(errs, field.Forbidden(path.Child("initContainers"), "init containers are not supported by Mycel yet"))
 	}
 	errs = append(errs, validateVolumes(s, path)...)
 	if s.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds < 0 {

@@ -1,11 +1,13 @@
 package objects
 
 import (
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -212,6 +214,9 @@ func validateVolumes(s *corev1.PodSpec, path *field.Path) field.ErrorList {
 			}
 		}
 	}
+	for i := range s.InitContainers {
+		errs = append(errs, validateMounts(&s.InitContainers[i], names, path.Child("initContainers").Index(i))...)
+	}
 	for i := range s.Containers {
 		errs = append(errs, validateMounts(&s.Containers[i], names, path.Child("containers").Index(i))...)
 	}
@@ -296,4 +301,155 @@ func validateMounts(c *corev1.Container, volumes sets.Set[string], path *field.P
 		}
 	}
 	return errs
+}
+
+// defaultProbe applies kube-apiserver's probe defaults.
+func defaultProbe(p *corev1.Probe) {
+	if p == nil {
+		return
+	}
+	if p.TimeoutSeconds == 0 {
+		p.TimeoutSeconds = 1
+	}
+	if p.PeriodSeconds == 0 {
+		p.PeriodSeconds = 10
+	}
+	if p.SuccessThreshold == 0 {
+		p.SuccessThreshold = 1
+	}
+	if p.FailureThreshold == 0 {
+		p.FailureThreshold = 3
+	}
+	defaultHTTPGet(p.HTTPGet)
+}
+
+func defaultHTTPGet(g *corev1.HTTPGetAction) {
+	if g == nil {
+		return
+	}
+	if g.Path == "" {
+		g.Path = "/"
+	}
+	if g.Scheme == "" {
+		g.Scheme = corev1.URISchemeHTTP
+	}
+}
+
+func validateProbesAndHooks(c *corev1.Container, path *field.Path, init bool) field.ErrorList {
+	var errs field.ErrorList
+	if init {
+		if c.RestartPolicy != nil {
+			errs = append(errs, field.Forbidden(path.Child("restartPolicy"), "sidecar containers (init containers with restartPolicy) are not supported by Mycel yet"))
+		}
+		for name, set := range map[string]bool{"livenessProbe": c.LivenessProbe != nil, "readinessProbe": c.ReadinessProbe != nil,
+			"startupProbe": c.StartupProbe != nil, "lifecycle": c.Lifecycle != nil} {
+			if set {
+				errs = append(errs, field.Forbidden(path.Child(name), "may not be set for init containers"))
+			}
+		}
+		return errs
+	}
+	if c.RestartPolicy != nil {
+		errs = append(errs, field.Forbidden(path.Child("restartPolicy"), "may not be set for non-init containers"))
+	}
+	for _, p := range []struct {
+		name  string
+		probe *corev1.Probe
+	}{{"livenessProbe", c.LivenessProbe}, {"readinessProbe", c.ReadinessProbe}, {"startupProbe", c.StartupProbe}} {
+		if p.probe == nil {
+			continue
+		}
+		pp := path.Child(p.name)
+		pr := p.probe
+		errs = append(errs, validateHandler(pr.Exec, pr.HTTPGet, pr.TCPSocket, pr.GRPC, nil, false, c, pp)...)
+		for _, f := range []struct {
+			name string
+			v    int32
+			min  int32
+		}{{"initialDelaySeconds", pr.InitialDelaySeconds, 0}, {"timeoutSeconds", pr.TimeoutSeconds, 1}, {"periodSeconds", pr.PeriodSeconds, 1},
+			{"successThreshold", pr.SuccessThreshold, 1}, {"failureThreshold", pr.FailureThreshold, 1}} {
+			if f.v < f.min {
+				errs = append(errs, field.Invalid(pp.Child(f.name), f.v, fmt.Sprintf("must be greater than or equal to %d", f.min)))
+			}
+		}
+		if p.name != "readinessProbe" && pr.SuccessThreshold != 1 {
+			errs = append(errs, field.Invalid(pp.Child("successThreshold"), pr.SuccessThreshold, "must be 1"))
+		}
+		if pr.TerminationGracePeriodSeconds != nil && p.name == "readinessProbe" {
+			errs = append(errs, field.Invalid(pp.Child("terminationGracePeriodSeconds"), *pr.TerminationGracePeriodSeconds, "must not be set for readinessProbes"))
+		}
+	}
+	if l := c.Lifecycle; l != nil {
+		for name, h := range map[string]*corev1.LifecycleHandler{"postStart": l.PostStart, "preStop": l.PreStop} {
+			if h != nil {
+				errs = append(errs, validateHandler(h.Exec, h.HTTPGet, h.TCPSocket, nil, h.Sleep, true, c, path.Child("lifecycle", name))...)
+			}
+		}
+	}
+	return errs
+}
+
+// validateHandler checks that a probe or hook has exactly one handler and
+// that its ports name the container's.
+func validateHandler(exec *corev1.ExecAction, httpGet *corev1.HTTPGetAction, tcp *corev1.TCPSocketAction, grpc *corev1.GRPCAction, sleep *corev1.SleepAction, hook bool, c *corev1.Container, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	n := 0
+	if exec != nil {
+		n++
+		if len(exec.Command) == 0 {
+			errs = append(errs, field.Required(path.Child("exec", "command"), ""))
+		}
+	}
+	if httpGet != nil {
+		n++
+		errs = append(errs, validatePort(httpGet.Port, c, path.Child("httpGet", "port"))...)
+		if s := httpGet.Scheme; s != corev1.URISchemeHTTP && s != corev1.URISchemeHTTPS {
+			errs = append(errs, field.NotSupported(path.Child("httpGet", "scheme"), s, []string{"HTTP", "HTTPS"}))
+		}
+	}
+	if tcp != nil {
+		n++
+		if hook {
+			errs = append(errs, field.Forbidden(path.Child("tcpSocket"), "tcpSocket is not supported as a lifecycle handler (it is deprecated): use exec or httpGet"))
+		}
+		errs = append(errs, validatePort(tcp.Port, c, path.Child("tcpSocket", "port"))...)
+	}
+	if grpc != nil {
+		n++
+		for _, msg := range validation.IsValidPortNum(int(grpc.Port)) {
+			errs = append(errs, field.Invalid(path.Child("grpc", "port"), grpc.Port, msg))
+		}
+	}
+	if sleep != nil {
+		n++
+		if sleep.Seconds < 0 {
+			errs = append(errs, field.Invalid(path.Child("sleep", "seconds"), sleep.Seconds, "must be greater than or equal to 0"))
+		}
+	}
+	switch {
+	case n == 0:
+		errs = append(errs, field.Required(path, "must specify a handler type"))
+	case n > 1:
+		errs = append(errs, field.Forbidden(path, "may not specify more than 1 handler type"))
+	}
+	return errs
+}
+
+func validatePort(port intstr.IntOrString, c *corev1.Container, path *field.Path) field.ErrorList {
+	if port.Type == intstr.Int {
+		var errs field.ErrorList
+		for _, msg := range validation.IsValidPortNum(port.IntValue()) {
+			errs = append(errs, field.Invalid(path, port.IntValue(), msg))
+		}
+		return errs
+	}
+	for _, msg := range validation.IsValidPortName(port.StrVal) {
+		return field.ErrorList{field.Invalid(path, port.StrVal, msg)}
+	}
+	for _, p := range c.Ports {
+		if p.Name == port.StrVal {
+			return nil
+		}
+	}
+	return field.ErrorList{field.Invalid(path, port.StrVal, "must be the name of a port of the container")}
 }

@@ -15,7 +15,8 @@ type metered struct {
 
 // Metered wraps r so that every operation is timed in
 // mycel_runtime_operation_duration_seconds{operation, result}, result
-// "ok" or "error", registered with reg.
+// "ok" or "error", registered with reg. The wrapper implements the optional
+// interfaces (Execer, Sandboxes) that r implements, and only those.
 func Metered(r Runtime, reg prometheus.Registerer) (Runtime, error) {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "mycel_runtime_operation_duration_seconds",
@@ -25,7 +26,64 @@ func Metered(r Runtime, reg prometheus.Registerer) (Runtime, error) {
 	if err := reg.Register(h); err != nil {
 		return nil, err
 	}
-	return &metered{Runtime: r, latency: h}, nil
+	m := &metered{Runtime: r, latency: h}
+	ex, isExec := r.(Execer)
+	sb, isSandboxes := r.(Sandboxes)
+	switch {
+	case isExec && isSandboxes:
+		return struct {
+			*metered
+			execMeter
+			sandboxMeter
+		}{m, execMeter{m, ex}, sandboxMeter{m, sb}}, nil
+	case isExec:
+		return struct {
+			*metered
+			execMeter
+		}{m, execMeter{m, ex}}, nil
+	case isSandboxes:
+		return struct {
+			*metered
+			sandboxMeter
+		}{m, sandboxMeter{m, sb}}, nil
+	}
+	return m, nil
+}
+
+// execMeter times Exec.
+type execMeter struct {
+	m  *metered
+	ex Execer
+}
+
+func (e execMeter) Exec(ctx context.Context, id string, opts ExecOptions) (code int, err error) {
+	start := time.Now()
+	defer func() { e.m.observe("exec", start, err) }()
+	return e.ex.Exec(ctx, id, opts)
+}
+
+// sandboxMeter times the Sandboxes operations.
+type sandboxMeter struct {
+	m  *metered
+	sb Sandboxes
+}
+
+func (s sandboxMeter) CreateSandbox(ctx context.Context, spec SandboxSpec) (out Sandbox, err error) {
+	start := time.Now()
+	defer func() { s.m.observe("create_sandbox", start, err) }()
+	return s.sb.CreateSandbox(ctx, spec)
+}
+
+func (s sandboxMeter) ListSandboxes(ctx context.Context, labels map[string]string) (out []Sandbox, err error) {
+	start := time.Now()
+	defer func() { s.m.observe("list_sandboxes", start, err) }()
+	return s.sb.ListSandboxes(ctx, labels)
+}
+
+func (s sandboxMeter) RemoveSandbox(ctx context.Context, id string) (err error) {
+	start := time.Now()
+	defer func() { s.m.observe("remove_sandbox", start, err) }()
+	return s.sb.RemoveSandbox(ctx, id)
 }
 
 // observe records one operation begun at start. Callers defer it in a

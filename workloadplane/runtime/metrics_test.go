@@ -60,3 +60,33 @@ func sampleCount(t *testing.T, reg *prometheus.Registry, op, result string) int 
 	}
 	return 0
 }
+
+// TestMeteredKeepsOptionalInterfaces: the wrapper of a runtime that execs
+// and has sandboxes does too (and times them); that of one without them
+// does not pretend to.
+func TestMeteredKeepsOptionalInterfaces(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, err := rt.Metered(runtimetest.New(time.Now, "img:1"), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbs, isSandboxes := r.(rt.Sandboxes)
+	_, isExec := r.(rt.Execer)
+	if !isSandboxes || !isExec {
+		t.Fatalf("metered fake: Sandboxes %v, Execer %v; want both", isSandboxes, isExec)
+	}
+	sbs.ListSandboxes(context.Background(), nil)
+	if n := sampleCount(t, reg, "list_sandboxes", "ok"); n != 1 {
+		t.Fatalf("list_sandboxes: %d samples", n)
+	}
+	bare, err := rt.Metered(struct{ rt.Runtime }{runtimetest.New(time.Now)}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := bare.(rt.Sandboxes); ok {
+		t.Fatal("the wrapper of a runtime without sandboxes claims to have them")
+	}
+	if _, ok := bare.(rt.Execer); ok {
+		t.Fatal("the wrapper of a runtime that cannot exec claims to")
+	}
+}

@@ -137,7 +137,8 @@ type Runtime interface {
 	// Remove removes a container, stopping it first if needed. Removing a
 	// missing container succeeds.
 	Remove(ctx context.Context, id string) error
-	// List returns the containers carrying all of labels, in any state.
+	// List returns the containers carrying all of labels, in any state
+	// (not the infrastructure of sandboxes).
 	List(ctx context.Context, labels map[string]string) ([]Container, error)
 	// Logs writes a container's logs to w.
 	Logs(ctx context.Context, id string, opts LogOptions, w io.Writer) error

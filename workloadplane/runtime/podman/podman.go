@@ -275,6 +275,9 @@ func (p *Podman) List(ctx context.Context, labels map[string]string) ([]rt.Conta
 	out := make([]rt.Container, 0, len(list))
 	seen := map[string]bool{}
 	for _, lc := range list {
+		if lc.IsInfra {
+			continue // a sandbox's, which carries its pod's labels
+		}
 		seen[lc.ID] = true
 		ctr := rt.Container{
 			ID: lc.ID, Image: lc.Image, Labels: lc.Labels, State: state(lc.State), ExitCode: lc.ExitCode,

@@ -201,6 +201,9 @@ func Conformance(t *testing.T, s Suite) {
 		if !sb.Running || sb.IP == "" {
 			t.Fatalf("created sandbox %+v, want running with an IP", sb)
 		}
+		if cs, err := r.List(ctx, labels("sb")); err != nil || len(cs) != 0 {
+			t.Fatalf("List by a sandbox's labels: %d containers, %v; want none (its infrastructure is not a container)", len(cs), err)
+		}
 		listed, err := sbs.ListSandboxes(ctx, labels("sb"))
 		if err != nil || len(listed) != 1 || listed[0].ID != sb.ID || listed[0].IP != sb.IP {
 			t.Fatalf("ListSandboxes = %+v, %v; want the one created", listed, err)

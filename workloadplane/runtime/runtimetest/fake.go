@@ -23,6 +23,7 @@ type Fake struct {
 	specs      map[string]rt.Spec
 	images     map[string]bool
 	sandboxes  map[string]*rt.Sandbox
+	sbSpecs    map[string]rt.SandboxSpec
 	down       bool
 	// ExecFunc answers Exec: the exit code and what the command writes to
 	// its stdout. Nil runs every command successfully, writing nothing.
@@ -41,7 +42,7 @@ var (
 
 // New returns a fake with the given local images.
 func New(now func() time.Time, images ...string) *Fake {
-	f := &Fake{now: now, containers: map[string]*rt.Container{}, specs: map[string]rt.Spec{}, images: map[string]bool{}, sandboxes: map[string]*rt.Sandbox{}, Calls: map[string]int{}}
+	f := &Fake{now: now, containers: map[string]*rt.Container{}, specs: map[string]rt.Spec{}, images: map[string]bool{}, sandboxes: map[string]*rt.Sandbox{}, sbSpecs: map[string]rt.SandboxSpec{}, Calls: map[string]int{}}
 	for _, i := range images {
 		f.images[i] = true
 	}
@@ -249,7 +250,15 @@ func (f *Fake) CreateSandbox(_ context.Context, spec rt.SandboxSpec) (rt.Sandbox
 	id := fmt.Sprintf("s%03d", f.next)
 	sb := &rt.Sandbox{ID: id, Name: spec.Name, Labels: maps.Clone(spec.Labels), Running: true, IP: "10.1.0." + id[1:]}
 	f.sandboxes[id] = sb
+	f.sbSpecs[id] = spec
 	return *sb, nil
+}
+
+// SandboxSpec returns the spec a sandbox was created with.
+func (f *Fake) SandboxSpec(id string) rt.SandboxSpec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sbSpecs[id]
 }
 
 // ListSandboxes implements rt.Sandboxes.
