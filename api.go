@@ -34,8 +34,8 @@ func (n *Node) startAPI(context.Context) error {
 	srv, err := kubeapi.NewServer(kubeapi.Config{
 		Objects:  n.objs,
 		Bundle:   n.creds.Bundle(),
-		Admitter: admitter{n.policy},
-		Logs:     n.agent,
+		Admitter: admitter{n.policy}, Authorizer: admitter{n.policy},
+		Logs: n.agent,
 		Version: version.Info{Major: "1", Minor: kubeMinor, GitVersion: kubeGitVer + "+mycel-" + Version, Platform: "linux/amd64",
 			GoVersion: goVersion()},
 		Logger:   n.log.With("component", "api"),
@@ -99,9 +99,13 @@ func (n *Node) closeAPI() error {
 	return nil
 }
 
-// admitter adapts the policy engine to the API's Admitter.
+// admitter adapts the policy engine to the API's Admitter and Authorizer.
 type admitter struct{ e *policy.Engine }
 
 func (a admitter) Admit(ctx context.Context, req kubeapi.AdmissionRequest) error {
 	return a.e.Admit(ctx, req)
+}
+
+func (a admitter) Authorize(ctx context.Context, req kubeapi.AuthzRequest) error {
+	return a.e.Authorize(ctx, req)
 }

@@ -272,7 +272,7 @@ func insider(t *testing.T, n *Node, authority *ca.Authority) *nats.Conn {
 // restConfig is a client configuration for n's API as user "tester".
 func restConfig(t *testing.T, n *Node, a *ca.Authority) *rest.Config {
 	t.Helper()
-	kc, err := a.Kubeconfig("tester", time.Hour, ca.KubeconfigContext{Name: n.Name(), Server: n.URL()})
+	kc, err := a.Kubeconfig("tester", []string{ca.AdminGroup}, time.Hour, ca.KubeconfigContext{Name: n.Name(), Server: n.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

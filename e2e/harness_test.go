@@ -91,7 +91,7 @@ func startNode(t testing.TB, opts ...func(*node)) *node {
 	}
 	run(t, mycelBin, "ca", "init", "--trust-domain", "e2e.test", "--dir", n.caDir)
 	n.kubeconfig = filepath.Join(dir, "kubeconfig")
-	run(t, mycelBin, "kubeconfig", "--dir", n.caDir, "--user", "tester", "--server", "https://"+n.apiAddr, "--out", n.kubeconfig)
+	run(t, mycelBin, "kubeconfig", "--dir", n.caDir, "--user", "tester", "--group", "mycel:admins", "--server", "https://"+n.apiAddr, "--out", n.kubeconfig)
 	n.start()
 	t.Cleanup(func() {
 		n.stop()
@@ -120,7 +120,7 @@ func joinNode(t testing.TB, first *node, opts ...func(*node)) *node {
 	}
 	n.bootstrap = strings.Fields(string(addrs))[0]
 	n.kubeconfig = filepath.Join(dir, "kubeconfig")
-	run(t, mycelBin, "kubeconfig", "--dir", first.caDir, "--user", "tester", "--server", "https://"+n.apiAddr, "--out", n.kubeconfig)
+	run(t, mycelBin, "kubeconfig", "--dir", first.caDir, "--user", "tester", "--group", "mycel:admins", "--server", "https://"+n.apiAddr, "--out", n.kubeconfig)
 	n.start()
 	t.Cleanup(func() {
 		n.stop()

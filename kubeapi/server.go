@@ -59,6 +59,9 @@ type UserInfo struct {
 	Username string `json:"username"`
 	// SPIFFEID is the caller's verified SPIFFE ID.
 	SPIFFEID string `json:"spiffeID"`
+	// Groups are the Organizations of the caller's certificate
+	// (`mycel kubeconfig --group`).
+	Groups []string `json:"groups,omitempty"`
 }
 
 // LogStreamer streams a pod container's logs.
@@ -78,6 +81,8 @@ type Config struct {
 	Bundle *x509bundle.Bundle
 	// Admitter is asked before every create and update; nil allows all.
 	Admitter Admitter
+	// Authorizer is asked before every resource request; nil allows all.
+	Authorizer Authorizer
 	// Logs serves pods/log; nil answers 503.
 	Logs LogStreamer
 	// Version is served at /version.
@@ -184,6 +189,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP(rec, r)
 	case path == "/openapi/v2" || path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
 		s.openapi.ServeHTTP(rec, r)
+	case path == selfSubjectReviewPath || path == selfSubjectAccessReviewPath || path == subjectAccessReviewPath || path == selfSubjectRulesReviewPath:
+		resName = path[strings.LastIndex(path, "/")+1:]
+		if err := s.serveReview(rec, r, path, user); err != nil {
+			s.writeError(rec, err)
+		}
 	case path == "/api" || path == "/apis":
 		s.serveRootDiscovery(rec, r, path)
 	case path == "/api/v1":
@@ -205,6 +215,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			resName += "/" + req.sub
 		}
 		verb = req.verb
+		if err := s.authorize(r.Context(), AuthzRequest{User: user, Verb: req.verb, APIGroup: req.res.GroupVersion.Group, Resource: req.res.Plural,
+			Subresource: req.sub, Namespace: req.namespace, Name: req.name}); err != nil {
+			s.writeError(rec, apierrors.NewForbidden(req.res.GroupResource(), req.name, err))
+			return
+		}
 		s.serveResource(rec, r, req)
 	}
 }
@@ -219,7 +234,7 @@ func (s *Server) authenticate(r *http.Request) (UserInfo, error) {
 	if err != nil {
 		return UserInfo{}, fmt.Errorf("client certificate is not a valid SVID of trust domain %s: %v", s.td, err)
 	}
-	u := UserInfo{Username: id.String(), SPIFFEID: id.String()}
+	u := UserInfo{Username: id.String(), SPIFFEID: id.String(), Groups: r.TLS.PeerCertificates[0].Subject.Organization}
 	if name, ok := strings.CutPrefix(id.Path(), "/user/"); ok && !strings.Contains(name, "/") {
 		u.Username = name
 	}

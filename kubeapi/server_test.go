@@ -48,9 +48,11 @@ type fixture struct {
 	http    *http.Client // with a valid client certificate
 	anon    *http.Client // without one
 	foreign *http.Client // with a certificate of another CA
+	// clientAs returns a client of user name with groups.
+	clientAs func(name string, groups ...string) *kubernetes.Clientset
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, authz ...Authorizer) *fixture {
 	t.Helper()
 	authority, err := ca.Init(filepath.Join(t.TempDir(), "ca"), "test.example")
 	if err != nil {
@@ -65,7 +67,11 @@ func newFixture(t *testing.T) *fixture {
 	if err := objs.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Config{Objects: objs, Bundle: authority.Bundle(), Admitter: denyLabel{}, MaxBodyBytes: 64 << 10})
+	cfg := Config{Objects: objs, Bundle: authority.Bundle(), Admitter: denyLabel{}, MaxBodyBytes: 64 << 10}
+	if len(authz) > 0 {
+		cfg.Authorizer = authz[0]
+	}
+	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +80,9 @@ func newFixture(t *testing.T) *fixture {
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 
-	userCert := func(a *ca.Authority, name string) ([]byte, []byte) {
+	userCert := func(a *ca.Authority, name string, groups ...string) ([]byte, []byte) {
 		id, _ := ca.UserID(a.TrustDomain(), name)
-		is, err := a.Issue(ca.Request{ID: id, Client: true})
+		is, err := a.Issue(ca.Request{ID: id, Client: true, Organizations: groups})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,16 +107,21 @@ func newFixture(t *testing.T) *fixture {
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
 	}
 	serverCA := ca.EncodeCerts(ts.Certificate())
-	rc := &rest.Config{
-		Host:            ts.URL,
-		TLSClientConfig: rest.TLSClientConfig{CertData: certPEM, KeyData: keyPEM, CAData: serverCA},
-		ContentConfig:   rest.ContentConfig{ContentType: "application/vnd.kubernetes.protobuf"},
+	clientOf := func(cert, key []byte) *kubernetes.Clientset {
+		cs, err := kubernetes.NewForConfig(&rest.Config{
+			Host:            ts.URL,
+			TLSClientConfig: rest.TLSClientConfig{CertData: cert, KeyData: key, CAData: serverCA},
+			ContentConfig:   rest.ContentConfig{ContentType: "application/vnd.kubernetes.protobuf"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs
 	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{url: ts.URL, objs: objs, client: cs, http: mk(certPEM, keyPEM), anon: mk(nil, nil), foreign: mk(otherCert, otherKey)}
+	return &fixture{url: ts.URL, objs: objs, client: clientOf(certPEM, keyPEM), http: mk(certPEM, keyPEM), anon: mk(nil, nil), foreign: mk(otherCert, otherKey),
+		clientAs: func(name string, groups ...string) *kubernetes.Clientset {
+			return clientOf(userCert(authority, name, groups...))
+		}}
 }
 
 func (f *fixture) do(t *testing.T, c *http.Client, method, path, contentType, body string, header ...string) (int, []byte, http.Header) {

@@ -183,7 +183,7 @@ func Up(ctx context.Context, cfg Config) (*Fabric, error) {
 		f.Nodes = append(f.Nodes, n)
 		contexts = append(contexts, ca.KubeconfigContext{Name: name, Server: n.URL})
 	}
-	kc, err := a.Kubeconfig("admin", 365*24*time.Hour, contexts...)
+	kc, err := a.Kubeconfig("admin", []string{ca.AdminGroup}, 365*24*time.Hour, contexts...)
 	if err != nil {
 		return fail(err)
 	}

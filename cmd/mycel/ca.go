@@ -71,11 +71,13 @@ the new key once it is active, rewrite them:
 
 func kubeconfigCmd() *cobra.Command {
 	var dir, user, server, out string
+	var groups []string
 	var ttl time.Duration
 	cmd := &cobra.Command{
 		Use:   "kubeconfig",
 		Short: "Write a kubeconfig with a client certificate of the trust domain",
-		Example: `  mycel kubeconfig --dir /etc/mycel/ca --user alice --server https://127.0.0.1:6443 --out alice.kubeconfig
+		Example: `  mycel kubeconfig --dir /etc/mycel/ca --user root --group mycel:admins --server https://127.0.0.1:6443 --out admin.kubeconfig
+  mycel kubeconfig --dir /etc/mycel/ca --user alice --server https://127.0.0.1:6443 --out alice.kubeconfig
   KUBECONFIG=alice.kubeconfig kubectl get nodes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -83,7 +85,7 @@ func kubeconfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			data, err := a.Kubeconfig(user, ttl, ca.KubeconfigContext{Name: "mycel", Server: server})
+			data, err := a.Kubeconfig(user, groups, ttl, ca.KubeconfigContext{Name: "mycel", Server: server})
 			if err != nil {
 				return err
 			}
@@ -103,6 +105,7 @@ func kubeconfigCmd() *cobra.Command {
 	cmd.Flags().StringVar(&server, "server", "", "API URL, e.g. https://127.0.0.1:6443 (required)")
 	cmd.Flags().StringVar(&out, "out", "-", "file to write (- for stdout)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 30*24*time.Hour, "client certificate lifetime")
+	cmd.Flags().StringSliceVar(&groups, "group", nil, "a group of the user (repeatable); the default authorization policy lets members of "+ca.AdminGroup+" do everything, and other users read all but Secrets and write where a namespace's mycel.io/writers annotation names them")
 	for _, f := range []string{"dir", "user", "server"} {
 		cmd.MarkFlagRequired(f)
 	}

@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +97,15 @@ func TestInitRejectsBadTrustDomain(t *testing.T) {
 	}
 	if _, err := Load(t.TempDir()); !errors.Is(err, ErrNoCA) {
 		t.Fatalf("Load of empty dir: %v, want ErrNoCA", err)
+	}
+}
+
+func TestKubeconfigRefusesAnExpiredCertificate(t *testing.T) {
+	a, err := Init(filepath.Join(t.TempDir(), "ca"), "fabric.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Kubeconfig("alice", nil, -time.Hour, KubeconfigContext{Name: "x", Server: "https://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "--ttl must be positive") {
+		t.Fatalf("kubeconfig with a negative ttl: %v", err)
 	}
 }

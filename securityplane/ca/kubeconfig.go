@@ -15,18 +15,25 @@ type KubeconfigContext struct {
 	Server string
 }
 
+// AdminGroup is the group whose members the default authorization policy
+// lets do everything (policies/authz.rego).
+const AdminGroup = "mycel:admins"
+
 // Kubeconfig issues user NAME a client certificate
-// (spiffe://TD/user/NAME) valid for ttl and returns a kubeconfig with one
-// context per server; the first is current.
-func (a *Authority) Kubeconfig(user string, ttl time.Duration, contexts ...KubeconfigContext) ([]byte, error) {
+// (spiffe://TD/user/NAME, groups as its Organizations) valid for ttl and
+// returns a kubeconfig with one context per server; the first is current.
+func (a *Authority) Kubeconfig(user string, groups []string, ttl time.Duration, contexts ...KubeconfigContext) ([]byte, error) {
 	if len(contexts) == 0 {
 		return nil, fmt.Errorf("kubeconfig: at least one server is required")
+	}
+	if ttl <= 0 {
+		return nil, fmt.Errorf("kubeconfig: --ttl must be positive, got %s (the certificate would be expired already)", ttl)
 	}
 	id, err := UserID(a.TrustDomain(), user)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: user %q: %w (use letters, digits, '-', '_' and '.')", user, err)
 	}
-	is, err := a.Issue(Request{ID: id, CommonName: user, TTL: ttl, Client: true})
+	is, err := a.Issue(Request{ID: id, CommonName: user, Organizations: groups, TTL: ttl, Client: true})
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Package policy evaluates Mycel's OPA policies with the embedded rego
-// package: admission now, placement and API authorization as they arrive.
+// package: admission, API authorization and placement.
 // Policies are compiled once into prepared queries at load; a policy that
 // fails to compile is an error naming the file and line.
 package policy
@@ -25,6 +25,8 @@ var ErrNoPolicies = errors.New("policy: no .rego files")
 const (
 	// AdmissionQuery is a set of denial messages.
 	AdmissionQuery = "data.mycel.admission.deny"
+	// AuthzQuery is a set of denial messages for an API request.
+	AuthzQuery = "data.mycel.authz.deny"
 	// PlacementQuery is the placement package: "deny", a set of messages,
 	// and "score", a number (higher is preferred).
 	PlacementQuery = "data.mycel.placement"
@@ -33,6 +35,7 @@ const (
 // Engine holds the prepared policy queries.
 type Engine struct {
 	admission rego.PreparedEvalQuery
+	authz     rego.PreparedEvalQuery
 	placement rego.PreparedEvalQuery
 	files     []string
 }
@@ -68,7 +71,7 @@ func Load(ctx context.Context, fsys fs.FS, origin string) (*Engine, error) {
 		return nil, fmt.Errorf("%w in %s", ErrNoPolicies, origin)
 	}
 	sort.Strings(e.files)
-	for q, dst := range map[string]*rego.PreparedEvalQuery{AdmissionQuery: &e.admission, PlacementQuery: &e.placement} {
+	for q, dst := range map[string]*rego.PreparedEvalQuery{AdmissionQuery: &e.admission, AuthzQuery: &e.authz, PlacementQuery: &e.placement} {
 		if *dst, err = rego.New(append([]func(*rego.Rego){rego.Query(q)}, modules...)...).PrepareForEval(ctx); err != nil {
 			return nil, fmt.Errorf("policy: compile %s: %w", origin, err)
 		}
@@ -79,31 +82,47 @@ func Load(ctx context.Context, fsys fs.FS, origin string) (*Engine, error) {
 // Files lists the loaded policy files.
 func (e *Engine) Files() []string { return e.files }
 
-// DeniedError is an admission denial; its message lists the policy's reasons.
-type DeniedError struct{ Reasons []string }
+// DeniedError is a policy's denial; its message lists the policy's reasons.
+type DeniedError struct {
+	// Policy is "admission" or "authorization".
+	Policy  string
+	Reasons []string
+}
 
 func (d *DeniedError) Error() string {
-	return "denied by admission policy: " + strings.Join(d.Reasons, "; ")
+	return "denied by " + d.Policy + " policy: " + strings.Join(d.Reasons, "; ")
 }
 
 // Admit evaluates the admission policy for request (any JSON-marshalable
 // value, given to the policy as input.request). It returns *DeniedError when
 // the policy denies.
 func (e *Engine) Admit(ctx context.Context, request any) error {
+	return e.denials(ctx, e.admission, AdmissionQuery, "admission", request)
+}
+
+// Authorize evaluates the authorization policy for an API request (given
+// to the policy as input.request). It returns *DeniedError when the policy
+// denies; a policy set without a mycel.authz package allows every request.
+func (e *Engine) Authorize(ctx context.Context, request any) error {
+	return e.denials(ctx, e.authz, AuthzQuery, "authorization", request)
+}
+
+// denials evaluates a set-of-messages query with input.request.
+func (e *Engine) denials(ctx context.Context, q rego.PreparedEvalQuery, query, name string, request any) error {
 	input, err := toJSONValue(map[string]any{"request": request})
 	if err != nil {
-		return fmt.Errorf("policy: admission input: %w", err)
+		return fmt.Errorf("policy: %s input: %w", name, err)
 	}
-	rs, err := e.admission.Eval(ctx, rego.EvalInput(input))
+	rs, err := q.Eval(ctx, rego.EvalInput(input))
 	if err != nil {
-		return fmt.Errorf("policy: evaluate admission: %w", err)
+		return fmt.Errorf("policy: evaluate %s: %w", name, err)
 	}
 	var reasons []string
 	for _, r := range rs {
 		for _, ex := range r.Expressions {
 			set, ok := ex.Value.([]any)
 			if !ok {
-				return fmt.Errorf("policy: %s must be a set of strings, got %T", AdmissionQuery, ex.Value)
+				return fmt.Errorf("policy: %s must be a set of strings, got %T", query, ex.Value)
 			}
 			for _, m := range set {
 				reasons = append(reasons, fmt.Sprint(m))
@@ -114,7 +133,7 @@ func (e *Engine) Admit(ctx context.Context, request any) error {
 		return nil
 	}
 	sort.Strings(reasons)
-	return &DeniedError{Reasons: reasons}
+	return &DeniedError{Policy: name, Reasons: reasons}
 }
 
 // Placement is the placement policy's verdict for one node.
