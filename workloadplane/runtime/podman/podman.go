@@ -264,11 +264,7 @@ func (p *Podman) List(ctx context.Context, labels map[string]string) ([]rt.Conta
 	if err != nil {
 		return nil, err
 	}
-	var filters []string
-	for k, v := range labels {
-		filters = append(filters, k+"="+v)
-	}
-	list, err := containers.List(c, new(containers.ListOptions).WithAll(true).WithFilters(map[string][]string{"label": filters}))
+	list, err := containers.List(c, new(containers.ListOptions).WithAll(true).WithFilters(labelFilters(labels)))
 	if err != nil {
 		return nil, wrap("list", err)
 	}
@@ -314,6 +310,15 @@ func (p *Podman) List(ctx context.Context, labels map[string]string) ([]rt.Conta
 	}
 	p.cacheMu.Unlock()
 	return out, nil
+}
+
+// labelFilters selects what carries every one of labels.
+func labelFilters(labels map[string]string) map[string][]string {
+	var filters []string
+	for k, v := range labels {
+		filters = append(filters, k+"="+v)
+	}
+	return map[string][]string{"label": filters}
 }
 
 func (p *Podman) inspect(c context.Context, id, st string) (inspected, error) {

@@ -55,11 +55,7 @@ func (p *Podman) ListSandboxes(ctx context.Context, labels map[string]string) ([
 	if err != nil {
 		return nil, err
 	}
-	var filters []string
-	for k, v := range labels {
-		filters = append(filters, k+"="+v)
-	}
-	return p.listSandboxes(c, map[string][]string{"label": filters})
+	return p.listSandboxes(c, labelFilters(labels))
 }
 
 func (p *Podman) listSandboxes(c context.Context, filters map[string][]string) ([]rt.Sandbox, error) {

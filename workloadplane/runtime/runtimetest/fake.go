@@ -183,13 +183,7 @@ func (f *Fake) List(_ context.Context, labels map[string]string) ([]rt.Container
 	}
 	var out []rt.Container
 	for _, c := range f.containers {
-		match := true
-		for k, v := range labels {
-			if c.Labels[k] != v {
-				match = false
-			}
-		}
-		if match {
+		if carries(c.Labels, labels) {
 			cp := *c
 			cp.Labels = maps.Clone(c.Labels)
 			out = append(out, cp)
@@ -270,13 +264,7 @@ func (f *Fake) ListSandboxes(_ context.Context, labels map[string]string) ([]rt.
 	}
 	var out []rt.Sandbox
 	for _, sb := range f.sandboxes {
-		match := true
-		for k, v := range labels {
-			if sb.Labels[k] != v {
-				match = false
-			}
-		}
-		if match {
+		if carries(sb.Labels, labels) {
 			cp := *sb
 			cp.Labels = maps.Clone(sb.Labels)
 			out = append(out, cp)
@@ -299,4 +287,14 @@ func (f *Fake) RemoveSandbox(_ context.Context, id string) error {
 	}
 	delete(f.sandboxes, id)
 	return nil
+}
+
+// carries reports whether have includes every one of want.
+func carries(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
 }
