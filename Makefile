@@ -3,7 +3,7 @@ SHELL := /bin/bash
 # The Podman bindings need these tags (no gpgme, btrfs or devicemapper headers).
 export GOFLAGS := -tags=remote,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper,containers_image_openpgp
 GO ?= go
-KUBE_OPENAPI := k8s.io/kube-openapi@v0.0.0-20260721132016-d427ff9ee9ad
+KUBE_OPENAPI_GEN := k8s.io/kube-openapi/cmd/openapi-gen@v0.0.0-20260721132016-d427ff9ee9ad
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 .PHONY: build test unit fuzz e2e verify up bench image generate setup clean
@@ -55,10 +55,10 @@ image: ## build the demo image localhost/mycel-demo:0.1 (no registry needed)
 	./scripts/build-image.sh
 
 generate: ## regenerate the OpenAPI definitions from the k8s.io/api Go types
-	$(GO) run $(KUBE_OPENAPI)/cmd/openapi-gen \
+	$(GO) run $(KUBE_OPENAPI_GEN) \
 	  --output-dir ./kubeapi/internal/openapidefs --output-pkg github.com/mycelfabric/mycel/kubeapi/internal/openapidefs \
 	  --output-file zz_generated.openapi.go --report-filename /dev/null \
-	  k8s.io/api/core/v1 k8s.io/api/apps/v1 k8s.io/api/autoscaling/v1 \
+	  k8s.io/api/core/v1 k8s.io/api/apps/v1 k8s.io/api/autoscaling/v1 k8s.io/api/batch/v1 k8s.io/api/scheduling/v1alpha3 \
 	  k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/api/resource \
 	  k8s.io/apimachinery/pkg/util/intstr k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version
 	sed -i 's/^package openapi$$/package openapidefs/' kubeapi/internal/openapidefs/zz_generated.openapi.go

@@ -80,7 +80,7 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // watched are the resources whose changes trigger reconciliation.
-var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "pods"}
+var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "jobs", "pods"}
 
 // Run reconciles until ctx is done.
 func (m *Manager) Run(ctx context.Context) {
@@ -130,6 +130,7 @@ func (m *Manager) ReconcileAll(ctx context.Context) {
 		{"serviceaccounts", m.reconcileServiceAccounts},
 		{"deployments", m.reconcileDeployments},
 		{"replicasets", m.reconcileReplicaSets},
+		{"jobs", m.reconcileJobs},
 		{"garbage collection", m.collectGarbage},
 	} {
 		if err := step.fn(ctx); err != nil && ctx.Err() == nil {

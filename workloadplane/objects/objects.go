@@ -324,8 +324,8 @@ func (c Collection) PrepareUpdate(obj, old Object, status bool) error {
 		}
 		r.prepareStatus(obj, old)
 	} else {
+		obj.SetUID(old.GetUID()) // before the defaults, which may derive from it
 		r.prepareUpdate(obj, old)
-		obj.SetUID(old.GetUID())
 		obj.SetCreationTimestamp(old.GetCreationTimestamp())
 		obj.SetDeletionTimestamp(old.GetDeletionTimestamp())
 		obj.SetDeletionGracePeriodSeconds(old.GetDeletionGracePeriodSeconds())

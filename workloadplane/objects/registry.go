@@ -24,6 +24,7 @@ func resources() []*Resource {
 		eventResource(),
 		deploymentResource(),
 		replicaSetResource(),
+		jobResource(),
 		configMapResource(),
 		secretResource(),
 		serviceAccountResource(),
