@@ -49,6 +49,10 @@ func TestConfigMapsSecretsAndServiceAccounts(t *testing.T) {
 	if out := b.kubectl("get", "configmap", "envs", "-o", "jsonpath={.data.MODE}/{.data.LEVEL}"); out != "prod/3" {
 		t.Fatalf("configmap envs: %q", out)
 	}
+	// kubectl pages through lists (its default chunk size is 500).
+	if all, paged := b.kubectl("get", "configmaps", "--no-headers"), b.kubectl("get", "configmaps", "--no-headers", "--chunk-size=1"); all != paged || strings.Count(all, "\n") < 2 {
+		t.Fatalf("kubectl get configmaps in chunks of 1:\n%s\nwhole:\n%s", paged, all)
+	}
 	if out := b.kubectl("get", "secrets"); !strings.Contains(out, "kubernetes.io/dockerconfigjson") || !strings.Contains(out, "Opaque") {
 		t.Fatalf("kubectl get secrets:\n%s", out)
 	}

@@ -13,6 +13,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -102,15 +103,27 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, req *request)
 	if err != nil {
 		return err
 	}
-	rv := strconv.FormatUint(res.ResourceVersion, 10)
+	pg, err := paginate(r, res.Items, res.ResourceVersion)
+	if err != nil {
+		return err
+	}
+	rv := strconv.FormatUint(pg.rv, 10)
 	if wantsTable(r.Header.Get("Accept")) {
-		s.writeJSON(w, http.StatusOK, s.table(req.res, res.Items, rv, r))
+		t := s.table(req.res, pg.items, rv, r)
+		t.Continue, t.RemainingItemCount = pg.continues, pg.remaining
+		s.writeJSON(w, http.StatusOK, t)
 		return nil
 	}
 	list := req.res.NewList()
-	if err := res.Into(list); err != nil {
+	if err := (objects.List{Items: pg.items, ResourceVersion: pg.rv}).Into(list); err != nil {
 		return apierrors.NewInternalError(err)
 	}
+	lm, err := meta.ListAccessor(list)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	lm.SetContinue(pg.continues)
+	lm.SetRemainingItemCount(pg.remaining)
 	list.GetObjectKind().SetGroupVersionKind(req.res.GroupVersion.WithKind(req.res.Kind + "List"))
 	s.writeJSON(w, http.StatusOK, list)
 	return nil
