@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
@@ -33,16 +32,9 @@ func (m *Manager) reconcileJobs(ctx context.Context) error {
 	if len(jobs.Items) == 0 {
 		return nil
 	}
-	var pods corev1.PodList
-	if err := m.c.List(ctx, &pods, "", nil); err != nil {
+	owned, err := m.podsByController(ctx)
+	if err != nil {
 		return err
-	}
-	owned := map[types.UID][]*corev1.Pod{}
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if uid := controllerOf(p); uid != "" {
-			owned[uid] = append(owned[uid], p)
-		}
 	}
 	var errs []error
 	for i := range jobs.Items {

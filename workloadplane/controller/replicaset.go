@@ -35,14 +35,11 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-func (m *Manager) reconcileReplicaSets(ctx context.Context) error {
-	var rss appsv1.ReplicaSetList
-	if err := m.c.List(ctx, &rss, "", nil); err != nil {
-		return err
-	}
+// podsByController groups every pod by the UID of its controller.
+func (m *Manager) podsByController(ctx context.Context) (map[types.UID][]*corev1.Pod, error) {
 	var pods corev1.PodList
 	if err := m.c.List(ctx, &pods, "", nil); err != nil {
-		return err
+		return nil, err
 	}
 	owned := map[types.UID][]*corev1.Pod{}
 	for i := range pods.Items {
@@ -50,6 +47,18 @@ func (m *Manager) reconcileReplicaSets(ctx context.Context) error {
 		if uid := controllerOf(p); uid != "" {
 			owned[uid] = append(owned[uid], p)
 		}
+	}
+	return owned, nil
+}
+
+func (m *Manager) reconcileReplicaSets(ctx context.Context) error {
+	var rss appsv1.ReplicaSetList
+	if err := m.c.List(ctx, &rss, "", nil); err != nil {
+		return err
+	}
+	owned, err := m.podsByController(ctx)
+	if err != nil {
+		return err
 	}
 	for i := range rss.Items {
 		rs := &rss.Items[i]
