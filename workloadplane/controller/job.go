@@ -182,17 +182,7 @@ func finishedAt(j *batchv1.Job) *time.Time {
 // NonIndexed Jobs), in its annotation, label, hostname and
 // JOB_COMPLETION_INDEX, as Kubernetes sets them.
 func jobPod(j *batchv1.Job, index int) *corev1.Pod {
-	t := j.Spec.Template.DeepCopy()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName:    j.Name + "-",
-			Namespace:       j.Namespace,
-			Labels:          t.Labels,
-			Annotations:     t.Annotations,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(j, batchv1.SchemeGroupVersion.WithKind("Job"))},
-		},
-		Spec: t.Spec,
-	}
+	pod := podFromTemplate(j, batchv1.SchemeGroupVersion.WithKind("Job"), &j.Spec.Template)
 	if index >= 0 {
 		i := strconv.Itoa(index)
 		pod.GenerateName = j.Name + "-" + i + "-"

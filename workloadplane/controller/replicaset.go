@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -133,7 +134,7 @@ func (m *Manager) syncReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, pod
 	switch diff := want - len(live); {
 	case diff > 0:
 		for range diff {
-			pod := podFromTemplate(rs)
+			pod := podFromTemplate(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), &rs.Spec.Template)
 			if err := m.c.Create(ctx, pod); err != nil {
 				m.c.Record(ctx, rs, rsComponent, corev1.EventTypeWarning, "FailedCreate", fmt.Sprintf("Error creating: %v", err))
 				return err
@@ -166,15 +167,17 @@ func (m *Manager) syncReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, pod
 	return m.c.UpdateStatus(ctx, rs)
 }
 
-func podFromTemplate(rs *appsv1.ReplicaSet) *corev1.Pod {
-	t := rs.Spec.Template.DeepCopy()
+// podFromTemplate is a new pod of the workload owner (of kind gvk) from a
+// copy of its template, named after it.
+func podFromTemplate(owner metav1.Object, gvk schema.GroupVersionKind, tmpl *corev1.PodTemplateSpec) *corev1.Pod {
+	t := tmpl.DeepCopy()
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName:    rs.Name + "-",
-			Namespace:       rs.Namespace,
+			GenerateName:    owner.GetName() + "-",
+			Namespace:       owner.GetNamespace(),
 			Labels:          t.Labels,
 			Annotations:     t.Annotations,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(owner, gvk)},
 		},
 		Spec: t.Spec,
 	}
