@@ -35,7 +35,7 @@ func (n *Node) startAPI(context.Context) error {
 		Objects:  n.objs,
 		Bundle:   n.creds.Bundle(),
 		Admitter: admitter{n.policy}, Authorizer: admitter{n.policy},
-		Logs: n.agent,
+		Logs: n.agent, Streams: n.streamTransport(),
 		Version: version.Info{Major: "1", Minor: kubeMinor, GitVersion: kubeGitVer + "+mycel-" + Version, Platform: "linux/amd64",
 			GoVersion: goVersion()},
 		Logger:   n.log.With("component", "api"),

@@ -73,6 +73,7 @@ type Node struct {
 	objs      *objects.Objects
 	runtime   rt.Runtime
 	agent     *agent.Agent
+	streams   *host.Listener // the agent's streaming server's connections
 	ctrl      *controller.Manager
 	nodes     *controller.NodeLifecycle
 	transport *sched.BusTransport
@@ -99,6 +100,7 @@ func (n *Node) components() []component {
 		{name: "agent", start: n.startAgent, run: n.runAgent},
 		{name: "node status", start: noStart, run: func(ctx context.Context) { n.agent.RunHeartbeat(ctx) }},
 		{name: "logs for other nodes", start: noStart, run: n.serveLogs},
+		{name: "streams", start: n.startStreams, run: n.serveStreams, close: func() error { return n.streams.Close() }},
 		{name: "controllers", start: n.startControllers, run: func(ctx context.Context) { n.ctrl.Run(ctx) }},
 		{name: "node lifecycle", start: n.startNodeLifecycle, run: func(ctx context.Context) { n.nodes.Run(ctx) }},
 		{name: "bidder", start: n.startBidder, run: n.serveBids},

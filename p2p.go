@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	goruntime "runtime"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/mycelfabric/mycel/kubeapi"
 	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/dht"
 	"github.com/mycelfabric/mycel/machineplane/discovery"
@@ -136,7 +139,12 @@ func (n *Node) recordFacts(ctx context.Context) noderecord.Record {
 // peer and addresses come from its verified record, as membership holds it.
 type dialer struct{ n *Node }
 
+// Dial opens a logs stream (agent.Dialer).
 func (d dialer) Dial(ctx context.Context, node string) (io.ReadWriteCloser, error) {
+	return d.open(ctx, node, agent.LogsProtocol)
+}
+
+func (d dialer) open(ctx context.Context, node, proto string) (network.Stream, error) {
 	for _, p := range d.n.members.Peers() {
 		if p.Name != node || !d.n.members.IsLive(p.ID) {
 			continue
@@ -147,7 +155,7 @@ func (d dialer) Dial(ctx context.Context, node string) (io.ReadWriteCloser, erro
 		}
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		return host.OpenStream(ctx, d.n.p2p, p.ID, addrs, agent.LogsProtocol)
+		return host.OpenStream(ctx, d.n.p2p, p.ID, addrs, proto)
 	}
 	return nil, fmt.Errorf("node %s is not a live member of the fabric", node)
 }
@@ -155,4 +163,41 @@ func (d dialer) Dial(ctx context.Context, node string) (io.ReadWriteCloser, erro
 // serveLogs answers other nodes' agents asking for the logs of pods here.
 func (n *Node) serveLogs(ctx context.Context) {
 	host.Serve(ctx, n.p2p, agent.LogsProtocol, n.members.Known, func(ctx context.Context, s network.Stream) { n.agent.ServeLogs(ctx, s) })
+}
+
+// startStreams starts the node's streaming server (exec, attach and
+// port-forward of its pods) on an in-process listener that this node's API
+// reaches through a pipe and other members' APIs through StreamProtocol.
+func (n *Node) startStreams(context.Context) error {
+	n.streams = host.NewListener()
+	return nil
+}
+
+func (n *Node) serveStreams(ctx context.Context) {
+	srv := &http.Server{Handler: kubeapi.CancelOnHangup(n.agent.StreamHandler()), ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	go srv.Serve(n.streams)
+	host.Serve(ctx, n.p2p, agent.StreamProtocol, n.members.Known, n.streams.ServeStream)
+	srv.Close()
+}
+
+// streamTransport is what the API proxies exec, attach and port-forward
+// through: a URL's host is the name of the node running the pod.
+func (n *Node) streamTransport() *http.Transport {
+	return &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			node, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if node == n.cfg.Name {
+				return n.streams.Pipe(ctx)
+			}
+			s, err := dialer{n}.open(ctx, node, agent.StreamProtocol)
+			if err != nil {
+				return nil, err
+			}
+			return host.StreamConn(s), nil
+		},
+	}
 }

@@ -22,6 +22,10 @@ var subresourceVerbs = map[string][]string{
 	"status": {"get", "patch", "update"},
 	"scale":  {"get", "patch", "update"},
 	"log":    {"get"},
+	// kubectl opens streams with GET (WebSocket) or POST (SPDY).
+	"exec":        {"create", "get"},
+	"attach":      {"create", "get"},
+	"portforward": {"create", "get"},
 }
 
 // subresourceKind is the kind a subresource answers with.
@@ -31,6 +35,12 @@ func subresourceKind(r *objects.Resource, sub string) *metav1.GroupVersionKind {
 		return &metav1.GroupVersionKind{Group: autoscalingv1.GroupName, Version: "v1", Kind: "Scale"}
 	case "log":
 		return &metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	case "exec":
+		return &metav1.GroupVersionKind{Version: "v1", Kind: "PodExecOptions"}
+	case "attach":
+		return &metav1.GroupVersionKind{Version: "v1", Kind: "PodAttachOptions"}
+	case "portforward":
+		return &metav1.GroupVersionKind{Version: "v1", Kind: "PodPortForwardOptions"}
 	}
 	return &metav1.GroupVersionKind{Group: r.GroupVersion.Group, Version: r.GroupVersion.Version, Kind: r.Kind}
 }

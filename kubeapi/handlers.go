@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -32,6 +33,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *requ
 			break
 		}
 		err = s.serveLogs(w, r, req)
+	case slices.Contains(streamSubresources, req.sub):
+		err = s.serveStream(w, r, req)
 	case req.sub == "scale":
 		err = s.serveScale(w, r, req)
 	case req.verb == "get":

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,6 +86,10 @@ type Config struct {
 	Authorizer Authorizer
 	// Logs serves pods/log; nil answers 503.
 	Logs LogStreamer
+	// Streams reaches the streaming servers of the fabric's nodes for
+	// pods/exec, pods/attach and pods/portforward: a URL's host is a node
+	// name. nil answers 503.
+	Streams *http.Transport
 	// Version is served at /version.
 	Version version.Info
 	// OpenAPI serves /openapi/v2 and /openapi/v3; nil means
@@ -309,6 +314,14 @@ func (s *Server) parse(r *http.Request, path string) (*request, error) {
 		}
 	default:
 		return nil, apierrors.NewMethodNotSupported(req.res.GroupResource(), r.Method)
+	}
+	if slices.Contains(streamSubresources, req.sub) {
+		// kubectl opens streams with GET (WebSocket) or POST (SPDY); either
+		// way it is a create, as kube-apiserver authorizes it since 1.31.
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			return nil, apierrors.NewMethodNotSupported(req.res.GroupResource(), r.Method+" "+req.sub)
+		}
+		req.verb = "create"
 	}
 	return req, nil
 }

@@ -10,6 +10,8 @@ CGO_ENABLED=0 GOFLAGS= go build -trimpath -ldflags='-s -w' -o "$ctx/mycel-demo" 
 cat > "$ctx/Containerfile" <<'CF'
 FROM scratch
 COPY mycel-demo /mycel-demo
+COPY mycel-demo /bin/tar
+ENV PATH=/bin
 EXPOSE 8080
 ENTRYPOINT ["/mycel-demo"]
 CF

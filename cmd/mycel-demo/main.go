@@ -3,7 +3,8 @@
 // greeting taken from $GREETING, and logs each request to stdout. Given a
 // tool's name as its first argument (cat, env, watch, get, write, sleep,
 // exit, true, false) it
-// runs that tool instead (tools.go).
+// runs that tool instead (tools.go); run as /bin/tar it is enough of tar
+// for `kubectl cp` (tar.go).
 package main
 
 import (
@@ -13,11 +14,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == "tar" {
+		os.Exit(tarTool(os.Args[1:]))
+	}
 	if len(os.Args) > 1 {
 		if tool, ok := tools[os.Args[1]]; ok {
 			os.Exit(tool(os.Args[2:]))
@@ -49,6 +55,15 @@ func main() {
 		log.Printf("stopping")
 		os.Exit(0)
 	}()
+	// /bytes?n=N answers N bytes, for throughput measurements.
+	http.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		chunk := make([]byte, 64<<10)
+		for ; n > 0; n -= int64(len(chunk)) {
+			w.Write(chunk[:min(n, int64(len(chunk)))])
+		}
+	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		log.Printf("%s %s from %s", r.Method, r.URL.Path, r.RemoteAddr)
 		fmt.Fprintf(w, "%s: %s\n", host, greeting)

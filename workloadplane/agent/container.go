@@ -180,6 +180,8 @@ func (a *Agent) containerSpec(ps *podSync, c *corev1.Container, n int) (rt.Spec,
 		Env:        env,
 		Mounts:     mounts,
 		Labels:     labels,
+		Stdin:      c.Stdin,
+		TTY:        c.TTY,
 	}
 	if ps.sandbox != nil {
 		s.Sandbox = ps.sandbox.ID

@@ -50,6 +50,11 @@ func Metered(r Runtime, reg prometheus.Registerer) (Runtime, error) {
 	return m, nil
 }
 
+// Unwrap returns the runtime measured, for As to find the optional
+// interfaces that are not timed (Attacher, PortDialer: their calls last as
+// long as a user's session).
+func (m *metered) Unwrap() Runtime { return m.Runtime }
+
 // execMeter times Exec.
 type execMeter struct {
 	m  *metered

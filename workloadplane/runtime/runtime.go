@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
@@ -73,6 +74,9 @@ type Spec struct {
 	MilliCPU    int64
 	MemoryBytes int64
 	Labels      map[string]string
+	// Stdin keeps the container's stdin open for attach; TTY gives it a
+	// terminal (a pod container's stdin and tty).
+	Stdin, TTY bool
 }
 
 // State is a container's lifecycle state.
@@ -170,6 +174,23 @@ type ExecOptions struct {
 // TermSize is a terminal's size in characters.
 type TermSize struct{ Width, Height uint16 }
 
+// Attacher is implemented by runtimes that can attach to a running
+// container's main process (kubectl attach).
+type Attacher interface {
+	// Attach copies the streams of opts (Command is ignored) to and from
+	// running container id until the process or ctx ends. Errors are
+	// Exec's.
+	Attach(ctx context.Context, id string, opts ExecOptions) error
+}
+
+// PortDialer is implemented by runtimes whose sandboxes can be reached on
+// their own loopback (kubectl port-forward).
+type PortDialer interface {
+	// DialPort connects to TCP port on localhost inside running sandbox
+	// id's network namespace.
+	DialPort(ctx context.Context, sandboxID string, port int32) (net.Conn, error)
+}
+
 // Sandboxes is implemented by runtimes that can group a pod's containers in
 // one network namespace, as Kubernetes pods are: one IP, ports and
 // localhost shared by every container of the pod.
@@ -200,4 +221,21 @@ type Sandbox struct {
 	Labels  map[string]string
 	Running bool
 	IP      string
+}
+
+// As finds optional interface T (Execer, Attacher, PortDialer, Sandboxes)
+// on r or on a runtime r wraps (an Unwrap method, as Metered has).
+func As[T any](r Runtime) (T, bool) {
+	for r != nil {
+		if t, ok := r.(T); ok {
+			return t, true
+		}
+		u, ok := r.(interface{ Unwrap() Runtime })
+		if !ok {
+			break
+		}
+		r = u.Unwrap()
+	}
+	var zero T
+	return zero, false
 }

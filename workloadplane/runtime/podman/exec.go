@@ -7,6 +7,7 @@ import (
 
 	"github.com/containers/podman/v5/pkg/api/handlers"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"golang.org/x/sys/unix"
 
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
@@ -28,7 +29,7 @@ func (p *Podman) Exec(ctx context.Context, id string, opts rt.ExecOptions) (int,
 	if err != nil {
 		return 0, wrap("exec", err)
 	}
-	defer containers.ExecRemove(c, session, new(containers.ExecRemoveOptions).WithForce(true))
+	defer containers.ExecRemove(context.WithoutCancel(c), session, new(containers.ExecRemoveOptions).WithForce(true))
 	start := new(containers.ExecStartAndAttachOptions).
 		WithAttachOutput(opts.Stdout != nil).WithAttachError(opts.Stderr != nil && !opts.TTY).WithAttachInput(opts.Stdin != nil)
 	if opts.Stdout != nil {
@@ -40,25 +41,31 @@ func (p *Podman) Exec(ctx context.Context, id string, opts rt.ExecOptions) (int,
 	if opts.Stdin != nil {
 		start = start.WithInputStream(*bufio.NewReader(opts.Stdin))
 	}
-	if opts.Resize != nil {
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				case sz, ok := <-opts.Resize:
-					if !ok {
-						return
-					}
-					containers.ResizeExecTTY(c, session, new(containers.ResizeExecTTYOptions).WithWidth(int(sz.Width)).WithHeight(int(sz.Height)))
-				}
+	defer resizeLoop(opts.Resize, func(sz rt.TermSize) {
+		containers.ResizeExecTTY(c, session, new(containers.ResizeExecTTYOptions).WithWidth(int(sz.Width)).WithHeight(int(sz.Height)))
+	})()
+	// A caller that goes away (a dropped kubectl exec) must not leave the
+	// command running: kill it. Podman 4.3's API has no call for that, so
+	// it is the session's process, which is this host's.
+	ended := make(chan struct{})
+	defer close(ended)
+	go func() {
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			if in, err := containers.ExecInspect(context.WithoutCancel(c), session, nil); err == nil && in.Running && in.Pid > 0 {
+				unix.Kill(in.Pid, unix.SIGKILL)
 			}
-		}()
-	}
+		}
+	}()
 	if err := containers.ExecStartAndAttach(c, session, start); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
 		return 0, wrap("exec", err)
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
 	}
 	in, err := containers.ExecInspect(c, session, nil)
 	if err != nil {

@@ -187,6 +187,9 @@ func (p *Podman) Create(ctx context.Context, spec rt.Spec) (string, error) {
 	s.WorkDir = spec.WorkingDir
 	s.RestartPolicy = define.RestartPolicyNo // the agent restarts, with backoff
 	s.Pod = spec.Sandbox
+	if spec.Stdin || spec.TTY {
+		s.Stdin, s.Terminal = &spec.Stdin, &spec.TTY
+	}
 	for _, m := range spec.Mounts {
 		opts := []string{"rbind", "rw"}
 		if m.ReadOnly {
