@@ -57,6 +57,9 @@ type Manager struct {
 	// chain is the controller chain of the current reconciliation (read
 	// once per ReconcileAll, which runs on one goroutine).
 	chain objects.Chain
+	// wake is the earliest time a controller of the last ReconcileAll
+	// asked to run again (a CronJob's next schedule time); zero if none.
+	wake time.Time
 }
 
 // New returns a controller manager.
@@ -80,7 +83,7 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // watched are the resources whose changes trigger reconciliation.
-var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "jobs", "pods"}
+var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "jobs", "cronjobs", "pods"}
 
 // Run reconciles until ctx is done.
 func (m *Manager) Run(ctx context.Context) {
@@ -92,17 +95,30 @@ func (m *Manager) Run(ctx context.Context) {
 			m.c.Notify(ctx, res, m.kick)
 		}()
 	}
-	t := time.NewTicker(m.cfg.Resync)
-	defer t.Stop()
 	for {
 		m.ReconcileAll(ctx)
+		next := m.cfg.Resync
+		if !m.wake.IsZero() {
+			next = min(next, max(m.wake.Sub(m.cfg.Now()), 0))
+		}
+		timer := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			wg.Wait()
 			return
 		case <-m.kick:
-		case <-t.C:
+		case <-timer.C:
 		}
+		timer.Stop()
+	}
+}
+
+// wakeAt asks Run to reconcile again at t, if that is sooner than the
+// resync.
+func (m *Manager) wakeAt(t time.Time) {
+	if m.wake.IsZero() || t.Before(m.wake) {
+		m.wake = t
 	}
 }
 
@@ -122,6 +138,7 @@ func (m *Manager) ReconcileAll(ctx context.Context) {
 		return
 	}
 	m.chain = chain
+	m.wake = time.Time{}
 	for _, step := range []struct {
 		name string
 		fn   func(context.Context) error
@@ -131,6 +148,7 @@ func (m *Manager) ReconcileAll(ctx context.Context) {
 		{"deployments", m.reconcileDeployments},
 		{"replicasets", m.reconcileReplicaSets},
 		{"jobs", m.reconcileJobs},
+		{"cronjobs", m.reconcileCronJobs},
 		{"garbage collection", m.collectGarbage},
 	} {
 		if err := step.fn(ctx); err != nil && ctx.Err() == nil {

@@ -127,43 +127,55 @@ func defaultJob(o Object) {
 	defaultPodSpec(&s.Template.Spec)
 }
 
-func validateJob(obj, old Object) field.ErrorList {
-	j := obj.(*batchv1.Job)
-	spec := field.NewPath("spec")
-	errs := validateMeta(obj, old, true, apivalidation.NameIsDNSLabel)
+// validateJobSpec validates a Job's spec, or a CronJob's template of one.
+func validateJobSpec(js *batchv1.JobSpec, spec *field.Path) field.ErrorList {
+	var errs field.ErrorList
 	for _, f := range []struct {
 		name string
 		v    *int32
-	}{{"parallelism", j.Spec.Parallelism}, {"completions", j.Spec.Completions}, {"backoffLimit", j.Spec.BackoffLimit}} {
+	}{{"parallelism", js.Parallelism}, {"completions", js.Completions}, {"backoffLimit", js.BackoffLimit}} {
 		if f.v != nil && *f.v < 0 {
 			errs = append(errs, field.Invalid(spec.Child(f.name), *f.v, "must be greater than or equal to 0"))
 		}
 	}
-	if d := j.Spec.ActiveDeadlineSeconds; d != nil && *d <= 0 {
+	if d := js.ActiveDeadlineSeconds; d != nil && *d <= 0 {
 		errs = append(errs, field.Invalid(spec.Child("activeDeadlineSeconds"), *d, "must be greater than 0"))
 	}
-	if t := j.Spec.TTLSecondsAfterFinished; t != nil && *t < 0 {
+	if t := js.TTLSecondsAfterFinished; t != nil && *t < 0 {
 		errs = append(errs, field.Invalid(spec.Child("ttlSecondsAfterFinished"), *t, "must be greater than or equal to 0"))
 	}
-	switch m := ptrOr(j.Spec.CompletionMode, batchv1.NonIndexedCompletion); m {
+	switch m := ptrOr(js.CompletionMode, batchv1.NonIndexedCompletion); m {
 	case batchv1.NonIndexedCompletion:
 	case batchv1.IndexedCompletion:
-		if j.Spec.Completions == nil {
+		if js.Completions == nil {
 			errs = append(errs, field.Required(spec.Child("completions"), fmt.Sprintf("when completion mode is %s", m)))
 		}
 	default:
 		errs = append(errs, field.NotSupported(spec.Child("completionMode"), m, []string{"NonIndexed", "Indexed"}))
 	}
-	if j.Spec.PodFailurePolicy != nil {
+	if js.PodFailurePolicy != nil {
 		errs = append(errs, field.Forbidden(spec.Child("podFailurePolicy"), "pod failure policies are not supported by Mycel yet"))
 	}
-	if j.Spec.SuccessPolicy != nil {
+	if js.SuccessPolicy != nil {
 		errs = append(errs, field.Forbidden(spec.Child("successPolicy"), "success policies are not supported by Mycel yet"))
 	}
-	if rp := j.Spec.Template.Spec.RestartPolicy; rp != corev1.RestartPolicyOnFailure && rp != corev1.RestartPolicyNever {
+	if rp := js.Template.Spec.RestartPolicy; rp != corev1.RestartPolicyOnFailure && rp != corev1.RestartPolicyNever {
 		errs = append(errs, field.NotSupported(spec.Child("template", "spec", "restartPolicy"), rp, []string{"OnFailure", "Never"}))
 	}
-	errs = append(errs, validateTemplate(j.Spec.Selector, &j.Spec.Template, spec)...)
+	if js.Selector == nil && !ptrOr(js.ManualSelector, false) {
+		// a CronJob's template: the Job made from it gets the selector
+		errs = append(errs, validatePodTemplate(&js.Template, spec)...)
+	} else {
+		errs = append(errs, validateTemplate(js.Selector, &js.Template, spec)...)
+	}
+	return errs
+}
+
+func validateJob(obj, old Object) field.ErrorList {
+	j := obj.(*batchv1.Job)
+	spec := field.NewPath("spec")
+	errs := validateMeta(obj, old, true, apivalidation.NameIsDNSLabel)
+	errs = append(errs, validateJobSpec(&j.Spec, spec)...)
 	if old != nil {
 		o := old.(*batchv1.Job)
 		for _, f := range []struct {

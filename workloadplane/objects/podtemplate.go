@@ -24,9 +24,13 @@ func validateTemplate(sel *metav1.LabelSelector, tmpl *corev1.PodTemplateSpec, p
 			errs = append(errs, field.Invalid(path.Child("template", "metadata", "labels"), tmpl.Labels, "`selector` does not match template `labels`"))
 		}
 	}
-	errs = append(errs, metavalidation.ValidateLabels(tmpl.Labels, path.Child("template", "metadata", "labels"))...)
-	errs = append(errs, validatePodSpec(&tmpl.Spec, path.Child("template", "spec"))...)
-	return errs
+	return append(errs, validatePodTemplate(tmpl, path)...)
+}
+
+// validatePodTemplate validates the template at path.template.
+func validatePodTemplate(tmpl *corev1.PodTemplateSpec, path *field.Path) field.ErrorList {
+	errs := metavalidation.ValidateLabels(tmpl.Labels, path.Child("template", "metadata", "labels"))
+	return append(errs, validatePodSpec(&tmpl.Spec, path.Child("template", "spec"))...)
 }
 
 func validateReplicas(n *int32, path *field.Path) field.ErrorList {

@@ -25,6 +25,7 @@ func resources() []*Resource {
 		deploymentResource(),
 		replicaSetResource(),
 		jobResource(),
+		cronJobResource(),
 		configMapResource(),
 		secretResource(),
 		serviceAccountResource(),
