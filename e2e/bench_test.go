@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -51,14 +48,5 @@ func BenchmarkIdleNodeRSS(b *testing.B) {
 	for b.Loop() {
 		time.Sleep(10 * time.Second) // the idle period being measured, not synchronization
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.Atoi(f[1])
-			b.ReportMetric(float64(kb)/1024, "rss-MiB")
-		}
-	}
+	b.ReportMetric(rssMiB(b, n), "rss-MiB")
 }

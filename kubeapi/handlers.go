@@ -233,20 +233,34 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, req *reques
 	if err := matchTarget(req, obj); err != nil {
 		return err
 	}
+	if err := s.createObject(r, req, obj); err != nil {
+		return err
+	}
+	s.writeJSON(w, http.StatusCreated, obj)
+	return nil
+}
+
+// createObject validates, admits and inserts a new object, its
+// managedFields those of the request's manager (or, for a server-side
+// apply, those the apply computed). Under dryRun it stops before writing.
+func (s *Server) createObject(r *http.Request, req *request, obj objects.Object) error {
 	c := s.objs.In(req.res)
+	applied := obj.GetManagedFields()
 	if err := c.PrepareCreate(obj); err != nil {
+		return err
+	}
+	if isApply(r) {
+		obj.SetManagedFields(applied)
+	} else if err := s.trackUpdate(r, req.res, nil, obj); err != nil {
 		return err
 	}
 	if err := s.admit(r, req, "CREATE", obj, nil); err != nil {
 		return err
 	}
-	if !dryRun(r) {
-		if err := c.Insert(obj); err != nil {
-			return err
-		}
+	if dryRun(r) {
+		return nil
 	}
-	s.writeJSON(w, http.StatusCreated, obj)
-	return nil
+	return c.Insert(obj)
 }
 
 func dryRun(r *http.Request) bool { return r.URL.Query().Get("dryRun") == "All" }
@@ -292,6 +306,11 @@ func (s *Server) updateObject(r *http.Request, req *request, obj objects.Object,
 	}
 	if err := c.PrepareUpdate(obj, old, req.sub == "status"); err != nil {
 		return err
+	}
+	if req.sub == "" && !isApply(r) {
+		if err := s.trackUpdate(r, req.res, old, obj); err != nil {
+			return err
+		}
 	}
 	if req.sub == "" {
 		if err := s.admit(r, req, "UPDATE", obj, old); err != nil {

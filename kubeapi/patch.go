@@ -34,7 +34,7 @@ func applyPatch(gr schema.GroupResource, contentType string, cur, patch []byte, 
 		out, err = strategicpatch.StrategicMergePatch(cur, patch, dataStruct)
 	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, "",
-			"server-side apply is not supported by Mycel yet: use client-side `kubectl apply` (without --server-side)", 0, false)
+			"server-side apply of a subresource is not supported by Mycel yet: apply the object itself", 0, false)
 	default:
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, "",
 			fmt.Sprintf("unsupported patch type %q: use application/strategic-merge-patch+json, application/merge-patch+json or application/json-patch+json", mediaType(contentType)), 0, false)
@@ -49,6 +49,9 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return err
+	}
+	if isApply(r) && req.sub == "" {
+		return s.serveApply(w, r, req, body)
 	}
 	for attempt := 0; ; attempt++ {
 		cur, err := s.objs.In(req.res).Get(req.namespace, req.name)

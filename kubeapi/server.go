@@ -116,6 +116,7 @@ type Server struct {
 	td      spiffeid.TrustDomain
 	metrics *metrics
 	openapi http.Handler
+	fields  *fieldManagers
 	log     *slog.Logger
 }
 
@@ -142,6 +143,9 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.fields, err = newFieldManagers(cfg.Objects); err != nil {
+		return nil, err
+	}
 	s.openapi = cfg.OpenAPI
 	if s.openapi == nil {
 		s.openapi, err = NewOpenAPIHandler(cfg.Objects)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -289,8 +290,73 @@ func TestPatchTypes(t *testing.T) {
 			}
 		})
 	}
-	if _, err := deps.Patch(ctx, "web", types.ApplyYAMLPatchType, []byte(`{}`), metav1.PatchOptions{FieldManager: "x"}); err == nil || !strings.Contains(err.Error(), "server-side apply is not supported") {
-		t.Fatalf("apply patch: %v", err)
+}
+
+// TestServerSideApply: apply creates an absent object, records who owns
+// which fields in managedFields, answers 409 naming the fields and their
+// manager when another manager changes them, takes them over with force,
+// and writes nothing under dryRun.
+func TestServerSideApply(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	deps := f.client.AppsV1().Deployments("default")
+	cfg := func(replicas int, image string) []byte {
+		return []byte(fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssa, labels: {app: ssa}}
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: ssa}}
+  template:
+    metadata: {labels: {app: ssa}}
+    spec: {containers: [{name: c, image: %q}]}
+`, replicas, image))
+	}
+	d, err := deps.Patch(ctx, "ssa", types.ApplyYAMLPatchType, cfg(2, "img:1"), metav1.PatchOptions{FieldManager: "alice"})
+	if err != nil {
+		t.Fatalf("apply of an absent object: %v", err)
+	}
+	if *d.Spec.Replicas != 2 || len(d.ManagedFields) != 1 || d.ManagedFields[0].Manager != "alice" || d.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
+		t.Fatalf("created by apply: replicas %d, managedFields %+v", *d.Spec.Replicas, d.ManagedFields)
+	}
+	_, err = deps.Patch(ctx, "ssa", types.ApplyYAMLPatchType, cfg(5, "img:1"), metav1.PatchOptions{FieldManager: "bob"})
+	var se apierrors.APIStatus
+	if !apierrors.IsConflict(err) || !errors.As(err, &se) || se.Status().Details == nil || len(se.Status().Details.Causes) == 0 ||
+		se.Status().Details.Causes[0].Field != ".spec.replicas" || !strings.Contains(se.Status().Details.Causes[0].Message, `"alice"`) {
+		t.Fatalf("apply of a field another manager owns: %v", err)
+	}
+	if _, err := deps.Patch(ctx, "ssa", types.ApplyYAMLPatchType, cfg(7, "img:1"), metav1.PatchOptions{FieldManager: "bob", Force: new(true), DryRun: []string{"All"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := deps.Get(ctx, "ssa", metav1.GetOptions{}); *d.Spec.Replicas != 2 {
+		t.Fatalf("a dry-run apply wrote replicas %d", *d.Spec.Replicas)
+	}
+	d, err = deps.Patch(ctx, "ssa", types.ApplyYAMLPatchType, cfg(5, "img:1"), metav1.PatchOptions{FieldManager: "bob", Force: new(true)})
+	if err != nil || *d.Spec.Replicas != 5 {
+		t.Fatalf("forced apply: %v", err)
+	}
+	owners := map[string]bool{}
+	for _, e := range d.ManagedFields {
+		owners[e.Manager] = strings.Contains(string(e.FieldsV1.Raw), `"f:replicas"`)
+	}
+	if !owners["bob"] || owners["alice"] {
+		t.Fatalf("after the forced apply, replicas owned by %v", owners)
+	}
+	// A plain update is recorded as an Update by its manager.
+	d.Labels["tier"] = "web"
+	d, err = deps.Update(ctx, d, metav1.UpdateOptions{FieldManager: "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var carol bool
+	for _, e := range d.ManagedFields {
+		carol = carol || e.Manager == "carol" && e.Operation == metav1.ManagedFieldsOperationUpdate && strings.Contains(string(e.FieldsV1.Raw), "f:tier")
+	}
+	if !carol {
+		t.Fatalf("an update's fields in managedFields: %+v", d.ManagedFields)
+	}
+	if _, err := deps.Patch(ctx, "ssa", types.ApplyYAMLPatchType, cfg(1, "img:1"), metav1.PatchOptions{}); !apierrors.IsBadRequest(err) {
+		t.Fatalf("apply without a fieldManager: %v", err)
 	}
 }
 
