@@ -337,7 +337,7 @@ spec:
 	}
 	owners := map[string]bool{}
 	for _, e := range d.ManagedFields {
-		owners[e.Manager] = strings.Contains(string(e.FieldsV1.Raw), `"f:replicas"`)
+		owners[e.Manager] = strings.Contains(e.FieldsV1.GetRawString(), `"f:replicas"`)
 	}
 	if !owners["bob"] || owners["alice"] {
 		t.Fatalf("after the forced apply, replicas owned by %v", owners)
@@ -350,7 +350,7 @@ spec:
 	}
 	var carol bool
 	for _, e := range d.ManagedFields {
-		carol = carol || e.Manager == "carol" && e.Operation == metav1.ManagedFieldsOperationUpdate && strings.Contains(string(e.FieldsV1.Raw), "f:tier")
+		carol = carol || e.Manager == "carol" && e.Operation == metav1.ManagedFieldsOperationUpdate && strings.Contains(e.FieldsV1.GetRawString(), "f:tier")
 	}
 	if !carol {
 		t.Fatalf("an update's fields in managedFields: %+v", d.ManagedFields)
