@@ -144,27 +144,16 @@ func (n *node) background(t testing.TB, args ...string) *bg {
 	return b
 }
 
-// waitFor reads output until a line containing s.
+// waitFor reads output until a line containing s, for up to a minute.
 func (b *bg) waitFor(t testing.TB, s string) {
 	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case line, ok := <-b.lines:
-			if !ok {
-				t.Fatalf("kubectl %v ended before printing %q:\n%s", b.cmd.Args[3:], s, strings.Join(b.seen, "\n"))
-			}
-			b.seen = append(b.seen, line)
-			if strings.Contains(line, s) {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("kubectl %v did not print %q:\n%s", b.cmd.Args[3:], s, strings.Join(b.seen, "\n"))
-		}
+	if !b.sees(s, time.Minute) {
+		t.Fatalf("kubectl %v did not print %q:\n%s", b.cmd.Args[3:], s, strings.Join(b.seen, "\n"))
 	}
 }
 
-// sees reports whether a line containing s comes within d.
+// sees reports whether a line containing s comes within d (false also if
+// kubectl ends first).
 func (b *bg) sees(s string, d time.Duration) bool {
 	timeout := time.After(d)
 	for {
