@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/containers/podman/v5/pkg/api/handlers"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
@@ -39,7 +41,12 @@ func (p *Podman) Exec(ctx context.Context, id string, opts rt.ExecOptions) (int,
 		start = start.WithErrorStream(opts.Stderr)
 	}
 	if opts.Stdin != nil {
-		start = start.WithInputStream(*bufio.NewReader(opts.Stdin))
+		// Podman 4.3 can lose the end of stdin when it comes before the
+		// session's process has started (a `kubectl exec -i` of a short
+		// input then hangs): the end waits for the process.
+		in := &eofAfterStart{r: opts.Stdin, started: make(chan struct{})}
+		go in.await(context.WithoutCancel(c), session)
+		start = start.WithInputStream(*bufio.NewReader(in))
 	}
 	defer resizeLoop(opts.Resize, func(sz rt.TermSize) {
 		containers.ResizeExecTTY(c, session, new(containers.ResizeExecTTYOptions).WithWidth(int(sz.Width)).WithHeight(int(sz.Height)))
@@ -75,4 +82,29 @@ func (p *Podman) Exec(ctx context.Context, id string, opts rt.ExecOptions) (int,
 		return 0, fmt.Errorf("podman exec: session %s still running after its streams closed", session)
 	}
 	return in.ExitCode, nil
+}
+
+// eofAfterStart passes r through but holds its end until the exec session
+// has a process (or a few seconds passed).
+type eofAfterStart struct {
+	r       io.Reader
+	started chan struct{}
+}
+
+func (e *eofAfterStart) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		<-e.started
+	}
+	return n, err
+}
+
+func (e *eofAfterStart) await(c context.Context, session string) {
+	defer close(e.started)
+	for range 250 {
+		if in, err := containers.ExecInspect(c, session, nil); err != nil || in.Pid > 0 || in.ExitCode != 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling Podman: it announces no start
+	}
 }
