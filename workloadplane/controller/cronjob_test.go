@@ -153,6 +153,17 @@ func TestCronJobPolicies(t *testing.T) {
 			t.Fatalf("after a missed hour: %v", names(jobs))
 		}
 	})
+	t.Run("far behind", func(t *testing.T) {
+		// A week of every-minute times: the controller skips ahead rather
+		// than stepping through 10,080 of them, and runs only the last.
+		h := newCronHarness(t, start)
+		h.cronJob("w", "* * * * *", nil)
+		h.now = start.Add(7 * 24 * time.Hour)
+		h.a.ReconcileAll(h.ctx)
+		if jobs := h.jobs(); len(jobs) != 1 || jobs[0].Annotations[objects.CronJobScheduledAnnotation] != "2026-12-09T10:00:00Z" {
+			t.Fatalf("after a missed week: %v", names(jobs))
+		}
+	})
 	t.Run("forbid", func(t *testing.T) {
 		h := newCronHarness(t, start)
 		h.cronJob("f", "* * * * *", func(s *batchv1.CronJobSpec) { s.ConcurrencyPolicy = batchv1.ForbidConcurrent })
