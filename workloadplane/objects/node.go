@@ -27,8 +27,10 @@ func nodeResource() *Resource {
 		fields: func(o Object) fields.Set {
 			return fields.Set{"spec.unschedulable": fmt.Sprint(o.(*corev1.Node).Spec.Unschedulable)}
 		},
+		defaults: func(o Object) { defaultTaints(o.(*corev1.Node).Spec.Taints) },
 		validate: func(obj, old Object) field.ErrorList {
-			return validateMeta(obj, old, false, apivalidation.NameIsDNSSubdomain)
+			errs := validateMeta(obj, old, false, apivalidation.NameIsDNSSubdomain)
+			return append(errs, validateTaints(obj.(*corev1.Node).Spec.Taints, field.NewPath("spec", "taints"))...)
 		},
 		columns: []metav1.TableColumnDefinition{
 			nameCol(),

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
+	schedhelper "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
 
 	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
 )
@@ -52,14 +53,16 @@ func (r Reasons) Message(nodes int) string {
 }
 
 // Filter returns the nodes the pod may go to as far as the owner can tell
-// (Ready, live, schedulable, matching nodeSelector, required node affinity
-// and version requirements), and why the others cannot. Versions come
+// (Ready, live, schedulable, matching nodeSelector and required node
+// affinity, with every NoSchedule and NoExecute taint tolerated, meeting
+// version requirements), and why the others cannot. Versions come
 // from the members' signed node records, not from the Node objects.
 func Filter(p *corev1.Pod, nodes []corev1.Node, members Members) ([]Candidate, Reasons, error) {
 	reqs, err := ParseRequires(p.Annotations[mycelv1alpha1.AnnotationRequires])
 	if err != nil {
 		return nil, nil, err
 	}
+	affinity := nodeaffinity.GetRequiredNodeAffinity(p)
 	reasons := Reasons{}
 	var out []Candidate
 	for i := range nodes {
@@ -69,12 +72,14 @@ func Filter(p *corev1.Pod, nodes []corev1.Node, members Members) ([]Candidate, R
 		switch {
 		case !ready(n) || peer == "" || !members.Live(peer):
 			why = "node(s) were not ready"
-		case n.Spec.Unschedulable || n.Labels[mycelv1alpha1.LabelUnschedulable] == "true":
+		case (n.Spec.Unschedulable || n.Labels[mycelv1alpha1.LabelUnschedulable] == "true") && !ToleratesUnschedulable(p):
 			why = "node(s) were unschedulable"
-		case !matchesSelector(p, n):
-			why = "node(s) didn't match Pod's node affinity/selector"
 		default:
-			if v := reqs.unmet(members.Versions(peer)); v != "" {
+			if ok, _ := affinity.Match(n); !ok {
+				why = "node(s) didn't match Pod's node affinity/selector"
+			} else if t, bad := UntoleratedTaint(p, n); bad {
+				why = fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)
+			} else if v := reqs.unmet(members.Versions(peer)); v != "" {
 				why = "node(s) didn't have the required " + v
 			}
 		}
@@ -87,6 +92,22 @@ func Filter(p *corev1.Pod, nodes []corev1.Node, members Members) ([]Candidate, R
 	return out, reasons, nil
 }
 
+// UntoleratedTaint returns the first NoSchedule or NoExecute taint of n that
+// p does not tolerate, with kube-scheduler's matching rules.
+func UntoleratedTaint(p *corev1.Pod, n *corev1.Node) (corev1.Taint, bool) {
+	return schedhelper.FindMatchingUntoleratedTaint(klog.Background(), n.Spec.Taints, p.Spec.Tolerations, func(t *corev1.Taint) bool {
+		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+	}, false)
+}
+
+// ToleratesUnschedulable reports whether p may go to a cordoned node, as
+// kube-scheduler decides: it tolerates the node.kubernetes.io/unschedulable
+// NoSchedule taint (DaemonSet pods do).
+func ToleratesUnschedulable(p *corev1.Pod) bool {
+	t := corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
+	return schedhelper.TolerationsTolerateTaint(klog.Background(), p.Spec.Tolerations, &t, false)
+}
+
 func ready(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -94,50 +115,6 @@ func ready(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// matchesSelector checks nodeSelector and required node affinity (any one
-// term must match; match fields are not supported and never match).
-func matchesSelector(p *corev1.Pod, n *corev1.Node) bool {
-	set := labels.Set(n.Labels)
-	if !labels.SelectorFromSet(p.Spec.NodeSelector).Matches(set) {
-		return false
-	}
-	a := p.Spec.Affinity
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return true
-	}
-	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		if len(term.MatchFields) > 0 {
-			continue
-		}
-		sel, err := termSelector(term.MatchExpressions)
-		if err == nil && sel.Matches(set) {
-			return true
-		}
-	}
-	return false
-}
-
-func termSelector(exprs []corev1.NodeSelectorRequirement) (labels.Selector, error) {
-	ops := map[corev1.NodeSelectorOperator]selection.Operator{
-		corev1.NodeSelectorOpIn: selection.In, corev1.NodeSelectorOpNotIn: selection.NotIn,
-		corev1.NodeSelectorOpExists: selection.Exists, corev1.NodeSelectorOpDoesNotExist: selection.DoesNotExist,
-		corev1.NodeSelectorOpGt: selection.GreaterThan, corev1.NodeSelectorOpLt: selection.LessThan,
-	}
-	sel := labels.NewSelector()
-	for _, e := range exprs {
-		op, ok := ops[e.Operator]
-		if !ok {
-			return nil, fmt.Errorf("operator %q is not supported", e.Operator)
-		}
-		r, err := labels.NewRequirement(e.Key, op, e.Values)
-		if err != nil {
-			return nil, err
-		}
-		sel = sel.Add(*r)
-	}
-	return sel, nil
 }
 
 // Requirement is one constraint of the mycel.io/requires annotation.

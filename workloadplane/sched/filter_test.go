@@ -127,3 +127,53 @@ func FuzzParseRequires(f *testing.F) {
 		reqs.unmet(nil)
 	})
 }
+
+func TestFilterHonoursTaintsAndCordons(t *testing.T) {
+	tainted := func(name string, taint corev1.Taint) corev1.Node {
+		n := node(name, true, nil)
+		n.Spec.Taints = []corev1.Taint{taint}
+		return n
+	}
+	cordoned := node("c", true, nil)
+	cordoned.Spec.Unschedulable = true
+	nodes := []corev1.Node{
+		tainted("a", corev1.Taint{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}),
+		tainted("b", corev1.Taint{Key: "evict", Effect: corev1.TaintEffectNoExecute}),
+		cordoned,
+		node("d", true, nil),
+		tainted("e", corev1.Taint{Key: "soft", Effect: corev1.TaintEffectPreferNoSchedule}),
+	}
+	unschedulable := corev1.Toleration{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
+	onC := &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"c"}}}}}}}}
+	cases := []struct {
+		name        string
+		tolerations []corev1.Toleration
+		affinity    *corev1.Affinity
+		want, other string
+	}{
+		{name: "none tolerated", want: "[d e]",
+			other: "0/5 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) had untolerated taint {evict: }, 1 node(s) were unschedulable."},
+		{name: "equal value", tolerations: []corev1.Toleration{{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}, want: "[a d e]"},
+		{name: "wrong value", tolerations: []corev1.Toleration{{Key: "dedicated", Value: "cpu"}}, want: "[d e]"},
+		{name: "NoExecute for a while", tolerations: []corev1.Toleration{{Key: "evict", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: new(int64(30))}}, want: "[b d e]"},
+		{name: "everything", tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}}, want: "[a b c d e]"},
+		{name: "cordoned node by name", tolerations: []corev1.Toleration{unschedulable}, affinity: onC, want: "[c]"},
+		{name: "by name without the toleration", affinity: onC, want: "[]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pod := &corev1.Pod{Spec: corev1.PodSpec{Tolerations: c.tolerations, Affinity: c.affinity}}
+			got, reasons, err := Filter(pod, nodes, fakeMembers{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := "[" + strings.Join(names(got), " ") + "]"; g != c.want {
+				t.Errorf("candidates %s, want %s", g, c.want)
+			}
+			if msg := reasons.Message(len(nodes)); c.other != "" && msg != c.other {
+				t.Errorf("message\n %q\nwant\n %q", msg, c.other)
+			}
+		})
+	}
+}

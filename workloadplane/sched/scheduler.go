@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 
 	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
 	"github.com/mycelfabric/mycel/workloadplane/objects"
@@ -302,57 +303,120 @@ func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Nod
 	return out.Node, nil
 }
 
-// evictLost deletes the controlled pods this node owns that are bound to
-// nodes membership has held dead for LostAfter (or, for a node it never
-// met, whose Node has not been Ready for LostAfter), so their controllers
-// create replacements on live nodes. A node that comes back removes their containers as orphans. It returns how long
-// until a node that is dead but not yet lost will be.
+// evictLost deletes the pods this node owns that their nodes' NoExecute
+// taints evict, as Kubernetes' taint-eviction controller does: a taint the
+// pod does not tolerate evicts it at once, one it tolerates for
+// tolerationSeconds evicts it that long after the taint was added. A node
+// membership has held dead for LostAfter (or, for a node it never met,
+// whose Node has not been Ready for LostAfter) counts as tainted
+// node.kubernetes.io/unreachable:NoExecute; only controlled pods leave it,
+// so their controllers create replacements on live nodes (a node that
+// comes back removes their containers as orphans), and a pod tolerating
+// that taint without a time (a DaemonSet's) stays. It returns how long
+// until the next eviction falls due.
 func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []corev1.Node, chain objects.Chain) (time.Duration, error) {
-	lost := map[string]bool{}
 	now := s.cfg.Now()
 	next := s.cfg.MaxBackoff
+	byName := map[string]*corev1.Node{}
+	lostSince := map[string]time.Time{}
 	for i := range nodes {
 		n := &nodes[i]
-		peer := n.Labels[mycelv1alpha1.LabelPeerID]
-		if peer == "" || s.cfg.Members.Live(peer) {
+		byName[n.Name] = n
+		if since, ok := s.unreachableSince(n, now); ok {
+			lostSince[n.Name] = since
+		}
+	}
+	var errs []error
+	for i := range pods {
+		p := &pods[i]
+		n := byName[p.Spec.NodeName]
+		if n == nil || !active(p) || !s.cfg.Owns(chain.WorkloadKey(p)) {
 			continue
 		}
-		wait := notReadyFor(n, now, s.cfg.LostAfter)
-		if since, ok := s.cfg.Members.DeadSince(peer); ok {
-			wait = max(0, since.Add(s.cfg.LostAfter).Sub(now))
+		at, why, ok := time.Time{}, "", false
+		if since, lost := lostSince[n.Name]; lost && metav1.GetControllerOf(p) != nil {
+			unreachable := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute}
+			if d, evicts := tolerated(p, &unreachable); evicts {
+				at, ok = since.Add(max(d, s.cfg.LostAfter)), true
+				why = fmt.Sprintf("Node %s was declared dead; deleting the pod so its controller replaces it on a live node", n.Name)
+			}
 		}
-		if wait > 0 {
+		for j := range n.Spec.Taints {
+			t := &n.Spec.Taints[j]
+			if t.Effect != corev1.TaintEffectNoExecute {
+				continue
+			}
+			if d, evicts := tolerated(p, t); evicts {
+				added := now
+				if t.TimeAdded != nil {
+					added = t.TimeAdded.Time
+				}
+				if !ok || added.Add(d).Before(at) {
+					at, ok = added.Add(d), true
+					why = fmt.Sprintf("Marking for deletion Pod %s/%s: node %s has taint {%s: %s} with effect NoExecute", p.Namespace, p.Name, n.Name, t.Key, t.Value)
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		if wait := at.Sub(now); wait > 0 {
 			next = min(next, wait)
 			continue
 		}
-		lost[n.Name] = true
-	}
-	var errs []error
-	zero := int64(0)
-	for i := range pods {
-		p := &pods[i]
-		if !lost[p.Spec.NodeName] || metav1.GetControllerOf(p) == nil || !s.cfg.Owns(chain.WorkloadKey(p)) {
-			continue
+		var grace *int64
+		reason := "TaintManagerEviction"
+		if _, lost := lostSince[n.Name]; lost {
+			grace, reason = new(int64(0)), "NodeLost" // nothing there runs a grace period
 		}
-		s.cfg.Client.Record(ctx, p, component, corev1.EventTypeWarning, "NodeLost",
-			fmt.Sprintf("Node %s was declared dead; deleting the pod so its controller replaces it on a live node", p.Spec.NodeName))
-		if err := s.cfg.Client.Delete(ctx, p, &zero); err != nil {
-			errs = append(errs, fmt.Errorf("evict %s/%s from dead node %s: %w", p.Namespace, p.Name, p.Spec.NodeName, err))
+		s.cfg.Client.Record(ctx, p, component, corev1.EventTypeWarning, reason, why)
+		if err := s.cfg.Client.Delete(ctx, p, grace); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("evict %s/%s from node %s: %w", p.Namespace, p.Name, n.Name, err))
 		}
 	}
 	return next, errors.Join(errs...)
 }
 
-// notReadyFor returns how long until n's Ready condition will have been
-// other than True for d (0: it has). A Ready node counts from now: whoever
-// owns the Node marks it Unknown soon after its death.
-func notReadyFor(n *corev1.Node, now time.Time, d time.Duration) time.Duration {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
-			return max(0, c.LastTransitionTime.Add(d).Sub(now))
+// tolerated returns how long p tolerates taint t, and whether the taint
+// ever evicts it (false: tolerated for good).
+func tolerated(p *corev1.Pod, t *corev1.Taint) (time.Duration, bool) {
+	var best *corev1.Toleration
+	for i := range p.Spec.Tolerations {
+		tol := &p.Spec.Tolerations[i]
+		if !tol.ToleratesTaint(klog.Background(), t, false) {
+			continue
+		}
+		if tol.TolerationSeconds == nil {
+			return 0, false
+		}
+		if best == nil || *tol.TolerationSeconds > *best.TolerationSeconds {
+			best = tol
 		}
 	}
-	return d
+	if best == nil {
+		return 0, true
+	}
+	return time.Duration(max(*best.TolerationSeconds, 0)) * time.Second, true
+}
+
+// unreachableSince reports whether n is unreachable and since when: held
+// dead by membership, or, for a node membership never met, not Ready.
+func (s *Scheduler) unreachableSince(n *corev1.Node, now time.Time) (time.Time, bool) {
+	peer := n.Labels[mycelv1alpha1.LabelPeerID]
+	if peer == "" || s.cfg.Members.Live(peer) {
+		return time.Time{}, false
+	}
+	if since, ok := s.cfg.Members.DeadSince(peer); ok {
+		return since, true
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+			return c.LastTransitionTime.Time, true
+		}
+	}
+	// A Ready node counts from now: whoever owns the Node marks it
+	// Unknown soon after its death.
+	return now, true
 }
 
 // due returns how long until the pod may be tried again (0: now).

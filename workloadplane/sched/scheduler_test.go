@@ -164,7 +164,11 @@ func TestSchedulerReplacesPodsOfLostNodes(t *testing.T) {
 	ctx := context.Background()
 	lost := h.pod(t, "on-b", "64Mi", true)
 	bare := h.pod(t, "bare-on-b", "64Mi", false)
-	for _, p := range []*corev1.Pod{lost, bare} {
+	// A DaemonSet's pod tolerates an unreachable node for good, another
+	// pod for a minute.
+	daemon := h.tolerating(t, "daemon-on-b", corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute})
+	patient := h.tolerating(t, "patient-on-b", corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: new(int64(60))})
+	for _, p := range []*corev1.Pod{lost, bare, daemon, patient} {
 		p.Spec.NodeName = "b"
 		if err := h.objs.Update(ctx, p); err != nil {
 			t.Fatal(err)
@@ -191,10 +195,84 @@ func TestSchedulerReplacesPodsOfLostNodes(t *testing.T) {
 	if err := h.objs.Get(ctx, lost); err == nil {
 		t.Fatal("controlled pod of a lost node still exists")
 	}
-	if err := h.objs.Get(ctx, bare); err != nil {
-		t.Fatalf("bare pod of a lost node deleted: %v", err)
+	for _, p := range []*corev1.Pod{bare, daemon, patient} {
+		if err := h.objs.Get(ctx, p); err != nil {
+			t.Fatalf("pod %s of a lost node deleted: %v", p.Name, err)
+		}
 	}
 	if evs := h.events(t, "NodeLost"); len(evs) != 1 {
 		t.Fatalf("%d NodeLost events, want 1", len(evs))
+	}
+	h.now = h.now.Add(time.Minute)
+	h.s.ScheduleAll(ctx)
+	if err := h.objs.Get(ctx, patient); err == nil {
+		t.Fatal("pod tolerating an unreachable node for 60 s still exists after 66 s")
+	}
+	if err := h.objs.Get(ctx, daemon); err != nil {
+		t.Fatalf("pod tolerating an unreachable node for good deleted: %v", err)
+	}
+}
+
+// tolerating is a controlled pod with one toleration.
+func (h *schedHarness) tolerating(t *testing.T, name string, tol corev1.Toleration) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", OwnerReferences: []metav1.OwnerReference{
+		{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "ds", UID: "ds-uid", Controller: new(true)}}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}, Tolerations: []corev1.Toleration{tol}}}
+	if err := h.objs.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSchedulerEvictsForNoExecuteTaints(t *testing.T) {
+	h := newSchedHarness(t)
+	ctx := context.Background()
+	evict := corev1.Taint{Key: "maintenance", Effect: corev1.TaintEffectNoExecute}
+	plain := h.pod(t, "plain", "64Mi", false)
+	patient := h.tolerating(t, "patient", corev1.Toleration{Key: "maintenance", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: new(int64(30))})
+	forever := h.tolerating(t, "forever", corev1.Toleration{Key: "maintenance", Operator: corev1.TolerationOpExists})
+	other := h.pod(t, "elsewhere", "64Mi", false)
+	for _, p := range []*corev1.Pod{plain, patient, forever, other} {
+		p.Spec.NodeName = "a"
+		if p == other {
+			p.Spec.NodeName = "b"
+		}
+		if err := h.objs.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}}
+	h.objs.Get(ctx, n)
+	n.Spec.Taints = []corev1.Taint{evict, {Key: "quiet", Effect: corev1.TaintEffectNoSchedule}}
+	if err := h.objs.Update(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	h.objs.Get(ctx, n)
+	if n.Spec.Taints[0].TimeAdded == nil {
+		t.Fatal("a NoExecute taint was stored without timeAdded")
+	}
+	h.now = n.Spec.Taints[0].TimeAdded.Time
+	if _, err := h.s.ScheduleAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deleting := func(p *corev1.Pod) bool {
+		err := h.objs.Get(ctx, p)
+		return err != nil || p.DeletionTimestamp != nil
+	}
+	if !deleting(plain) || deleting(patient) || deleting(forever) || deleting(other) {
+		t.Fatalf("after the taint: plain %v, patient %v, forever %v, elsewhere %v; want only plain evicted",
+			deleting(plain), deleting(patient), deleting(forever), deleting(other))
+	}
+	if evs := h.events(t, "TaintManagerEviction"); len(evs) != 1 || !strings.Contains(evs[0].Message, "{maintenance: }") {
+		t.Fatalf("eviction events %+v, want one naming the taint", evs)
+	}
+	h.now = h.now.Add(29 * time.Second)
+	if wait, _ := h.s.ScheduleAll(ctx); deleting(patient) || wait != time.Second {
+		t.Fatalf("29 s later: patient evicted %v, next wake in %v; want false, 1 s", deleting(patient), wait)
+	}
+	h.now = h.now.Add(time.Second)
+	h.s.ScheduleAll(ctx)
+	if !deleting(patient) || deleting(forever) {
+		t.Fatalf("30 s later: patient evicted %v, forever evicted %v; want true, false", deleting(patient), deleting(forever))
 	}
 }
