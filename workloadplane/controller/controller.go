@@ -42,9 +42,9 @@ type Config struct {
 	// means 10 seconds.
 	Resync time.Duration
 	// Owns reports whether this node reconciles the object keyed by uid:
-	// the workload key (objects.Chain.WorkloadKey) of a Deployment,
-	// ReplicaSet or orphan, a Namespace's or an Event's UID. Nil means
-	// this node owns everything.
+	// the workload key (objects.Chain.WorkloadKey) of a workload (a
+	// Deployment, ReplicaSet, DaemonSet, Job or CronJob) or orphan, a
+	// Namespace's or an Event's UID. Nil means this node owns everything.
 	Owns func(uid types.UID) bool
 }
 
@@ -83,7 +83,9 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // watched are the resources whose changes trigger reconciliation.
-var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "jobs", "cronjobs", "pods"}
+// Nodes are watched for DaemonSets: a node that joins gets its daemon
+// pods at once.
+var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "daemonsets", "jobs", "cronjobs", "pods", "nodes"}
 
 // Run reconciles until ctx is done.
 func (m *Manager) Run(ctx context.Context) {
@@ -147,6 +149,7 @@ func (m *Manager) ReconcileAll(ctx context.Context) {
 		{"serviceaccounts", m.reconcileServiceAccounts},
 		{"deployments", m.reconcileDeployments},
 		{"replicasets", m.reconcileReplicaSets},
+		{"daemonsets", m.reconcileDaemonSets},
 		{"jobs", m.reconcileJobs},
 		{"cronjobs", m.reconcileCronJobs},
 		{"garbage collection", m.collectGarbage},

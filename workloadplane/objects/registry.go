@@ -24,6 +24,8 @@ func resources() []*Resource {
 		eventResource(),
 		deploymentResource(),
 		replicaSetResource(),
+		daemonSetResource(),
+		controllerRevisionResource(),
 		jobResource(),
 		cronJobResource(),
 		configMapResource(),
