@@ -32,17 +32,17 @@ spec:
 // daemonNodes returns the sorted nodes of the DaemonSet's live pods.
 func daemonNodes(n *node) []string {
 	var nodes []string
-	for _, pod := range livePods(n, "NODE:.spec.nodeName") {
+	for _, pod := range livePods(n, "agent", "NODE:.spec.nodeName") {
 		nodes = append(nodes, pod[0])
 	}
 	sort.Strings(nodes)
 	return nodes
 }
 
-// livePods returns the columns of the agent pods that are not being
+// livePods returns the columns of the app's pods that are not being
 // deleted.
-func livePods(n *node, columns string) [][]string {
-	out := n.kubectl("get", "pods", "-l", "app=agent", "--no-headers", "-o", "custom-columns="+columns+",DELETING:.metadata.deletionTimestamp")
+func livePods(n *node, app, columns string) [][]string {
+	out := n.kubectl("get", "pods", "-l", "app="+app, "--no-headers", "-o", "custom-columns="+columns+",DELETING:.metadata.deletionTimestamp")
 	var pods [][]string
 	for line := range strings.Lines(out) {
 		if f := strings.Fields(line); len(f) > 0 && f[len(f)-1] == "<none>" {
@@ -85,7 +85,7 @@ func TestDaemonSetsWithKubectl(t *testing.T) {
 	b.kubectl("rollout", "status", "ds/agent", "--timeout=180s")
 	greetings := func() string {
 		var g []string
-		for _, pod := range livePods(a, "GREETING:.spec.containers[0].env[0].value") {
+		for _, pod := range livePods(a, "agent", "GREETING:.spec.containers[0].env[0].value") {
 			g = append(g, pod[0])
 		}
 		return strings.Join(g, " ")

@@ -178,3 +178,72 @@ func TestRestartReadoptsContainers(t *testing.T) {
 		t.Fatalf("restart counts %q after node restart, want all 0", restarts)
 	}
 }
+
+// TestDeploymentRolloutCommands: `kubectl rollout history|undo|pause|
+// resume|restart` on a Deployment behave as on Kubernetes, over the
+// ReplicaSets' revision annotations.
+func TestDeploymentRolloutCommands(t *testing.T) {
+	n := startNode(t)
+	if out, err := n.kubectlIn(deployment("web", 2, "one"), "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	rollout(n, "web")
+	greetings := func() string {
+		var g []string
+		for _, pod := range livePods(n, "web", "GREETING:.spec.containers[0].env[0].value") {
+			g = append(g, pod[0])
+		}
+		sort.Strings(g)
+		return strings.Join(g, " ")
+	}
+	settle := func(want string) {
+		t.Helper()
+		rollout(n, "web")
+		eventually(t, 60*time.Second, func() error {
+			if g := greetings(); g != want {
+				return fmt.Errorf("greetings %q, want %q", g, want)
+			}
+			return nil
+		})
+	}
+	n.kubectl("set", "env", "deployment/web", "GREETING=two")
+	settle("two two")
+	if h := n.kubectl("rollout", "history", "deployment/web"); !strings.Contains(h, "\n1 ") || !strings.Contains(h, "\n2 ") {
+		t.Fatalf("kubectl rollout history:\n%s", h)
+	}
+	if h := n.kubectl("rollout", "history", "deployment/web", "--revision=1"); !strings.Contains(h, "GREETING:\tone") {
+		t.Fatalf("kubectl rollout history --revision=1:\n%s", h)
+	}
+	if out := n.kubectl("rollout", "undo", "deployment/web"); !strings.Contains(out, "rolled back") {
+		t.Fatalf("kubectl rollout undo: %q", out)
+	}
+	settle("one one")
+	if h := n.kubectl("rollout", "history", "deployment/web"); !strings.Contains(h, "\n2 ") || !strings.Contains(h, "\n3 ") || strings.Contains(h, "\n1 ") {
+		t.Fatalf("history after the undo, want revisions 2 and 3:\n%s", h)
+	}
+
+	// Paused, a template change makes no new ReplicaSet; resumed, it rolls out.
+	n.kubectl("rollout", "pause", "deployment/web")
+	n.kubectl("set", "env", "deployment/web", "GREETING=three")
+	if out, err := n.kubectlErr("rollout", "undo", "deployment/web"); err == nil || !strings.Contains(out, "paused") {
+		t.Fatalf("undo of a paused deployment: %v %q", err, out)
+	}
+	n.kubectl("wait", "--for=jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}=DeploymentPaused", "deployment/web", "--timeout=30s")
+	if rs := n.kubectl("get", "rs", "-l", "app=web", "-o", "name"); len(strings.Fields(rs)) != 2 || greetings() != "one one" {
+		t.Fatalf("paused: ReplicaSets %q, greetings %q; want 2 and the old template", rs, greetings())
+	}
+	n.kubectl("rollout", "resume", "deployment/web")
+	settle("three three")
+
+	before := n.kubectl("get", "pods", "-l", "app=web", "-o", "name")
+	n.kubectl("rollout", "restart", "deployment/web")
+	rollout(n, "web")
+	eventually(t, 60*time.Second, func() error {
+		for _, pod := range livePods(n, "web", "NAME:.metadata.name,RESTARTED:.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt") {
+			if strings.Contains(before, pod[0]) || pod[1] == "<none>" {
+				return fmt.Errorf("pod %s is from before the restart", pod[0])
+			}
+		}
+		return nil
+	})
+}
