@@ -26,6 +26,7 @@ var subresourceVerbs = map[string][]string{
 	"exec":        {"create", "get"},
 	"attach":      {"create", "get"},
 	"portforward": {"create", "get"},
+	"eviction":    {"create"},
 }
 
 // subresourceKind is the kind a subresource answers with.
@@ -41,6 +42,8 @@ func subresourceKind(r *objects.Resource, sub string) *metav1.GroupVersionKind {
 		return &metav1.GroupVersionKind{Version: "v1", Kind: "PodAttachOptions"}
 	case "portforward":
 		return &metav1.GroupVersionKind{Version: "v1", Kind: "PodPortForwardOptions"}
+	case "eviction":
+		return &metav1.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
 	}
 	return &metav1.GroupVersionKind{Group: r.GroupVersion.Group, Version: r.GroupVersion.Version, Kind: r.Kind}
 }

@@ -13,6 +13,7 @@ import (
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +38,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *requ
 		err = s.serveStream(w, r, req)
 	case req.sub == "scale":
 		err = s.serveScale(w, r, req)
+	case req.sub == "eviction":
+		err = s.serveEviction(w, r, req)
 	case req.verb == "get":
 		err = s.serveGet(w, r, req)
 	case req.verb == "list":
@@ -376,15 +379,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 	if grace != nil {
 		opts.GracePeriodSeconds = grace
 	}
-	do := objects.DeleteOptions{GracePeriodSeconds: opts.GracePeriodSeconds}
-	if p := opts.Preconditions; p != nil {
-		if p.UID != nil {
-			do.UID = *p.UID
-		}
-		if p.ResourceVersion != nil {
-			do.ResourceVersion = *p.ResourceVersion
-		}
-	}
+	do := deleteOptions(&opts)
 	if dryRun(r) {
 		obj, err := s.objs.In(req.res).Get(req.namespace, req.name)
 		if err != nil {
@@ -398,6 +393,49 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 		return err
 	}
 	s.writeJSON(w, http.StatusOK, obj)
+	return nil
+}
+
+// deleteOptions are the object layer's options of a delete request.
+func deleteOptions(opts *metav1.DeleteOptions) objects.DeleteOptions {
+	do := objects.DeleteOptions{GracePeriodSeconds: opts.GracePeriodSeconds}
+	if p := opts.Preconditions; p != nil {
+		if p.UID != nil {
+			do.UID = *p.UID
+		}
+		if p.ResourceVersion != nil {
+			do.ResourceVersion = *p.ResourceVersion
+		}
+	}
+	return do
+}
+
+// serveEviction serves POST pods/NAME/eviction: a policy/v1 (or v1beta1)
+// Eviction, answered 201 once the pod is being deleted, or 429 while its
+// disruption budget forbids it.
+func (s *Server) serveEviction(w http.ResponseWriter, r *http.Request, req *request) error {
+	if req.verb != "create" {
+		return apierrors.NewMethodNotSupported(req.res.GroupResource(), req.verb+" eviction")
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var ev policyv1.Eviction
+	if _, err := s.decode(w, r, body, r.Header.Get("Content-Type"), &ev, policyv1.SchemeGroupVersion.WithKind("Eviction")); err != nil {
+		return err
+	}
+	if ev.Name != "" && ev.Name != req.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("name in URL does not match name in Eviction object: %s vs %s", req.name, ev.Name))
+	}
+	do, dry := objects.DeleteOptions{}, dryRun(r)
+	if opts := ev.DeleteOptions; opts != nil {
+		do, dry = deleteOptions(opts), dry || slices.Contains(opts.DryRun, metav1.DryRunAll)
+	}
+	if err := s.objs.Evict(r.Context(), req.namespace, req.name, do, dry); err != nil {
+		return err
+	}
+	s.writeJSON(w, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated})
 	return nil
 }
 

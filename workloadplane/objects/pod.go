@@ -22,7 +22,7 @@ import (
 func podResource() *Resource {
 	return &Resource{
 		GroupVersion: corev1.SchemeGroupVersion, Plural: "pods", Singular: "pod", Kind: "Pod", Namespaced: true,
-		ShortNames: []string{"po"}, Categories: []string{"all"}, Subresources: []string{"status", "log", "exec", "attach", "portforward"},
+		ShortNames: []string{"po"}, Categories: []string{"all"}, Subresources: []string{"status", "log", "exec", "attach", "portforward", "eviction"},
 		install: corev1.AddToScheme,
 		newObj:  func() Object { return &corev1.Pod{} },
 		newList: func() runtime.Object { return &corev1.PodList{} },

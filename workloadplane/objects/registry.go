@@ -31,6 +31,7 @@ func resources() []*Resource {
 		configMapResource(),
 		secretResource(),
 		serviceAccountResource(),
+		podDisruptionBudgetResource(),
 	}
 }
 
