@@ -95,7 +95,7 @@ func (n *Node) components() []component {
 		{name: "membership", start: n.startMembership, run: n.runMembership},
 		{name: "ownership", start: n.startOwnership, run: n.settle},
 		{name: "replication", start: n.startReplication, run: n.runReplication},
-		{name: "objects", start: n.startObjects},
+		{name: "objects", start: n.startObjects, run: func(ctx context.Context) { n.objs.ServeCustomResources(ctx, n.log.With("component", "objects")) }},
 		{name: "container runtime", start: n.startRuntime},
 		{name: "agent", start: n.startAgent, run: n.runAgent},
 		{name: "node status", start: noStart, run: func(ctx context.Context) { n.agent.RunHeartbeat(ctx) }},
@@ -183,6 +183,10 @@ func (n *Node) startObjects(ctx context.Context) error {
 	err := n.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: metav1.NamespaceDefault}})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
+	}
+	// The CRDs already stored are served from the start.
+	if err := n.objs.SyncCustom(ctx); err != nil {
+		n.log.Warn("serve custom resources", "err", err)
 	}
 	return objects.RegisterPodMetrics(n.reg, n.objs)
 }

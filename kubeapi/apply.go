@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured/unstructuredscheme"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -55,13 +57,53 @@ func (f *fieldManagers) of(res *objects.Resource) (*managedfields.FieldManager, 
 	if fm, ok := f.fms[gvk]; ok {
 		return fm, nil
 	}
-	sc := f.objs.Scheme()
-	fm, err := managedfields.NewDefaultFieldManager(f.tc, sc, sc, sc, gvk, gvk.GroupVersion(), "", nil)
+	var fm *managedfields.FieldManager
+	var err error
+	if res.Custom() {
+		// Custom resources: fields deduced from the objects themselves
+		// (every field granular, lists atomic), as kube-apiserver does for
+		// CRDs it has no apply schema of.
+		fm, err = managedfields.NewDefaultCRDFieldManager(managedfields.NewDeducedTypeConverter(), noConversion{},
+			unstructuredscheme.NewUnstructuredDefaulter(), unstructuredscheme.NewUnstructuredCreator(), gvk, gvk.GroupVersion(), "", nil)
+	} else {
+		sc := f.objs.Scheme()
+		fm, err = managedfields.NewDefaultFieldManager(f.tc, sc, sc, sc, gvk, gvk.GroupVersion(), "", nil)
+	}
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("field manager for %s: %w", gvk, err))
 	}
 	f.fms[gvk] = fm
 	return fm, nil
+}
+
+// noConversion converts custom objects between versions as a CRD's
+// conversion None does: only apiVersion changes.
+type noConversion struct{}
+
+func (noConversion) Convert(in, out, _ any) error {
+	u, ok := in.(*unstructured.Unstructured)
+	o, ok2 := out.(*unstructured.Unstructured)
+	if !ok || !ok2 {
+		return fmt.Errorf("kubeapi: cannot convert %T to %T", in, out)
+	}
+	o.Object = u.DeepCopy().Object
+	return nil
+}
+
+func (noConversion) ConvertToVersion(in runtime.Object, gv runtime.GroupVersioner) (runtime.Object, error) {
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("kubeapi: cannot convert %T", in)
+	}
+	out := u.DeepCopy()
+	if gvk, ok := gv.KindForGroupVersionKinds([]schema.GroupVersionKind{u.GroupVersionKind()}); ok {
+		out.SetGroupVersionKind(gvk)
+	}
+	return out, nil
+}
+
+func (noConversion) ConvertFieldLabel(_ schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
 }
 
 // manager is the request's field manager: ?fieldManager, or the client's

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -162,6 +163,21 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, res *objects
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is a %s, but this URL takes %s %s",
 			got.GetObjectKind().GroupVersionKind(), res.GroupVersion, res.Kind))
+	}
+	// Fields a custom resource's schema does not declare are found by
+	// pruning, as kube-apiserver does, and reported per fieldValidation.
+	var unknown []string
+	for _, f := range res.UnknownFields(obj) {
+		unknown = append(unknown, fmt.Sprintf("unknown field %q", f))
+	}
+	switch v := r.URL.Query().Get("fieldValidation"); {
+	case len(unknown) == 0 || v == "Ignore":
+	case v == "Strict":
+		return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(unknown, ", "))
+	default:
+		for _, u := range unknown {
+			w.Header().Add("Warning", "299 - "+strconv.Quote(u))
+		}
 	}
 	return obj, nil
 }

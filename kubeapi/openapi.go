@@ -2,12 +2,17 @@ package kubeapi
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	crdopenapi "k8s.io/apiextensions-apiserver/pkg/controller/openapi/builder"
+	crdopenapidefs "k8s.io/apiextensions-apiserver/pkg/generated/openapi"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -35,20 +40,104 @@ func NewOpenAPIHandler(o *objects.Objects) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := handler3.NewOpenAPIService()
+	h := &openAPIHandler{objs: o, v3: handler3.NewOpenAPIService(), mux: http.NewServeMux()}
 	for gv, d := range docs {
-		svc.UpdateGroupVersion(gv, d)
+		h.v3.UpdateGroupVersion(gv, d)
 	}
-	mux := http.NewServeMux()
-	if err := svc.RegisterOpenAPIV3VersionedService("/openapi/v3", serveMux{mux}); err != nil {
+	if err := h.v3.RegisterOpenAPIV3VersionedService("/openapi/v3", serveMux{h.mux}); err != nil {
 		return nil, err
 	}
-	v2, err := buildOpenAPIV2(o)
+	if h.static, err = buildOpenAPIV2(o); err != nil {
+		return nil, err
+	}
+	h.v2 = handler.NewOpenAPIService(h.static)
+	h.v2.RegisterOpenAPIVersionedService("/openapi/v2", serveMux{h.mux})
+	return h, nil
+}
+
+// openAPIHandler serves the built-in resources' documents, and those of
+// the CRDs being served, built with apiextensions-apiserver's builder from
+// each version's schema and rebuilt when the CRDs change.
+type openAPIHandler struct {
+	objs   *objects.Objects
+	mux    *http.ServeMux
+	v3     *handler3.OpenAPIService
+	v2     *handler.OpenAPIService
+	static *spec.Swagger
+
+	mu     sync.Mutex
+	gen    uint64
+	custom map[string]bool // group-version paths of CRDs now served
+}
+
+func (h *openAPIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.refresh(); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *openAPIHandler) refresh() error {
+	crds, gen := h.objs.ServedCRDs()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if gen == h.gen {
+		return nil
+	}
+	v3 := map[string][]*spec3.OpenAPI{}
+	var v2 []*spec.Swagger
+	for _, crd := range crds {
+		for _, v := range crd.Spec.Versions {
+			if !v.Served {
+				continue
+			}
+			d3, err := crdopenapi.BuildOpenAPIV3(crd, v.Name, crdopenapi.Options{})
+			if err != nil {
+				return fmt.Errorf("openapi of CRD %s %s: %w", crd.Name, v.Name, err)
+			}
+			d2, err := crdopenapi.BuildOpenAPIV2(crd, v.Name, crdopenapi.Options{V2: true})
+			if err != nil {
+				return fmt.Errorf("openapi v2 of CRD %s %s: %w", crd.Name, v.Name, err)
+			}
+			p := gvPath(schema.GroupVersion{Group: crd.Spec.Group, Version: v.Name})
+			v3[p] = append(v3[p], d3)
+			v2 = append(v2, d2)
+		}
+	}
+	for p, docs := range v3 {
+		merged, err := crdopenapi.MergeSpecsV3(docs...)
+		if err != nil {
+			return err
+		}
+		h.v3.UpdateGroupVersion(p, merged)
+	}
+	for p := range h.custom {
+		if v3[p] == nil {
+			h.v3.DeleteGroupVersion(p)
+		}
+	}
+	merged, err := crdopenapi.MergeSpecs(h.static, v2...)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	handler.NewOpenAPIService(v2).RegisterOpenAPIVersionedService("/openapi/v2", serveMux{mux})
-	return mux, nil
+	if err := h.v2.UpdateSpec(merged); err != nil {
+		return err
+	}
+	h.custom = map[string]bool{}
+	for p := range v3 {
+		h.custom[p] = true
+	}
+	h.gen = gen
+	return nil
+}
+
+// definitions are the OpenAPI models of the built-in kinds: those generated
+// for k8s.io/api (make generate) and apiextensions-apiserver's own for CRDs.
+func definitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
+	defs := openapidefs.GetOpenAPIDefinitions(ref)
+	maps.Copy(defs, crdopenapidefs.GetOpenAPIDefinitions(ref))
+	return defs
 }
 
 // buildOpenAPIV2 returns a Swagger 2.0 document with the definitions of
@@ -57,13 +146,16 @@ func buildOpenAPIV2(o *objects.Objects) (*spec.Swagger, error) {
 	gvks := modelGVKs(o.Scheme())
 	cfg := &common.Config{
 		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
-		GetDefinitions: openapidefs.GetOpenAPIDefinitions,
+		GetDefinitions: definitions,
 		GetDefinitionName: func(n string) (string, spec.Extensions) {
 			return n, gvkExtension(gvks, n)
 		},
 	}
 	models := []string{modelName(&metav1.Status{}), modelName(&metav1.DeleteOptions{}), modelName(&autoscalingv1.Scale{})}
 	for _, r := range o.Resources() {
+		if r.Custom() {
+			continue // the CRDs' documents are built apart (openAPIHandler)
+		}
 		models = append(models, modelName(r.New()), modelName(r.NewList()))
 	}
 	sw, err := builder.BuildOpenAPIDefinitionsForResources(cfg, models...)
@@ -209,13 +301,17 @@ func buildOpenAPI(o *objects.Objects) (map[string]*spec3.OpenAPI, error) {
 	gvks := modelGVKs(o.Scheme())
 	cfg := &common.OpenAPIV3Config{
 		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
-		GetDefinitions: openapidefs.GetOpenAPIDefinitions,
+		GetDefinitions: definitions,
 		GetDefinitionName: func(n string) (string, spec.Extensions) {
 			return n, gvkExtension(gvks, n)
 		},
 	}
 	out := map[string]*spec3.OpenAPI{}
 	for _, gv := range o.GroupVersions() {
+		builtin := slices.DeleteFunc(servedIn(o, gv), (*objects.Resource).Custom)
+		if len(builtin) == 0 {
+			continue
+		}
 		p := gvPath(gv)
 		tag := strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(p, "apis/"), "api/"), "/", "_")
 		if !strings.Contains(tag, "_") {
@@ -223,7 +319,7 @@ func buildOpenAPI(o *objects.Objects) (map[string]*spec3.OpenAPI, error) {
 		}
 		models := []string{modelName(&metav1.Status{}), modelName(&metav1.DeleteOptions{}), modelName(&metav1.Patch{}), modelName(&metav1.WatchEvent{})}
 		paths := map[string]*spec3.Path{}
-		for _, r := range servedIn(o, gv) {
+		for _, r := range builtin {
 			obj, list := r.New(), r.NewList()
 			models = append(models, modelName(obj), modelName(list))
 			base := "/" + p

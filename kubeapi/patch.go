@@ -7,6 +7,7 @@ import (
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -31,6 +32,10 @@ func applyPatch(gr schema.GroupResource, contentType string, cur, patch []byte, 
 	case types.MergePatchType:
 		out, err = jsonpatch.MergePatch(cur, patch)
 	case types.StrategicMergePatchType:
+		if _, custom := dataStruct.(*unstructured.Unstructured); custom {
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, "",
+				"strategic merge patch is not supported for custom resources: use application/merge-patch+json, application/json-patch+json or application/apply-patch+yaml", 0, false)
+		}
 		out, err = strategicpatch.StrategicMergePatch(cur, patch, dataStruct)
 	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, "",

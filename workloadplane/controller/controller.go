@@ -85,7 +85,7 @@ func New(cfg Config) (*Manager, error) {
 // watched are the resources whose changes trigger reconciliation.
 // Nodes are watched for DaemonSets: a node that joins gets its daemon
 // pods at once.
-var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "daemonsets", "jobs", "cronjobs", "poddisruptionbudgets", "pods", "nodes"}
+var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "daemonsets", "jobs", "cronjobs", "poddisruptionbudgets", "customresourcedefinitions", "pods", "nodes"}
 
 // Run reconciles until ctx is done.
 func (m *Manager) Run(ctx context.Context) {
@@ -153,6 +153,7 @@ func (m *Manager) ReconcileAll(ctx context.Context) {
 		{"jobs", m.reconcileJobs},
 		{"cronjobs", m.reconcileCronJobs},
 		{"poddisruptionbudgets", m.reconcileDisruptionBudgets},
+		{"customresourcedefinitions", m.reconcileCRDs},
 		{"garbage collection", m.collectGarbage},
 	} {
 		if err := step.fn(ctx); err != nil && ctx.Err() == nil {

@@ -31,7 +31,7 @@ const evictionRetries = 3
 // The budget is spent on this node's copy: two evictions through two nodes
 // within replication delay can each spend the same disruption.
 func (o *Objects) Evict(ctx context.Context, namespace, name string, opts DeleteOptions, dryRun bool) error {
-	pods := o.In(o.reg.byGVK[corev1.SchemeGroupVersion.WithKind("Pod")])
+	pods := o.In(o.builtin.byGVK[corev1.SchemeGroupVersion.WithKind("Pod")])
 	for attempt := 0; ; attempt++ {
 		obj, err := pods.Get(namespace, name)
 		if err != nil {

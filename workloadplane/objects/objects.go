@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,12 +51,14 @@ type Store interface {
 // trusted system components. Errors are Kubernetes API errors
 // (k8s.io/apimachinery/pkg/api/errors).
 type Objects struct {
-	store  Store
-	reg    *registry
-	byList map[schema.GroupVersionKind]*Resource
-	now    func() time.Time
-	sealer Sealer
-	events eventCache
+	store Store
+	// builtin holds the built-in resources; reg what is served now: those
+	// and the custom resources of the CRDs (ServeCustom).
+	builtin *registry
+	reg     atomic.Pointer[registry]
+	now     func() time.Time
+	sealer  Sealer
+	events  eventCache
 }
 
 // Sealer encrypts the stored documents of sealed resources (Secrets), so a
@@ -89,41 +92,40 @@ func New(s Store, cfg Config) *Objects {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	o := &Objects{store: s, reg: reg, now: cfg.Now, sealer: cfg.Sealer, byList: map[schema.GroupVersionKind]*Resource{}}
-	for _, r := range reg.all {
-		o.byList[r.GroupVersion.WithKind(r.Kind+"List")] = r
-	}
+	o := &Objects{store: s, builtin: reg, now: cfg.Now, sealer: cfg.Sealer}
+	o.reg.Store(reg)
 	return o
 }
 
 // Resources lists the served resources in discovery order.
-func (o *Objects) Resources() []*Resource { return o.reg.all }
+func (o *Objects) Resources() []*Resource { return o.reg.Load().all }
 
 // GroupVersions lists the served group versions in discovery order.
-func (o *Objects) GroupVersions() []schema.GroupVersion { return o.reg.groupVersions() }
+func (o *Objects) GroupVersions() []schema.GroupVersion { return o.reg.Load().groupVersions() }
 
 // Lookup finds a served resource by group version and plural name; nil if
 // it is not served.
 func (o *Objects) Lookup(gv schema.GroupVersion, plural string) *Resource {
-	return o.reg.byGVR[gv.WithResource(plural)]
+	return o.reg.Load().byGVR[gv.WithResource(plural)]
 }
 
 // Scheme knows every served type and the meta types around them.
-func (o *Objects) Scheme() *runtime.Scheme { return o.reg.scheme }
+func (o *Objects) Scheme() *runtime.Scheme { return o.builtin.scheme }
 
 // Codecs encode and decode served types (JSON, YAML, protobuf).
-func (o *Objects) Codecs() serializer.CodecFactory { return o.reg.codecs }
+func (o *Objects) Codecs() serializer.CodecFactory { return o.builtin.codecs }
 
 // ResourceOf finds the served resource of a typed object or list.
 func (o *Objects) ResourceOf(obj runtime.Object) (*Resource, error) {
-	gvks, _, err := o.reg.scheme.ObjectKinds(obj)
+	reg := o.reg.Load()
+	gvks, _, err := reg.scheme.ObjectKinds(obj)
 	if err != nil {
 		return nil, err
 	}
-	if r := o.reg.byGVK[gvks[0]]; r != nil {
+	if r := reg.byGVK[gvks[0]]; r != nil {
 		return r, nil
 	}
-	if r := o.byList[gvks[0]]; r != nil {
+	if r := reg.byList[gvks[0]]; r != nil {
 		return r, nil
 	}
 	return nil, fmt.Errorf("objects: %s is not served", gvks[0])

@@ -2,8 +2,10 @@ package objects
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -32,30 +34,61 @@ func resources() []*Resource {
 		secretResource(),
 		serviceAccountResource(),
 		podDisruptionBudgetResource(),
+		crdResource(),
 	}
 }
 
-// registry is the set of served resources and the scheme of their types.
+// registry is the set of served resources and the scheme of their types:
+// the built-in ones, and the custom resources of the CRDs (which are
+// unstructured and not in the scheme).
 type registry struct {
 	all    []*Resource
 	byGVR  map[schema.GroupVersionResource]*Resource
 	byGVK  map[schema.GroupVersionKind]*Resource
+	byList map[schema.GroupVersionKind]*Resource
 	scheme *runtime.Scheme
 	codecs serializer.CodecFactory
+	// crds are the CRDs whose resources are served, and gen counts the
+	// registries made, so users of crds can tell a change.
+	crds []*apiextensionsv1.CustomResourceDefinition
+	gen  uint64
+}
+
+// registries counts the registries ServeCustom made.
+var registries atomic.Uint64
+
+// index adds rs to the registry's maps.
+func (g *registry) index(rs []*Resource) error {
+	for _, r := range rs {
+		gvr := r.GroupVersion.WithResource(r.Plural)
+		if g.byGVR[gvr] != nil || g.byGVK[r.GVK()] != nil {
+			return fmt.Errorf("objects: %s registered twice", gvr)
+		}
+		g.byGVR[gvr], g.byGVK[r.GVK()] = r, r
+		g.byList[r.GroupVersion.WithKind(r.Kind+"List")] = r
+	}
+	return nil
+}
+
+// with returns a registry of g's resources and custom ones, sharing g's
+// scheme.
+func (g *registry) with(custom []*Resource, crds []*apiextensionsv1.CustomResourceDefinition) (*registry, error) {
+	out := &registry{all: append(append([]*Resource(nil), g.all...), custom...), scheme: g.scheme, codecs: g.codecs, crds: crds, gen: registries.Add(1),
+		byGVR: map[schema.GroupVersionResource]*Resource{}, byGVK: map[schema.GroupVersionKind]*Resource{}, byList: map[schema.GroupVersionKind]*Resource{}}
+	return out, out.index(out.all)
 }
 
 func newRegistry(rs []*Resource) (*registry, error) {
-	g := &registry{all: rs, byGVR: map[schema.GroupVersionResource]*Resource{}, byGVK: map[schema.GroupVersionKind]*Resource{}, scheme: runtime.NewScheme()}
+	g := &registry{all: rs, byGVR: map[schema.GroupVersionResource]*Resource{}, byGVK: map[schema.GroupVersionKind]*Resource{},
+		byList: map[schema.GroupVersionKind]*Resource{}, scheme: runtime.NewScheme()}
 	// Meta types (Status, Table, PartialObjectMetadata, WatchEvent, options)
 	// and autoscaling/v1 Scale, which every scale subresource answers with.
 	metav1.AddToGroupVersion(g.scheme, schema.GroupVersion{Version: "v1"})
 	installs := []func(*runtime.Scheme) error{metav1.AddMetaToScheme, autoscalingv1.AddToScheme, mycelv1alpha1.AddToScheme}
+	if err := g.index(rs); err != nil {
+		return nil, err
+	}
 	for _, r := range rs {
-		gvr := r.GroupVersion.WithResource(r.Plural)
-		if g.byGVR[gvr] != nil || g.byGVK[r.GVK()] != nil {
-			return nil, fmt.Errorf("objects: %s registered twice", gvr)
-		}
-		g.byGVR[gvr], g.byGVK[r.GVK()] = r, r
 		installs = append(installs, r.install)
 	}
 	for _, install := range installs {

@@ -9,6 +9,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -55,6 +56,9 @@ type Resource struct {
 	// "status" subresource keep status apart from spec: a spec update
 	// keeps the stored status, a status update keeps everything else.
 	initStatus func(Object)
+	// syncStatus derives status fields the server owns from the spec, on
+	// create and on spec updates (a CRD's storedVersions).
+	syncStatus func(Object)
 	// generation makes metadata.generation count spec changes.
 	generation bool
 	// validate checks an object (old is nil on create).
@@ -73,7 +77,28 @@ type Resource struct {
 	controls bool
 	// sealed resources are encrypted in the store (Config.Sealer).
 	sealed bool
+	// custom resources are a CRD's: unstructured, not in the scheme, stored
+	// under storage (plural.group) rather than the plural.
+	custom  bool
+	storage string
+	// unknownFields lists the fields of a custom object its schema does not
+	// declare (the defaults hook prunes them).
+	unknownFields func(Object) []string
 }
+
+// UnknownFields lists the fields of obj its schema does not declare, which
+// are dropped when it is stored: for custom resources, whose schema the
+// JSON decoder does not know.
+func (r *Resource) UnknownFields(obj Object) []string {
+	if r.unknownFields == nil {
+		return nil
+	}
+	return r.unknownFields(obj)
+}
+
+// Custom reports whether the resource is a CRD's (its objects are
+// *unstructured.Unstructured).
+func (r *Resource) Custom() bool { return r.custom }
 
 // scaling gives a workload's replicas: wanted (spec), observed (status),
 // and the selector of its pods.
@@ -156,15 +181,19 @@ func (r *Resource) SetReplicas(obj Object, n int32) error {
 
 // key is the store key of a named object of this resource.
 func (r *Resource) key(namespace, name string) string {
-	return r.Plural + "/" + namespace + "/" + name
+	return r.prefix(namespace) + name
 }
 
 // prefix is the store key prefix for a namespace ("" for all).
 func (r *Resource) prefix(namespace string) string {
-	if namespace == "" {
-		return r.Plural + "/"
+	base := r.Plural
+	if r.storage != "" {
+		base = r.storage
 	}
-	return r.Plural + "/" + namespace + "/"
+	if namespace == "" {
+		return base + "/"
+	}
+	return base + "/" + namespace + "/"
 }
 
 func (r *Resource) setTypeMeta(obj runtime.Object) { obj.GetObjectKind().SetGroupVersionKind(r.GVK()) }
@@ -183,12 +212,33 @@ func (r *Resource) prepareCreate(obj Object) {
 	if r.generation {
 		obj.SetGeneration(1)
 	}
-	if st := structField(obj, "Status"); st.IsValid() && r.HasSub("status") {
+	if u, ok := obj.(*unstructured.Unstructured); ok && r.HasSub("status") {
+		delete(u.Object, "status")
+	} else if st := structField(obj, "Status"); st.IsValid() && r.HasSub("status") {
 		st.SetZero()
 		if r.initStatus != nil {
 			r.initStatus(obj)
 		}
 	}
+	if r.syncStatus != nil {
+		r.syncStatus(obj)
+	}
+}
+
+// unstructuredParts splits a custom object into its status and the rest
+// but metadata (what counts as its spec).
+func unstructuredParts(u *unstructured.Unstructured) (status any, hasStatus bool, spec map[string]any) {
+	spec = map[string]any{}
+	for k, v := range u.Object {
+		switch k {
+		case "status":
+			status, hasStatus = v, true
+		case "metadata", "apiVersion", "kind":
+		default:
+			spec[k] = v
+		}
+	}
+	return status, hasStatus, spec
 }
 
 // prepareUpdate carries what a spec update may not change from old into obj:
@@ -198,8 +248,30 @@ func (r *Resource) prepareUpdate(obj, old Object) {
 	if r.defaults != nil {
 		r.defaults(obj)
 	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		prev := old.(*unstructured.Unstructured)
+		if r.HasSub("status") {
+			delete(u.Object, "status")
+			if st, ok, _ := unstructuredParts(prev); ok {
+				u.Object["status"] = runtime.DeepCopyJSONValue(st)
+			}
+		}
+		// A custom object's generation counts every change but metadata's
+		// (and status's, with a status subresource).
+		st, _, spec := unstructuredParts(u)
+		prevSt, _, prevSpec := unstructuredParts(prev)
+		gen := old.GetGeneration()
+		if !equality.Semantic.DeepEqual(spec, prevSpec) || (!r.HasSub("status") && !equality.Semantic.DeepEqual(st, prevSt)) {
+			gen++
+		}
+		obj.SetGeneration(gen)
+		return
+	}
 	if r.HasSub("status") {
 		structField(obj, "Status").Set(structField(old, "Status"))
+	}
+	if r.syncStatus != nil {
+		r.syncStatus(obj)
 	}
 	if r.generation {
 		gen := old.GetGeneration()
@@ -213,6 +285,15 @@ func (r *Resource) prepareUpdate(obj, old Object) {
 // prepareStatus makes obj old with obj's status: a status update changes
 // nothing else.
 func (r *Resource) prepareStatus(obj, old Object) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		st, has, _ := unstructuredParts(u)
+		u.Object = old.(*unstructured.Unstructured).DeepCopy().Object
+		delete(u.Object, "status")
+		if has {
+			u.Object["status"] = st
+		}
+		return
+	}
 	status := structField(obj, "Status")
 	keep := reflect.New(status.Type()).Elem()
 	keep.Set(status)

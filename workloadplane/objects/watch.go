@@ -70,9 +70,10 @@ func (w *Watch) Close() { w.w.Close() }
 // reconcile".
 func (o *Objects) Notify(ctx context.Context, plural string, kick chan<- struct{}) {
 	var r *Resource
-	for _, c := range o.reg.all {
-		if c.Plural == plural {
+	for _, c := range o.reg.Load().all {
+		if c.Plural == plural && !c.custom {
 			r = c
+			break
 		}
 	}
 	if r == nil {

@@ -40,7 +40,7 @@ func (c Chain) WorkloadKey(obj metav1.Object) types.UID {
 // controls others.
 func (o *Objects) Chain(ctx context.Context) (Chain, error) {
 	c := Chain{}
-	for _, r := range o.reg.all {
+	for _, r := range o.reg.Load().all {
 		if !r.controls {
 			continue
 		}
