@@ -19,6 +19,9 @@ import (
 	schedhelper "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
+
+	"github.com/mycelfabric/mycel/workloadplane/objects"
+	"github.com/mycelfabric/mycel/workloadplane/sched"
 )
 
 const (
@@ -254,12 +257,8 @@ func daemonRollingParams(ds *appsv1.DaemonSet, desired int) (surge, unavailable 
 
 // podAvailable: Ready for at least minReadySeconds.
 func podAvailable(p *corev1.Pod, minReady int32, now time.Time) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue && !c.LastTransitionTime.Add(time.Duration(minReady)*time.Second).After(now)
-		}
-	}
-	return false
+	c := objects.PodCondition(p, corev1.PodReady)
+	return c != nil && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.Add(time.Duration(minReady)*time.Second).After(now)
 }
 
 // daemonTemplate is the DaemonSet's pod template as its pods get it: the
@@ -291,21 +290,13 @@ func shouldRunDaemon(t *corev1.PodTemplateSpec, n *corev1.Node) (should, keep bo
 	if ok, err := nodeaffinity.GetRequiredNodeAffinity(pod).Match(n); !ok || err != nil {
 		return false, false
 	}
-	untolerated := func(effects ...corev1.TaintEffect) bool {
-		_, bad := schedhelper.FindMatchingUntoleratedTaint(klog.Background(), n.Spec.Taints, t.Spec.Tolerations, func(taint *corev1.Taint) bool {
-			for _, e := range effects {
-				if taint.Effect == e {
-					return true
-				}
-			}
-			return false
-		}, false)
-		return bad
+	if _, bad := sched.UntoleratedTaint(pod, n); !bad {
+		return true, true
 	}
-	if untolerated(corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute) {
-		return false, !untolerated(corev1.TaintEffectNoExecute)
-	}
-	return true, true
+	_, evicts := schedhelper.FindMatchingUntoleratedTaint(klog.Background(), n.Spec.Taints, t.Spec.Tolerations, func(taint *corev1.Taint) bool {
+		return taint.Effect == corev1.TaintEffectNoExecute
+	}, false)
+	return false, !evicts
 }
 
 // daemonPod is a new pod of the DaemonSet bound to node, with Kubernetes'

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"k8s.io/apiserver/pkg/registry/rest"
 )
 
 // Custom resources: every served version of every CRD is a Resource of
@@ -139,9 +140,7 @@ func customResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensi
 
 // customColumns are the Table columns of a custom resource, as its
 // printer columns' convertor defines them.
-func customColumns(tc interface {
-	ConvertToTable(context.Context, runtime.Object, runtime.Object) (*metav1.Table, error)
-}) []metav1.TableColumnDefinition {
+func customColumns(tc rest.TableConvertor) []metav1.TableColumnDefinition {
 	t, err := tc.ConvertToTable(context.Background(), &unstructured.UnstructuredList{}, nil)
 	if err != nil {
 		return []metav1.TableColumnDefinition{nameCol()}

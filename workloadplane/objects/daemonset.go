@@ -2,7 +2,6 @@ package objects
 
 import (
 	"bytes"
-	"sort"
 	"strings"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -42,21 +42,11 @@ func daemonSetResource() *Resource {
 			ds := o.(*appsv1.DaemonSet)
 			st := ds.Status
 			return append([]any{ds.Name, int64(st.DesiredNumberScheduled), int64(st.CurrentNumberScheduled), int64(st.NumberReady),
-				int64(st.UpdatedNumberScheduled), int64(st.NumberAvailable), orNone(selectorString(ds.Spec.Template.Spec.NodeSelector)), age(o, now)},
+				int64(st.UpdatedNumberScheduled), int64(st.NumberAvailable), orNone(labels.Set(ds.Spec.Template.Spec.NodeSelector).String()), age(o, now)},
 				templateCells(&ds.Spec.Template.Spec, ds.Spec.Selector)...)
 		},
 		controls: true,
 	}
-}
-
-// selectorString prints a nodeSelector as kubectl does: k=v, sorted.
-func selectorString(sel map[string]string) string {
-	var parts []string
-	for k, v := range sel {
-		parts = append(parts, k+"="+v)
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ",")
 }
 
 // defaultDaemonSet applies kube-apiserver's DaemonSet defaults.

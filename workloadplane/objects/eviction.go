@@ -94,22 +94,13 @@ func evictsFreely(pod *corev1.Pod, pdb *policyv1.PodDisruptionBudget) bool {
 	switch {
 	case pod.DeletionTimestamp != nil, pod.Status.Phase == corev1.PodSucceeded, pod.Status.Phase == corev1.PodFailed, pod.Status.Phase == corev1.PodPending:
 		return true
-	case podIsReady(pod):
+	case PodReady(pod):
 		return false
 	case pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow:
 		return true
 	}
 	// IfHealthyBudget: an unready pod goes while the budget is met.
 	return pdb.Status.ObservedGeneration >= pdb.Generation && pdb.Status.DesiredHealthy > 0 && pdb.Status.CurrentHealthy >= pdb.Status.DesiredHealthy
-}
-
-func podIsReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // spendDisruption takes one disruption from the budget for pod, with
@@ -138,6 +129,9 @@ func (o *Objects) spendDisruption(ctx context.Context, pdb *policyv1.PodDisrupti
 
 func tooManyEvictions(pdb *policyv1.PodDisruptionBudget, msg string) error {
 	err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
-	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: DisruptionBudgetCause, Message: pdbRefusal(pdb, msg)})
+	if msg == "" {
+		msg = fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently", pdb.Name, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy)
+	}
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: DisruptionBudgetCause, Message: msg})
 	return err
 }

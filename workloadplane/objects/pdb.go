@@ -1,7 +1,6 @@
 package objects
 
 import (
-	"fmt"
 	"time"
 
 	policyv1 "k8s.io/api/policy/v1"
@@ -57,7 +56,11 @@ func validatePDB(obj, old Object) field.ErrorList {
 	if p.Spec.MinAvailable != nil && p.Spec.MaxUnavailable != nil {
 		errs = append(errs, field.Invalid(spec, p.Spec, "minAvailable and maxUnavailable cannot be both set"))
 	}
-	for name, v := range map[string]*intstr.IntOrString{"minAvailable": p.Spec.MinAvailable, "maxUnavailable": p.Spec.MaxUnavailable} {
+	for _, f := range []struct {
+		name string
+		v    *intstr.IntOrString
+	}{{"minAvailable", p.Spec.MinAvailable}, {"maxUnavailable", p.Spec.MaxUnavailable}} {
+		name, v := f.name, f.v
 		if v == nil {
 			continue
 		}
@@ -76,10 +79,3 @@ func validatePDB(obj, old Object) field.ErrorList {
 
 // DisruptionBudgetCause is the cause type of an eviction a budget refused.
 const DisruptionBudgetCause = "DisruptionBudget"
-
-func pdbRefusal(p *policyv1.PodDisruptionBudget, msg string) string {
-	if msg != "" {
-		return msg
-	}
-	return fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently", p.Name, p.Status.DesiredHealthy, p.Status.CurrentHealthy)
-}
