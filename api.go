@@ -14,6 +14,7 @@ import (
 
 	"github.com/mycelfabric/mycel/kubeapi"
 	"github.com/mycelfabric/mycel/securityplane/policy"
+	"github.com/mycelfabric/mycel/workloadplane/agent"
 )
 
 // The Kubernetes version the API presents itself as.
@@ -36,6 +37,7 @@ func (n *Node) startAPI(context.Context) error {
 		Bundle:   n.creds.Bundle(),
 		Admitter: admitter{n.policy}, Authorizer: admitter{n.policy},
 		Logs: n.agent, Streams: n.streamTransport(),
+		Metrics: &agent.FabricUsage{Client: n.objs, Transport: n.streamTransport()},
 		Version: version.Info{Major: "1", Minor: kubeMinor, GitVersion: kubeGitVer + "+mycel-" + Version, Platform: "linux/amd64",
 			GoVersion: goVersion()},
 		Logger:   n.log.With("component", "api"),

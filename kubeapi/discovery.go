@@ -67,7 +67,7 @@ func (s *Server) serveRootDiscovery(w http.ResponseWriter, r *http.Request, path
 	core := path == "/api"
 	if wantsAggregated(r.Header.Get("Accept")) {
 		list := &apidiscoveryv2.APIGroupDiscoveryList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: "apidiscovery.k8s.io/v2"}}
-		for _, gv := range s.objs.GroupVersions() {
+		for _, gv := range s.groupVersions() {
 			if (gv.Group == "") != core {
 				continue
 			}
@@ -96,7 +96,7 @@ func (s *Server) serveRootDiscovery(w http.ResponseWriter, r *http.Request, path
 		return
 	}
 	list := &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}}
-	for _, gv := range s.objs.GroupVersions() {
+	for _, gv := range s.groupVersions() {
 		if gv.Group != "" {
 			list.Groups = append(list.Groups, apiGroup(gv))
 		}
@@ -110,6 +110,9 @@ func apiGroup(gv schema.GroupVersion) metav1.APIGroup {
 }
 
 func (s *Server) versionDiscovery(gv schema.GroupVersion) apidiscoveryv2.APIVersionDiscovery {
+	if gv == metricsGV {
+		return metricsDiscovery()
+	}
 	vd := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
 	for _, r := range servedIn(s.objs, gv) {
 		scope := apidiscoveryv2.ScopeCluster
@@ -139,7 +142,7 @@ func (s *Server) versionDiscovery(gv schema.GroupVersion) apidiscoveryv2.APIVers
 
 // serveGroup answers /apis/GROUP.
 func (s *Server) serveGroup(w http.ResponseWriter, group string) {
-	for _, gv := range s.objs.GroupVersions() {
+	for _, gv := range s.groupVersions() {
 		if gv.Group == group && group != "" {
 			s.writeJSON(w, http.StatusOK, apiGroup(gv))
 			return
@@ -150,6 +153,10 @@ func (s *Server) serveGroup(w http.ResponseWriter, group string) {
 
 // serveResourceList answers /api/v1 and /apis/GROUP/VERSION.
 func (s *Server) serveResourceList(w http.ResponseWriter, gv schema.GroupVersion) {
+	if gv == metricsGV && s.cfg.Metrics != nil {
+		s.writeJSON(w, http.StatusOK, &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String(), APIResources: metricsResources})
+		return
+	}
 	rs := servedIn(s.objs, gv)
 	if len(rs) == 0 {
 		s.writeError(w, notFoundPath("/"+gvPath(gv)))

@@ -90,6 +90,9 @@ type Config struct {
 	// pods/exec, pods/attach and pods/portforward: a URL's host is a node
 	// name. nil answers 503.
 	Streams *http.Transport
+	// Metrics answers metrics.k8s.io (`kubectl top`); nil serves no
+	// metrics API.
+	Metrics Metrics
 	// Version is served at /version.
 	Version version.Info
 	// OpenAPI serves /openapi/v2 and /openapi/v3; nil means
@@ -212,6 +215,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/apis/") && strings.Count(path, "/") == 3:
 		parts := strings.Split(strings.TrimPrefix(path, "/apis/"), "/")
 		s.serveResourceList(rec, schema.GroupVersion{Group: parts[0], Version: parts[1]})
+	case s.cfg.Metrics != nil && strings.HasPrefix(path, "/"+gvPath(metricsGV)+"/"):
+		verb, resName = "get", metricsGV.Group
+		if err := s.serveMetrics(rec, r, path, user); err != nil {
+			s.writeError(rec, err)
+		}
 	default:
 		req, err := s.parse(r, path)
 		if err != nil {

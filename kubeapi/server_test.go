@@ -45,6 +45,7 @@ func (denyLabel) Admit(_ context.Context, req AdmissionRequest) error {
 type fixture struct {
 	url     string
 	objs    *objects.Objects
+	config  *rest.Config // the admin's
 	client  *kubernetes.Clientset
 	http    *http.Client // with a valid client certificate
 	anon    *http.Client // without one
@@ -68,7 +69,7 @@ func newFixture(t *testing.T, authz ...Authorizer) *fixture {
 	if err := objs.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Objects: objs, Bundle: authority.Bundle(), Admitter: denyLabel{}, MaxBodyBytes: 64 << 10}
+	cfg := Config{Objects: objs, Bundle: authority.Bundle(), Admitter: denyLabel{}, MaxBodyBytes: 64 << 10, Metrics: fixedMetrics{}}
 	if len(authz) > 0 {
 		cfg.Authorizer = authz[0]
 	}
@@ -108,18 +109,21 @@ func newFixture(t *testing.T, authz ...Authorizer) *fixture {
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
 	}
 	serverCA := ca.EncodeCerts(ts.Certificate())
-	clientOf := func(cert, key []byte) *kubernetes.Clientset {
-		cs, err := kubernetes.NewForConfig(&rest.Config{
+	configOf := func(cert, key []byte) *rest.Config {
+		return &rest.Config{
 			Host:            ts.URL,
 			TLSClientConfig: rest.TLSClientConfig{CertData: cert, KeyData: key, CAData: serverCA},
 			ContentConfig:   rest.ContentConfig{ContentType: "application/vnd.kubernetes.protobuf"},
-		})
+		}
+	}
+	clientOf := func(cert, key []byte) *kubernetes.Clientset {
+		cs, err := kubernetes.NewForConfig(configOf(cert, key))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return cs
 	}
-	return &fixture{url: ts.URL, objs: objs, client: clientOf(certPEM, keyPEM), http: mk(certPEM, keyPEM), anon: mk(nil, nil), foreign: mk(otherCert, otherKey),
+	return &fixture{url: ts.URL, objs: objs, config: configOf(certPEM, keyPEM), client: clientOf(certPEM, keyPEM), http: mk(certPEM, keyPEM), anon: mk(nil, nil), foreign: mk(otherCert, otherKey),
 		clientAs: func(name string, groups ...string) *kubernetes.Clientset {
 			return clientOf(userCert(authority, name, groups...))
 		}}

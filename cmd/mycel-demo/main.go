@@ -1,7 +1,7 @@
 // Command mycel-demo is the small static HTTP server of Mycel's demo image
 // (`make image`): it answers every request with the pod's name and a
 // greeting taken from $GREETING, and logs each request to stdout. Given a
-// tool's name as its first argument (cat, env, watch, get, write, sleep,
+// tool's name as its first argument (cat, env, watch, get, write, sleep, spin,
 // exit, true, false) it
 // runs that tool instead (tools.go); run as /bin/tar it is enough of tar
 // for `kubectl cp` (tar.go).

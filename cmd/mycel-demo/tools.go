@@ -31,6 +31,26 @@ var tools = map[string]func(args []string) int{
 		}
 		return code
 	},
+	// spin [FRACTION] keeps FRACTION (default 0.2) of one CPU busy until
+	// killed: load for `kubectl top` and autoscaling tests.
+	"spin": func(args []string) int {
+		frac := 0.2
+		if len(args) > 0 {
+			f, err := strconv.ParseFloat(args[0], 64)
+			if err != nil || f <= 0 || f > 1 {
+				fmt.Fprintln(os.Stderr, "usage: spin [FRACTION in (0,1]]")
+				return 2
+			}
+			frac = f
+		}
+		const period = 10 * time.Millisecond
+		busy := time.Duration(frac * float64(period))
+		for {
+			for start := time.Now(); time.Since(start) < busy; {
+			}
+			time.Sleep(period - busy)
+		}
+	},
 	// env prints the environment, sorted.
 	"env": func([]string) int {
 		env := os.Environ()

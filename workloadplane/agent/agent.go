@@ -79,6 +79,9 @@ type Config struct {
 	// Memory. It should be on a tmpfs (/dev/shm). Pods with volumes fail to
 	// start while VolumeDir or MemoryDir is empty.
 	MemoryDir string
+	// HostUsage reads what the whole machine uses, for its Node's
+	// metrics; nil reads /proc.
+	HostUsage func() (HostUsage, error)
 	// BackoffBase is the first restart delay of a crashing container,
 	// doubling up to BackoffMax; zero means 10s and 5m as in Kubernetes.
 	BackoffBase, BackoffMax time.Duration
@@ -101,6 +104,9 @@ type Agent struct {
 	probes      map[string]*probeState // by pod UID/container/kind
 	killing     map[string]bool        // container IDs being stopped for a failed probe
 	probing     sync.WaitGroup         // probes in flight
+
+	usageMu              sync.Mutex   // one measurement at a time
+	usagePrev, usageLast *usageSample // the samples of the last measurement
 }
 
 // New checks cfg and returns an agent.

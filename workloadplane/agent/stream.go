@@ -42,6 +42,7 @@ const (
 //	/exec/{namespace}/{pod}/{uid}/{container}?command=…&input=1&output=1&error=1&tty=1
 //	/attach/{namespace}/{pod}/{uid}/{container}?input=1&output=1&error=1&tty=1
 //	/portForward/{namespace}/{pod}/{uid}[?port=…]
+//	/usage (GET: a UsageReport, see Usage)
 //
 // It authenticates no one: only the node itself and members of the fabric
 // reach it, and the API authorizes the user first.
@@ -51,6 +52,7 @@ func (a *Agent) StreamHandler() http.Handler {
 	mux.HandleFunc("/exec/{namespace}/{pod}/{uid}/{container}", s.serveExec)
 	mux.HandleFunc("/attach/{namespace}/{pod}/{uid}/{container}", s.serveAttach)
 	mux.HandleFunc("/portForward/{namespace}/{pod}/{uid}", s.servePortForward)
+	mux.HandleFunc("GET "+UsagePath, s.serveUsage)
 	return mux
 }
 

@@ -191,6 +191,23 @@ type PortDialer interface {
 	DialPort(ctx context.Context, sandboxID string, port int32) (net.Conn, error)
 }
 
+// StatsReader is implemented by runtimes that can report what their
+// containers use (kubectl top, HorizontalPodAutoscalers).
+type StatsReader interface {
+	// Stats returns the usage of every running container, by container
+	// ID.
+	Stats(ctx context.Context) (map[string]Stats, error)
+}
+
+// Stats is one container's usage at one moment.
+type Stats struct {
+	// CPU is the CPU time the container has used since it started.
+	CPU time.Duration
+	// Memory is the memory it uses now, in bytes (the engine's figure:
+	// usage without the page cache).
+	Memory uint64
+}
+
 // Sandboxes is implemented by runtimes that can group a pod's containers in
 // one network namespace, as Kubernetes pods are: one IP, ports and
 // localhost shared by every container of the pod.
@@ -223,8 +240,9 @@ type Sandbox struct {
 	IP      string
 }
 
-// As finds optional interface T (Execer, Attacher, PortDialer, Sandboxes)
-// on r or on a runtime r wraps (an Unwrap method, as Metered has).
+// As finds optional interface T (Execer, Attacher, PortDialer, Sandboxes,
+// StatsReader) on r or on a runtime r wraps (an Unwrap method, as Metered
+// has).
 func As[T any](r Runtime) (T, bool) {
 	for r != nil {
 		if t, ok := r.(T); ok {

@@ -189,6 +189,29 @@ func Conformance(t *testing.T, s Suite) {
 			t.Fatalf("exec: code %d, output %q, %v; want 3, %q", code, out.String(), err, s.ExecOutput)
 		}
 	})
+	t.Run("Stats", func(t *testing.T) {
+		sr, ok := r.(rt.StatsReader)
+		if !ok {
+			t.Skip("the runtime reports no usage")
+		}
+		id := create(t, "stats", s.Args)
+		if err := r.Start(ctx, id); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		waitFor(t, "stats", rt.StateRunning)
+		got, err := sr.Stats(ctx)
+		if err != nil || got[id].Memory == 0 {
+			t.Fatalf("Stats of a running container: %+v, %v; want its memory", got[id], err)
+		}
+		if err := r.Stop(ctx, id, time.Second); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+		if got, err := sr.Stats(ctx); err != nil {
+			t.Fatalf("Stats: %v", err)
+		} else if _, ok := got[id]; ok {
+			t.Fatalf("Stats reports stopped container %s", id)
+		}
+	})
 	t.Run("Sandbox", func(t *testing.T) {
 		sbs, ok := r.(rt.Sandboxes)
 		if !ok {

@@ -25,6 +25,7 @@ type Fake struct {
 	sandboxes  map[string]*rt.Sandbox
 	sbSpecs    map[string]rt.SandboxSpec
 	down       bool
+	stats      map[string]rt.Stats
 	// ExecFunc answers Exec: the exit code and what the command writes to
 	// its stdout. Nil runs every command successfully, writing nothing.
 	ExecFunc func(id string, cmd []string) (int, string)
@@ -35,9 +36,10 @@ type Fake struct {
 }
 
 var (
-	_ rt.Runtime   = (*Fake)(nil)
-	_ rt.Execer    = (*Fake)(nil)
-	_ rt.Sandboxes = (*Fake)(nil)
+	_ rt.Runtime     = (*Fake)(nil)
+	_ rt.Execer      = (*Fake)(nil)
+	_ rt.Sandboxes   = (*Fake)(nil)
+	_ rt.StatsReader = (*Fake)(nil)
 )
 
 // New returns a fake with the given local images.
@@ -77,6 +79,38 @@ func (f *Fake) Add(spec rt.Spec) string {
 	id, _ := f.Create(context.Background(), spec)
 	f.Start(context.Background(), id)
 	return id
+}
+
+// SetStats sets what Stats reports for container id while it runs
+// (otherwise no CPU and 1 MiB of memory).
+func (f *Fake) SetStats(id string, s rt.Stats) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stats == nil {
+		f.stats = map[string]rt.Stats{}
+	}
+	f.stats[id] = s
+}
+
+// Stats implements rt.StatsReader.
+func (f *Fake) Stats(context.Context) (map[string]rt.Stats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("Stats"); err != nil {
+		return nil, err
+	}
+	out := map[string]rt.Stats{}
+	for id, c := range f.containers {
+		if c.State != rt.StateRunning {
+			continue
+		}
+		s, ok := f.stats[id]
+		if !ok {
+			s = rt.Stats{Memory: 1 << 20}
+		}
+		out[id] = s
+	}
+	return out, nil
 }
 
 // Spec returns the spec a container was created with.

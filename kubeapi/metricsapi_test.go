@@ -1,0 +1,78 @@
+package kubeapi
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
+)
+
+// fixedMetrics reports two pods in default and one node.
+type fixedMetrics struct{}
+
+func usageOf(cpu, mem string) corev1.ResourceList {
+	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem)}
+}
+
+func (fixedMetrics) NodeMetrics(context.Context) ([]metricsv1beta1.NodeMetrics, error) {
+	return []metricsv1beta1.NodeMetrics{{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"zone": "a"}},
+		Window: metav1.Duration{Duration: time.Second}, Usage: usageOf("250m", "1Gi")}}, nil
+}
+
+func (fixedMetrics) PodMetrics(_ context.Context, ns string) ([]metricsv1beta1.PodMetrics, error) {
+	all := []metricsv1beta1.PodMetrics{
+		{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "default", Labels: map[string]string{"app": "web"}},
+			Containers: []metricsv1beta1.ContainerMetrics{{Name: "c", Usage: usageOf("100m", "10Mi")}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "db-1", Namespace: "default", Labels: map[string]string{"app": "db"}},
+			Containers: []metricsv1beta1.ContainerMetrics{{Name: "c", Usage: usageOf("5m", "20Mi")}}},
+	}
+	return slices.DeleteFunc(all, func(m metricsv1beta1.PodMetrics) bool { return ns != "" && m.Namespace != ns }), nil
+}
+
+// TestMetricsAPI reads metrics.k8s.io with the clients kubectl top uses:
+// discovery finds the group, lists filter by label, a missing pod is 404
+// and the API is read only.
+func TestMetricsAPI(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	dc := discovery.NewDiscoveryClientForConfigOrDie(f.config)
+	groups, err := dc.ServerGroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(groups.Groups, func(g metav1.APIGroup) bool {
+		return g.Name == "metrics.k8s.io" && g.PreferredVersion.Version == "v1beta1"
+	}) {
+		t.Fatalf("discovery lacks metrics.k8s.io/v1beta1: %+v", groups.Groups)
+	}
+	mc := metricsclient.NewForConfigOrDie(f.config)
+	pods, err := mc.MetricsV1beta1().PodMetricses("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil || len(pods.Items) != 1 || pods.Items[0].Name != "web-1" {
+		t.Fatalf("pods app=web: %+v, %v", pods, err)
+	}
+	if cpu := pods.Items[0].Containers[0].Usage.Cpu().MilliValue(); cpu != 100 {
+		t.Fatalf("web-1 cpu = %dm, want 100m", cpu)
+	}
+	if _, err := mc.MetricsV1beta1().PodMetricses("default").Get(ctx, "nope", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("get a pod without metrics: %v, want 404", err)
+	}
+	node, err := mc.MetricsV1beta1().NodeMetricses().Get(ctx, "n1", metav1.GetOptions{})
+	if err != nil || node.Usage.Memory().Value() != 1<<30 {
+		t.Fatalf("node n1: %+v, %v", node, err)
+	}
+	if code, _, _ := f.do(t, f.http, http.MethodDelete, "/apis/metrics.k8s.io/v1beta1/nodes/n1", "", ""); code != http.StatusMethodNotAllowed {
+		t.Fatalf("DELETE node metrics: %d, want 405", code)
+	}
+	if code, _, _ := f.do(t, f.http, http.MethodGet, "/apis/metrics.k8s.io/v1beta1/nodes?watch=true", "", ""); code != http.StatusMethodNotAllowed {
+		t.Fatalf("watch node metrics: %d, want 405", code)
+	}
+}
