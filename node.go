@@ -245,7 +245,8 @@ func (n *Node) runAgent(ctx context.Context) {
 
 func (n *Node) startControllers(context.Context) (err error) {
 	n.ctrl, err = controller.New(controller.Config{Client: n.objs, Owns: n.owners.Owns, Now: n.cfg.Now,
-		Logger: n.log.With("component", "controller")})
+		Metrics: &agent.FabricUsage{Client: n.objs, Transport: n.streamTransport()},
+		Logger:  n.log.With("component", "controller")})
 	return err
 }
 

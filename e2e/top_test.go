@@ -54,7 +54,9 @@ func topRows(t *testing.T, out string) map[string][2]int {
 }
 
 // TestTopAndAutoscaling: `kubectl top pods|nodes` through any node report
-// the Podman-measured usage of pods on every node.
+// the Podman-measured usage of pods on every node, and a
+// HorizontalPodAutoscaler made by `kubectl autoscale` scales a busy
+// Deployment up to its maximum on that usage.
 func TestTopAndAutoscaling(t *testing.T) {
 	a := startNode(t)
 	b := joinNode(t, a)
@@ -88,4 +90,28 @@ func TestTopAndAutoscaling(t *testing.T) {
 			t.Fatalf("kubectl top nodes = %v, want %s with its memory", nodes, n.name)
 		}
 	}
+	// The pod uses ~200m of its 20m request: far above 50%, so the
+	// autoscaler goes to its maximum at its first evaluation.
+	if out, err := b.kubectlErr("autoscale", "deployment", "busy", "--min=1", "--max=3", "--cpu-percent=50"); err != nil {
+		t.Fatalf("kubectl autoscale: %v: %s", err, out)
+	}
+	eventually(t, 90*time.Second, func() error {
+		if got := a.kubectl("get", "deploy", "busy", "-o", "jsonpath={.spec.replicas}"); got != "3" {
+			return fmt.Errorf("busy has %s replicas, want 3", got)
+		}
+		return nil
+	})
+	a.kubectl("rollout", "status", "deploy/busy", "--timeout=120s")
+	eventually(t, 60*time.Second, func() error {
+		out := b.kubectl("get", "hpa", "busy", "--no-headers")
+		f := strings.Fields(out)
+		if len(f) < 7 || f[1] != "Deployment/busy" || !strings.HasPrefix(f[2]+f[3], "cpu:") || !strings.HasSuffix(f[3], "%/50%") || f[len(f)-2] != "3" {
+			return fmt.Errorf("kubectl get hpa = %q, want Deployment/busy at cpu: N%%/50%% with 3 replicas", out)
+		}
+		return nil
+	})
+	if out := a.kubectl("describe", "hpa", "busy"); !strings.Contains(out, "SuccessfulRescale") || !strings.Contains(out, "ValidMetricFound") {
+		t.Fatalf("kubectl describe hpa lacks the rescale event or the ValidMetricFound condition:\n%s", out)
+	}
+	a.kubectl("delete", "deploy", "busy")
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/client-go/discovery"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
+	"k8s.io/utils/ptr"
 )
 
 // fixedMetrics reports two pods in default and one node.
@@ -74,5 +77,32 @@ func TestMetricsAPI(t *testing.T) {
 	}
 	if code, _, _ := f.do(t, f.http, http.MethodGet, "/apis/metrics.k8s.io/v1beta1/nodes?watch=true", "", ""); code != http.StatusMethodNotAllowed {
 		t.Fatalf("watch node metrics: %d, want 405", code)
+	}
+}
+
+// TestAutoscalingV1Create: `kubectl autoscale` creates autoscaling/v1
+// autoscalers, which are stored and served as autoscaling/v2.
+func TestAutoscalingV1Create(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	hpa := &autoscalingv1.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: autoscalingv1.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv1.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+			MaxReplicas:    4, TargetCPUUtilizationPercentage: ptr.To[int32](60),
+		}}
+	got, err := f.client.AutoscalingV1().HorizontalPodAutoscalers("default").Create(ctx, hpa, metav1.CreateOptions{})
+	if err != nil || got.UID == "" || *got.Spec.TargetCPUUtilizationPercentage != 60 || *got.Spec.MinReplicas != 1 {
+		t.Fatalf("v1 create: %+v, %v", got, err)
+	}
+	v2, err := f.client.AutoscalingV2().HorizontalPodAutoscalers("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || len(v2.Spec.Metrics) != 1 || *v2.Spec.Metrics[0].Resource.Target.AverageUtilization != 60 {
+		t.Fatalf("v2 view: %+v, %v", v2, err)
+	}
+	if _, err := f.client.AutoscalingV1().HorizontalPodAutoscalers("default").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "autoscaling/v2") {
+		t.Fatalf("v1 get: %v, want 404 pointing to autoscaling/v2", err)
+	}
+	hpa.Name, hpa.Spec.MaxReplicas = "bad", 0
+	if _, err := f.client.AutoscalingV1().HorizontalPodAutoscalers("default").Create(ctx, hpa, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.maxReplicas") {
+		t.Fatalf("v1 create of maxReplicas 0: %v, want 422 on spec.maxReplicas", err)
 	}
 }

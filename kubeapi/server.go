@@ -215,6 +215,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/apis/") && strings.Count(path, "/") == 3:
 		parts := strings.Split(strings.TrimPrefix(path, "/apis/"), "/")
 		s.serveResourceList(rec, schema.GroupVersion{Group: parts[0], Version: parts[1]})
+	case isHPAv1(path):
+		if err := s.serveHPAv1(rec, r, path); err != nil {
+			s.writeError(rec, err)
+		}
 	case s.cfg.Metrics != nil && strings.HasPrefix(path, "/"+gvPath(metricsGV)+"/"):
 		verb, resName = "get", metricsGV.Group
 		if err := s.serveMetrics(rec, r, path, user); err != nil {

@@ -46,6 +46,9 @@ type Config struct {
 	// Deployment, ReplicaSet, DaemonSet, Job or CronJob) or orphan, a
 	// Namespace's or an Event's UID. Nil means this node owns everything.
 	Owns func(uid types.UID) bool
+	// Metrics is the pods' resource usage, for HorizontalPodAutoscalers;
+	// nil leaves them inactive (ScalingActive=False).
+	Metrics PodMetrics
 }
 
 // Manager runs the workload controllers.
@@ -60,6 +63,9 @@ type Manager struct {
 	// wake is the earliest time a controller of the last ReconcileAll
 	// asked to run again (a CronJob's next schedule time); zero if none.
 	wake time.Time
+	// hpas is what the autoscaler remembers of the autoscalers this node
+	// owns.
+	hpas map[types.UID]*hpaState
 }
 
 // New returns a controller manager.
@@ -79,13 +85,13 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Owns == nil {
 		cfg.Owns = func(types.UID) bool { return true }
 	}
-	return &Manager{cfg: cfg, c: cfg.Client, log: cfg.Logger, kick: make(chan struct{}, 1)}, nil
+	return &Manager{cfg: cfg, c: cfg.Client, log: cfg.Logger, kick: make(chan struct{}, 1), hpas: map[types.UID]*hpaState{}}, nil
 }
 
 // watched are the resources whose changes trigger reconciliation.
 // Nodes are watched for DaemonSets: a node that joins gets its daemon
 // pods at once.
-var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "daemonsets", "jobs", "cronjobs", "poddisruptionbudgets", "customresourcedefinitions", "pods", "nodes"}
+var watched = []string{"namespaces", "serviceaccounts", "deployments", "replicasets", "daemonsets", "jobs", "cronjobs", "poddisruptionbudgets", "horizontalpodautoscalers", "customresourcedefinitions", "pods", "nodes"}
 
 // Run reconciles until ctx is done.
 func (m *Manager) Run(ctx context.Context) {
@@ -153,6 +159,7 @@ func (m *Manager) ReconcileAll(ctx context.Context) {
 		{"jobs", m.reconcileJobs},
 		{"cronjobs", m.reconcileCronJobs},
 		{"poddisruptionbudgets", m.reconcileDisruptionBudgets},
+		{"horizontalpodautoscalers", m.reconcileAutoscalers},
 		{"customresourcedefinitions", m.reconcileCRDs},
 		{"garbage collection", m.collectGarbage},
 	} {

@@ -34,6 +34,7 @@ func resources() []*Resource {
 		secretResource(),
 		serviceAccountResource(),
 		podDisruptionBudgetResource(),
+		hpaResource(),
 		crdResource(),
 	}
 }
