@@ -395,7 +395,13 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 	if grace != nil {
 		opts.GracePeriodSeconds = grace
 	}
-	do := deleteOptions(&opts)
+	if p := r.URL.Query().Get("propagationPolicy"); p != "" {
+		opts.PropagationPolicy = new(metav1.DeletionPropagation(p))
+	}
+	do, err := deleteOptions(&opts)
+	if err != nil {
+		return err
+	}
 	if dryRun(r) {
 		obj, err := s.objs.In(req.res).Get(req.namespace, req.name)
 		if err != nil {
@@ -413,7 +419,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 }
 
 // deleteOptions are the object layer's options of a delete request.
-func deleteOptions(opts *metav1.DeleteOptions) objects.DeleteOptions {
+func deleteOptions(opts *metav1.DeleteOptions) (objects.DeleteOptions, error) {
 	do := objects.DeleteOptions{GracePeriodSeconds: opts.GracePeriodSeconds}
 	if p := opts.Preconditions; p != nil {
 		if p.UID != nil {
@@ -423,7 +429,24 @@ func deleteOptions(opts *metav1.DeleteOptions) objects.DeleteOptions {
 			do.ResourceVersion = *p.ResourceVersion
 		}
 	}
-	return do
+	//lint:ignore SA1019 deprecated, but kube-apiserver still honours it and old clients send it
+	orphan := opts.OrphanDependents
+	switch {
+	case opts.PropagationPolicy != nil && orphan != nil:
+		return do, apierrors.NewBadRequest("propagationPolicy and orphanDependents cannot both be set")
+	case opts.PropagationPolicy != nil:
+		do.Propagation = *opts.PropagationPolicy
+		switch do.Propagation {
+		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
+		default:
+			return do, apierrors.NewBadRequest(fmt.Sprintf("invalid propagationPolicy %q: must be Orphan, Background or Foreground", do.Propagation))
+		}
+	case orphan != nil && *orphan:
+		do.Propagation = metav1.DeletePropagationOrphan
+	case orphan != nil:
+		do.Propagation = metav1.DeletePropagationBackground
+	}
+	return do, nil
 }
 
 // serveEviction serves POST pods/NAME/eviction: a policy/v1 (or v1beta1)
@@ -446,7 +469,11 @@ func (s *Server) serveEviction(w http.ResponseWriter, r *http.Request, req *requ
 	}
 	do, dry := objects.DeleteOptions{}, dryRun(r)
 	if opts := ev.DeleteOptions; opts != nil {
-		do, dry = deleteOptions(opts), dry || slices.Contains(opts.DryRun, metav1.DryRunAll)
+		var err error
+		if do, err = deleteOptions(opts); err != nil {
+			return err
+		}
+		dry = dry || slices.Contains(opts.DryRun, metav1.DryRunAll)
 	}
 	if err := s.objs.Evict(r.Context(), req.namespace, req.name, do, dry); err != nil {
 		return err

@@ -22,6 +22,7 @@ type Client interface {
 	Update(ctx context.Context, obj objects.Object) error
 	UpdateStatus(ctx context.Context, obj objects.Object) error
 	Delete(ctx context.Context, obj objects.Object, gracePeriodSeconds *int64) error
+	DeleteWith(ctx context.Context, obj objects.Object, opts objects.DeleteOptions) error
 	Record(ctx context.Context, obj objects.Object, component, eventType, reason, message string) error
 	Notify(ctx context.Context, resource string, kick chan<- struct{})
 	// Resources lists every served resource (namespace deletion and

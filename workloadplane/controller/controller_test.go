@@ -348,3 +348,48 @@ func TestEveryNamespaceHasADefaultServiceAccount(t *testing.T) {
 		t.Fatalf("default ServiceAccount of a deleted namespace: %v", err)
 	}
 }
+
+// TestDeletionPropagation: an Orphan delete of a Deployment leaves its
+// ReplicaSet and pods running without it; a Foreground delete keeps the
+// Deployment until its ReplicaSets and their pods are gone.
+func TestDeletionPropagation(t *testing.T) {
+	h := newHarness(t)
+	d := h.deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0))
+	h.settle()
+	if err := h.objs.DeleteWith(h.ctx, d, objects.DeleteOptions{Propagation: metav1.DeletePropagationOrphan}); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if err := h.objs.Get(h.ctx, d); !apierrors.IsNotFound(err) {
+		t.Fatalf("orphaning Deployment still there: %v", err)
+	}
+	var rss appsv1.ReplicaSetList
+	h.objs.List(h.ctx, &rss, "default", nil)
+	if len(rss.Items) != 1 || len(rss.Items[0].OwnerReferences) != 0 || len(h.pods()) != 2 {
+		t.Fatalf("after an orphan delete: %d ReplicaSets (%+v), %d pods; want the ReplicaSet, unowned, and its 2 pods", len(rss.Items), rss.Items, len(h.pods()))
+	}
+	h.objs.Delete(h.ctx, &rss.Items[0], nil)
+	h.settle()
+
+	d = h.deployment("api", 1, intstr.FromInt32(1), intstr.FromInt32(0))
+	h.settle()
+	if err := h.objs.DeleteWith(h.ctx, d, objects.DeleteOptions{Propagation: metav1.DeletePropagationForeground}); err != nil {
+		t.Fatal(err)
+	}
+	h.m.ReconcileAll(h.ctx) // the ReplicaSet, in the foreground
+	h.m.ReconcileAll(h.ctx) // its pod
+	if err := h.objs.Get(h.ctx, d); err != nil || d.DeletionTimestamp == nil {
+		t.Fatalf("foreground-deleted Deployment: %v; want it kept while its pods go", err)
+	}
+	if pods := h.pods(); len(pods) != 1 || pods[0].DeletionTimestamp == nil {
+		t.Fatalf("pods %+v, want the one being deleted", pods)
+	}
+	h.settle()
+	h.settle()
+	if err := h.objs.Get(h.ctx, d); !apierrors.IsNotFound(err) {
+		t.Fatalf("Deployment still there after its pods went: %v", err)
+	}
+	if h.objs.List(h.ctx, &rss, "default", nil); len(rss.Items) != 0 || len(h.pods()) != 0 {
+		t.Fatalf("%d ReplicaSets and %d pods left", len(rss.Items), len(h.pods()))
+	}
+}

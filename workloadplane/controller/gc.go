@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,11 +18,12 @@ import (
 // EventTTL is how long Events are kept, as in Kubernetes.
 const EventTTL = time.Hour
 
-// collectGarbage deletes the objects, of every served resource, whose
-// controller (named in their ownerReferences, of a served kind) is gone or
-// being deleted, and expired Events. Dependents are listed before owners,
-// so a dependent created together with its owner is never mistaken for an
-// orphan.
+// collectGarbage finishes the deletions that wait for dependents
+// (finalizeDependents), deletes the objects, of every served resource,
+// whose controller (named in their ownerReferences, of a served kind) is
+// gone or being deleted in the background, and expired Events. Dependents
+// are listed before owners, so a dependent created together with its owner
+// is never mistaken for an orphan.
 func (m *Manager) collectGarbage(ctx context.Context) error {
 	controllers := map[schema.GroupVersionKind]bool{}
 	for _, r := range m.c.Resources() {
@@ -29,12 +31,13 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 			controllers[r.GVK()] = true
 		}
 	}
-	var dependents []objects.Object
+	var all, dependents []objects.Object
 	for _, r := range m.c.Resources() {
 		objs, err := m.listAll(ctx, r, "")
 		if err != nil {
 			return err
 		}
+		all = append(all, objs...)
 		for _, o := range objs {
 			ref := metav1.GetControllerOf(o)
 			if ref != nil && o.GetDeletionTimestamp() == nil && controllers[schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind)] {
@@ -42,6 +45,9 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 			}
 		}
 	}
+	var errs []error
+	// An owner that waits for its dependents (orphan, foregroundDeletion)
+	// is still there for them: finalizeDependents takes care of them.
 	owners := map[types.UID]bool{}
 	for _, r := range m.c.Resources() {
 		if !r.Controls() {
@@ -52,17 +58,17 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 			return err
 		}
 		for _, o := range objs {
-			if o.GetDeletionTimestamp() == nil {
+			if o.GetDeletionTimestamp() == nil || waitsForDependents(o) {
 				owners[o.GetUID()] = true
 			}
 		}
 	}
-	var errs []error
 	for _, o := range dependents {
 		if ref := metav1.GetControllerOf(o).UID; !owners[ref] && m.cfg.Owns(m.chain.WorkloadKey(o)) {
 			errs = append(errs, m.c.Delete(ctx, o, nil))
 		}
 	}
+	errs = append(errs, m.finalizeDependents(ctx, all))
 	var events corev1.EventList
 	if err := m.c.List(ctx, &events, "", nil); err != nil {
 		return err
@@ -77,6 +83,60 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 		if last.Before(cutoff) && m.cfg.Owns(e.UID) {
 			errs = append(errs, m.c.Delete(ctx, e, nil))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitsForDependents reports whether obj is being deleted with the orphan
+// or foregroundDeletion finalizer.
+func waitsForDependents(obj objects.Object) bool {
+	return obj.GetDeletionTimestamp() != nil &&
+		(slices.Contains(obj.GetFinalizers(), metav1.FinalizerOrphanDependents) || slices.Contains(obj.GetFinalizers(), metav1.FinalizerDeleteDependents))
+}
+
+// finalizeDependents finishes the deletions the garbage collector's
+// finalizers hold, as Kubernetes' does, for every object this node owns:
+// orphan removes the object from its dependents' ownerReferences, then the
+// finalizer; foregroundDeletion deletes the dependents (in the foreground
+// too, so a Deployment waits for its pods through its ReplicaSets) and
+// removes the finalizer once none that blocks owner deletion is left.
+func (m *Manager) finalizeDependents(ctx context.Context, all []objects.Object) error {
+	var errs []error
+	for _, owner := range all {
+		if !waitsForDependents(owner) || !m.cfg.Owns(m.chain.WorkloadKey(owner)) {
+			continue
+		}
+		orphan := slices.Contains(owner.GetFinalizers(), metav1.FinalizerOrphanDependents)
+		var failed []error
+		blocking := 0
+		for _, dep := range all {
+			i := slices.IndexFunc(dep.GetOwnerReferences(), func(r metav1.OwnerReference) bool { return r.UID == owner.GetUID() })
+			if i < 0 {
+				continue
+			}
+			ref := dep.GetOwnerReferences()[i]
+			if orphan {
+				dep.SetOwnerReferences(slices.Delete(slices.Clone(dep.GetOwnerReferences()), i, i+1))
+				failed = append(failed, m.c.Update(ctx, dep))
+				continue
+			}
+			if dep.GetDeletionTimestamp() == nil {
+				failed = append(failed, m.c.DeleteWith(ctx, dep, objects.DeleteOptions{Propagation: metav1.DeletePropagationForeground}))
+			}
+			if ref.BlockOwnerDeletion != nil && *ref.BlockOwnerDeletion {
+				blocking++
+			}
+		}
+		if err := errors.Join(failed...); err != nil || blocking > 0 {
+			errs = append(errs, err)
+			continue
+		}
+		fin := metav1.FinalizerDeleteDependents
+		if orphan {
+			fin = metav1.FinalizerOrphanDependents
+		}
+		owner.SetFinalizers(slices.DeleteFunc(slices.Clone(owner.GetFinalizers()), func(f string) bool { return f == fin }))
+		errs = append(errs, m.c.Update(ctx, owner))
 	}
 	return errors.Join(errs...)
 }

@@ -53,6 +53,7 @@ func crdResource() *Resource {
 		},
 		generation: true,
 		validate:   validateCRD,
+		finishes:   true,
 		graceful: func(cur Object, opts DeleteOptions) (int64, bool) {
 			// Its objects go first; the owner then removes it.
 			return 0, !(zeroGrace(opts) && cur.GetDeletionTimestamp() != nil)

@@ -34,6 +34,7 @@ func namespaceResource() *Resource {
 			ns := o.(*corev1.Namespace)
 			return []any{ns.Name, string(ns.Status.Phase), age(o, now)}
 		},
+		finishes: true,
 		graceful: func(cur Object, opts DeleteOptions) (int64, bool) {
 			return 0, !(zeroGrace(opts) && cur.GetDeletionTimestamp() != nil)
 		},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -340,17 +341,26 @@ func (c Collection) PrepareUpdate(obj, old Object, status bool) error {
 
 // Write stores obj over the live object, on the precondition that the live
 // object is at resourceVersion rv (if non-zero), and sets obj's
-// resourceVersion.
+// resourceVersion. An object being deleted that this leaves without
+// finalizers and with no grace period left is removed, as kube-apiserver
+// does, unless a controller finishes its resource's deletions (namespaces,
+// CRDs).
 func (c Collection) Write(obj Object, rv uint64) error {
 	data, err := c.encode(obj)
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	rec, err := c.o.store.Put(c.r.key(obj.GetNamespace(), obj.GetName()), data, store.Precondition{MustExist: true, RV: rv})
+	key := c.r.key(obj.GetNamespace(), obj.GetName())
+	rec, err := c.o.store.Put(key, data, store.Precondition{MustExist: true, RV: rv})
 	if err != nil {
 		return storeErr(c.r, obj.GetName(), err)
 	}
 	obj.SetResourceVersion(strconv.FormatUint(rec.RV, 10))
+	if g := obj.GetDeletionGracePeriodSeconds(); !c.r.finishes && obj.GetDeletionTimestamp() != nil && len(obj.GetFinalizers()) == 0 && (g == nil || *g == 0) {
+		if _, err := c.o.store.Delete(key, store.Precondition{RV: rec.RV}); err != nil && !errors.Is(err, store.ErrConflict) {
+			return storeErr(c.r, obj.GetName(), err)
+		}
+	}
 	return nil
 }
 
@@ -382,12 +392,42 @@ type DeleteOptions struct {
 	// ResourceVersion and UID are preconditions when set.
 	ResourceVersion string
 	UID             types.UID
+	// Propagation says what becomes of the object's dependents: Orphan and
+	// Foreground keep the object, marked, with the orphan or
+	// foregroundDeletion finalizer until the garbage collector has
+	// released or deleted them; Background (and "" for an object without
+	// those finalizers) deletes it at once and them afterwards.
+	Propagation metav1.DeletionPropagation
+}
+
+// withPropagation sets the garbage collector's finalizers of obj for
+// policy, as kube-apiserver does; it reports whether they changed.
+func withPropagation(obj Object, policy metav1.DeletionPropagation) bool {
+	if policy == "" {
+		return false
+	}
+	fins := slices.DeleteFunc(slices.Clone(obj.GetFinalizers()), func(f string) bool {
+		return f == metav1.FinalizerOrphanDependents || f == metav1.FinalizerDeleteDependents
+	})
+	switch policy {
+	case metav1.DeletePropagationOrphan:
+		fins = append(fins, metav1.FinalizerOrphanDependents)
+	case metav1.DeletePropagationForeground:
+		fins = append(fins, metav1.FinalizerDeleteDependents)
+	}
+	if slices.Equal(fins, obj.GetFinalizers()) {
+		return false
+	}
+	obj.SetFinalizers(fins)
+	return true
 }
 
 // Delete deletes namespace/name and returns the object as it was, or as it
 // is now marked for deletion: resources with a graceful-delete rule (bound
 // pods, namespaces) get a deletionTimestamp, and whoever finishes their
-// deletion removes them later with a zero grace period.
+// deletion removes them later with a zero grace period; an object with
+// finalizers (or given some by opts.Propagation) is marked with a zero
+// grace period and removed when an update leaves it none (Write).
 func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, error) {
 	r := c.r
 	cur, err := c.Get(namespace, name)
@@ -404,18 +444,34 @@ func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, 
 	if rv == 0 {
 		rv, _ = ParseResourceVersion(cur.GetResourceVersion())
 	}
-	if r.graceful != nil {
-		if grace, mark := r.graceful(cur, opts); mark {
-			if cur.GetDeletionTimestamp() == nil {
-				now := metav1.NewTime(c.o.now())
-				cur.SetDeletionTimestamp(&now)
-				cur.SetDeletionGracePeriodSeconds(&grace)
-				if err := c.Write(cur, rv); err != nil {
-					return nil, err
-				}
-			}
-			return cur, nil
+	changed := withPropagation(cur, opts.Propagation)
+	mark := func(grace int64) (Object, error) {
+		if cur.GetDeletionTimestamp() == nil {
+			now := metav1.NewTime(c.o.now())
+			cur.SetDeletionTimestamp(&now)
+			changed = true
 		}
+		if g := cur.GetDeletionGracePeriodSeconds(); g == nil || *g != grace {
+			cur.SetDeletionGracePeriodSeconds(&grace)
+			changed = true
+		}
+		if changed {
+			if err := c.Write(cur, rv); err != nil {
+				return nil, err
+			}
+		}
+		return cur, nil
+	}
+	if r.graceful != nil {
+		if grace, ok := r.graceful(cur, opts); ok {
+			if cur.GetDeletionTimestamp() != nil && !changed {
+				return cur, nil // already under way
+			}
+			return mark(grace)
+		}
+	}
+	if len(cur.GetFinalizers()) > 0 {
+		return mark(0)
 	}
 	if _, err := c.o.store.Delete(r.key(namespace, name), store.Precondition{RV: rv}); err != nil {
 		return nil, storeErr(r, name, err)
@@ -533,11 +589,18 @@ func (o *Objects) UpdateStatus(_ context.Context, obj Object) error {
 // Delete deletes the object named by obj's namespace and name, on the
 // precondition that its UID is obj's (if set); see Collection.Delete for
 // graceful deletion.
-func (o *Objects) Delete(_ context.Context, obj Object, gracePeriodSeconds *int64) error {
+func (o *Objects) Delete(ctx context.Context, obj Object, gracePeriodSeconds *int64) error {
+	return o.DeleteWith(ctx, obj, DeleteOptions{GracePeriodSeconds: gracePeriodSeconds})
+}
+
+// DeleteWith deletes the object named by obj's namespace and name with
+// opts, on the precondition that its UID is obj's (if set).
+func (o *Objects) DeleteWith(_ context.Context, obj Object, opts DeleteOptions) error {
 	r, err := o.ResourceOf(obj)
 	if err != nil {
 		return err
 	}
-	_, err = o.In(r).Delete(obj.GetNamespace(), obj.GetName(), DeleteOptions{GracePeriodSeconds: gracePeriodSeconds, UID: obj.GetUID()})
+	opts.UID = obj.GetUID()
+	_, err = o.In(r).Delete(obj.GetNamespace(), obj.GetName(), opts)
 	return err
 }

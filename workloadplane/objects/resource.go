@@ -72,6 +72,10 @@ type Resource struct {
 	// graceful decides whether a delete only marks the object (see
 	// DeleteOptions); nil removes at once.
 	graceful func(cur Object, opts DeleteOptions) (grace int64, mark bool)
+	// finishes marks resources whose marked objects a controller removes
+	// itself (a namespace once empty, a CRD once its objects are gone), so
+	// an update that leaves one without finalizers does not.
+	finishes bool
 	// controls marks resources whose objects control others (their
 	// dependents name them in a controller ownerReference).
 	controls bool
