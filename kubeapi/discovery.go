@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
@@ -110,8 +111,8 @@ func apiGroup(gv schema.GroupVersion) metav1.APIGroup {
 }
 
 func (s *Server) versionDiscovery(gv schema.GroupVersion) apidiscoveryv2.APIVersionDiscovery {
-	if gv == metricsGV {
-		return metricsDiscovery()
+	if g, ok := s.staticGroup(gv); ok {
+		return g.discovery()
 	}
 	vd := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
 	for _, r := range servedIn(s.objs, gv) {
@@ -153,8 +154,8 @@ func (s *Server) serveGroup(w http.ResponseWriter, group string) {
 
 // serveResourceList answers /api/v1 and /apis/GROUP/VERSION.
 func (s *Server) serveResourceList(w http.ResponseWriter, gv schema.GroupVersion) {
-	if gv == metricsGV && s.cfg.Metrics != nil {
-		s.writeJSON(w, http.StatusOK, &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String(), APIResources: metricsResources})
+	if g, ok := s.staticGroup(gv); ok {
+		s.writeJSON(w, http.StatusOK, &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String(), APIResources: g.resources})
 		return
 	}
 	rs := servedIn(s.objs, gv)
@@ -187,4 +188,64 @@ func servedIn(o *objects.Objects, gv schema.GroupVersion) []*objects.Resource {
 		}
 	}
 	return out
+}
+
+// staticGroup is an API version served outside the object layer, with
+// fixed resources: the review APIs (not selfsubjectrulesreviews, which
+// answers "not supported"), and metrics.k8s.io.
+type staticGroup struct {
+	gv        schema.GroupVersion
+	resources []metav1.APIResource
+}
+
+var reviewGroups = []staticGroup{
+	{schema.GroupVersion{Group: "authentication.k8s.io", Version: "v1"}, []metav1.APIResource{
+		{Name: "selfsubjectreviews", Kind: "SelfSubjectReview", Verbs: []string{"create"}},
+	}},
+	{schema.GroupVersion{Group: "authorization.k8s.io", Version: "v1"}, []metav1.APIResource{
+		{Name: "selfsubjectaccessreviews", Kind: "SelfSubjectAccessReview", Verbs: []string{"create"}},
+		{Name: "subjectaccessreviews", Kind: "SubjectAccessReview", Verbs: []string{"create"}},
+	}},
+}
+
+// staticGroups are the static API versions this server serves.
+func (s *Server) staticGroups() []staticGroup {
+	if s.cfg.Metrics != nil {
+		return append(slices.Clone(reviewGroups), metricsGroup)
+	}
+	return reviewGroups
+}
+
+// staticGroup returns the static group of gv, if gv is one.
+func (s *Server) staticGroup(gv schema.GroupVersion) (staticGroup, bool) {
+	i := slices.IndexFunc(s.staticGroups(), func(g staticGroup) bool { return g.gv == gv })
+	if i < 0 {
+		return staticGroup{}, false
+	}
+	return s.staticGroups()[i], true
+}
+
+// groupVersions are the served API versions: the object layer's and the
+// static ones.
+func (s *Server) groupVersions() []schema.GroupVersion {
+	gvs := s.objs.GroupVersions()
+	for _, g := range s.staticGroups() {
+		gvs = append(gvs, g.gv)
+	}
+	return gvs
+}
+
+func (g staticGroup) discovery() apidiscoveryv2.APIVersionDiscovery {
+	vd := apidiscoveryv2.APIVersionDiscovery{Version: g.gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
+	for _, r := range g.resources {
+		scope := apidiscoveryv2.ScopeCluster
+		if r.Namespaced {
+			scope = apidiscoveryv2.ScopeNamespace
+		}
+		vd.Resources = append(vd.Resources, apidiscoveryv2.APIResourceDiscovery{
+			Resource: r.Name, Scope: scope, Verbs: r.Verbs,
+			ResponseKind: &metav1.GroupVersionKind{Group: g.gv.Group, Version: g.gv.Version, Kind: r.Kind},
+		})
+	}
+	return vd
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -29,37 +28,12 @@ type Metrics interface {
 
 var metricsGV = schema.GroupVersion{Group: "metrics.k8s.io", Version: "v1beta1"}
 
-// metricsResources are served as metrics-server serves them: read only,
-// not watchable.
-var metricsResources = []metav1.APIResource{
-	{Name: "nodes", SingularName: "", Namespaced: false, Kind: "NodeMetrics", Verbs: []string{"get", "list"}},
-	{Name: "pods", SingularName: "", Namespaced: true, Kind: "PodMetrics", Verbs: []string{"get", "list"}},
-}
-
-// groupVersions are the served API versions: the object layer's and,
-// with Config.Metrics, metrics.k8s.io.
-func (s *Server) groupVersions() []schema.GroupVersion {
-	gvs := s.objs.GroupVersions()
-	if s.cfg.Metrics != nil {
-		gvs = append(gvs, metricsGV)
-	}
-	return gvs
-}
-
-func metricsDiscovery() apidiscoveryv2.APIVersionDiscovery {
-	vd := apidiscoveryv2.APIVersionDiscovery{Version: metricsGV.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
-	for _, r := range metricsResources {
-		scope := apidiscoveryv2.ScopeCluster
-		if r.Namespaced {
-			scope = apidiscoveryv2.ScopeNamespace
-		}
-		vd.Resources = append(vd.Resources, apidiscoveryv2.APIResourceDiscovery{
-			Resource: r.Name, Scope: scope, Verbs: r.Verbs,
-			ResponseKind: &metav1.GroupVersionKind{Group: metricsGV.Group, Version: metricsGV.Version, Kind: r.Kind},
-		})
-	}
-	return vd
-}
+// metricsGroup is served as metrics-server serves it: read only, not
+// watchable.
+var metricsGroup = staticGroup{metricsGV, []metav1.APIResource{
+	{Name: "nodes", Namespaced: false, Kind: "NodeMetrics", Verbs: []string{"get", "list"}},
+	{Name: "pods", Namespaced: true, Kind: "PodMetrics", Verbs: []string{"get", "list"}},
+}}
 
 // serveMetrics answers a metrics.k8s.io resource request:
 // /apis/metrics.k8s.io/v1beta1/nodes[/NAME] and

@@ -106,3 +106,28 @@ func TestAutoscalingV1Create(t *testing.T) {
 		t.Fatalf("v1 create of maxReplicas 0: %v, want 422 on spec.maxReplicas", err)
 	}
 }
+
+// TestReviewsInDiscovery: `kubectl api-resources` lists the review APIs
+// this server answers, as kube-apiserver does.
+func TestReviewsInDiscovery(t *testing.T) {
+	f := newFixture(t)
+	dc := discovery.NewDiscoveryClientForConfigOrDie(f.config)
+	_, lists, err := dc.ServerGroupsAndResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"authentication.k8s.io/v1/selfsubjectreviews": false, "authorization.k8s.io/v1/selfsubjectaccessreviews": false,
+		"authorization.k8s.io/v1/subjectaccessreviews": false}
+	for _, l := range lists {
+		for _, r := range l.APIResources {
+			if _, ok := want[l.GroupVersion+"/"+r.Name]; ok && slices.Equal(r.Verbs, []string{"create"}) {
+				want[l.GroupVersion+"/"+r.Name] = true
+			}
+		}
+	}
+	for name, found := range want {
+		if !found {
+			t.Errorf("discovery lacks %s (verb create)", name)
+		}
+	}
+}
