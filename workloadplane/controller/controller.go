@@ -28,6 +28,9 @@ type Client interface {
 	// Resources lists every served resource (namespace deletion and
 	// garbage collection act on all of them).
 	Resources() []*objects.Resource
+	// Gone reports whether the object namespace/name of r with UID uid is
+	// known to have been deleted (objects.Collection.Gone).
+	Gone(r *objects.Resource, namespace, name string, uid types.UID) bool
 	// Chain reads the chain of controllers that workload keys follow.
 	Chain(ctx context.Context) (objects.Chain, error)
 }

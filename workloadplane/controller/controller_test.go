@@ -393,3 +393,46 @@ func TestDeletionPropagation(t *testing.T) {
 		t.Fatalf("%d ReplicaSets and %d pods left", len(rss.Items), len(h.pods()))
 	}
 }
+
+// TestGarbageCollectionByAnyOwnerReference: an object goes once all its
+// owners are gone, whatever their kind, but an owner this replica has
+// never seen (not replicated yet) or of a kind not served keeps it.
+func TestGarbageCollectionByAnyOwnerReference(t *testing.T) {
+	h := newHarness(t)
+	cm := func(name string, refs ...metav1.OwnerReference) *corev1.ConfigMap {
+		c := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", OwnerReferences: refs}}
+		if err := h.objs.Create(h.ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ref := func(apiVersion, kind, name string, uid types.UID) metav1.OwnerReference {
+		return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: uid}
+	}
+	parent := cm("parent")
+	other := cm("other")
+	cm("child", ref("v1", "ConfigMap", "parent", parent.UID))
+	cm("shared", ref("v1", "ConfigMap", "parent", parent.UID), ref("v1", "ConfigMap", "other", other.UID))
+	cm("unseen", ref("v1", "ConfigMap", "ghost", "uid-never-seen"))
+	cm("foreign", ref("example.com/v1", "Thing", "t", "uid-of-a-thing"))
+	exists := func(name string) bool {
+		err := h.objs.Get(h.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}})
+		return err == nil
+	}
+	h.m.ReconcileAll(h.ctx)
+	for _, name := range []string{"child", "shared", "unseen", "foreign"} {
+		if !exists(name) {
+			t.Fatalf("%s was collected while its owners were there or not known gone", name)
+		}
+	}
+	h.objs.Delete(h.ctx, parent, nil)
+	h.m.ReconcileAll(h.ctx)
+	if exists("child") {
+		t.Fatal("child outlived its only owner")
+	}
+	for _, name := range []string{"shared", "unseen", "foreign"} {
+		if !exists(name) {
+			t.Fatalf("%s was collected, but it has an owner left or one not known gone", name)
+		}
+	}
+}

@@ -18,20 +18,17 @@ import (
 // EventTTL is how long Events are kept, as in Kubernetes.
 const EventTTL = time.Hour
 
-// collectGarbage finishes the deletions that wait for dependents
-// (finalizeDependents), deletes the objects, of every served resource,
-// whose controller (named in their ownerReferences, of a served kind) is
-// gone or being deleted in the background, and expired Events. Dependents
-// are listed before owners, so a dependent created together with its owner
-// is never mistaken for an orphan.
+// collectGarbage deletes, as Kubernetes' garbage collector does, the
+// objects of every served resource none of whose owners (their
+// ownerReferences) is still there, finishes the deletions that wait for
+// dependents (finalizeDependents), and deletes expired Events.
 func (m *Manager) collectGarbage(ctx context.Context) error {
-	controllers := map[schema.GroupVersionKind]bool{}
+	byGVK := map[schema.GroupVersionKind]*objects.Resource{}
 	for _, r := range m.c.Resources() {
-		if r.Controls() {
-			controllers[r.GVK()] = true
-		}
+		byGVK[r.GVK()] = r
 	}
 	var all, dependents []objects.Object
+	ownerKinds := map[*objects.Resource]bool{}
 	for _, r := range m.c.Resources() {
 		objs, err := m.listAll(ctx, r, "")
 		if err != nil {
@@ -39,32 +36,32 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 		}
 		all = append(all, objs...)
 		for _, o := range objs {
-			ref := metav1.GetControllerOf(o)
-			if ref != nil && o.GetDeletionTimestamp() == nil && controllers[schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind)] {
-				dependents = append(dependents, o)
+			if o.GetDeletionTimestamp() != nil || len(o.GetOwnerReferences()) == 0 {
+				continue
+			}
+			dependents = append(dependents, o)
+			for _, ref := range o.GetOwnerReferences() {
+				if r := byGVK[schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind)]; r != nil {
+					ownerKinds[r] = true
+				}
 			}
 		}
 	}
-	var errs []error
-	// An owner that waits for its dependents (orphan, foregroundDeletion)
-	// is still there for them: finalizeDependents takes care of them.
-	owners := map[types.UID]bool{}
-	for _, r := range m.c.Resources() {
-		if !r.Controls() {
-			continue
-		}
+	// Owners are listed after their dependents, so a dependent created
+	// together with its owner finds it.
+	owners := map[types.UID]objects.Object{}
+	for r := range ownerKinds {
 		objs, err := m.listAll(ctx, r, "")
 		if err != nil {
 			return err
 		}
 		for _, o := range objs {
-			if o.GetDeletionTimestamp() == nil || waitsForDependents(o) {
-				owners[o.GetUID()] = true
-			}
+			owners[o.GetUID()] = o
 		}
 	}
+	var errs []error
 	for _, o := range dependents {
-		if ref := metav1.GetControllerOf(o).UID; !owners[ref] && m.cfg.Owns(m.chain.WorkloadKey(o)) {
+		if m.cfg.Owns(m.chain.WorkloadKey(o)) && !m.hasOwner(o, owners, byGVK) {
 			errs = append(errs, m.c.Delete(ctx, o, nil))
 		}
 	}
@@ -85,6 +82,36 @@ func (m *Manager) collectGarbage(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hasOwner reports whether one of obj's owners is still there for it,
+// with what an eventually consistent replica can know. An owner of a kind
+// not served, or one waiting for its dependents, is there; one being
+// deleted otherwise is not. An absent controller of a controlling kind is
+// gone: the node that reconciles obj's workload made obj from it, so has
+// seen it. Any other absent owner is gone only once this replica has seen
+// it deleted (Gone): until then it may just not have arrived.
+func (m *Manager) hasOwner(obj objects.Object, owners map[types.UID]objects.Object, byGVK map[schema.GroupVersionKind]*objects.Resource) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		res := byGVK[schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind)]
+		owner, present := owners[ref.UID]
+		ns := ""
+		if res != nil && res.Namespaced {
+			ns = obj.GetNamespace()
+		}
+		switch {
+		case res == nil:
+			return true
+		case present:
+			if owner.GetDeletionTimestamp() == nil || waitsForDependents(owner) {
+				return true
+			}
+		case ref.Controller != nil && *ref.Controller && res.Controls():
+		case !m.c.Gone(res, ns, ref.Name, ref.UID):
+			return true
+		}
+	}
+	return false
 }
 
 // waitsForDependents reports whether obj is being deleted with the orphan

@@ -32,6 +32,9 @@ import (
 type Store interface {
 	// Get returns the live record under key or store.ErrNotFound.
 	Get(key string) (store.Record, error)
+	// Tombstone returns the tombstone under key (with the deleted value)
+	// or store.ErrNotFound.
+	Tombstone(key string) (store.Record, error)
 	// List returns live records under prefix and the resourceVersion they
 	// are consistent with.
 	List(prefix string) ([]store.Record, uint64, error)
@@ -160,6 +163,24 @@ var errNoSealer = errors.New("objects: this node has no data key to seal or open
 // the store and replication require, holding nothing but ciphertext.
 type sealedDoc struct {
 	Sealed []byte `json:"sealed"`
+}
+
+// Gone reports whether this replica knows that the object namespace/name
+// of UID uid was deleted: its key holds a tombstone of that UID, or an
+// object of another UID. An object never seen here is not known to be
+// gone: it may not have been replicated yet.
+func (c Collection) Gone(namespace, name string, uid types.UID) bool {
+	key := c.r.key(namespace, name)
+	if rec, err := c.o.store.Get(key); err == nil {
+		obj, err := c.decode(rec.Value, rec.RV, key)
+		return err == nil && obj.GetUID() != uid
+	}
+	rec, err := c.o.store.Tombstone(key)
+	if err != nil || rec.Value == nil {
+		return false
+	}
+	obj, err := c.decode(rec.Value, rec.RV, key)
+	return err == nil && obj.GetUID() == uid
 }
 
 // decode turns a stored document into a typed object carrying rv.
@@ -523,6 +544,12 @@ func randSuffix() string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b)
+}
+
+// Gone reports whether the object namespace/name of r with UID uid is
+// known here to have been deleted (Collection.Gone).
+func (o *Objects) Gone(r *Resource, namespace, name string, uid types.UID) bool {
+	return o.In(r).Gone(namespace, name, uid)
 }
 
 // Get reads the object named by obj's namespace and name into obj.

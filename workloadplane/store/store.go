@@ -196,6 +196,26 @@ func (s *Store) Get(key string) (Record, error) {
 	return r, err
 }
 
+// Tombstone returns the tombstone under key, which holds the deleted
+// value, or ErrNotFound if the key is live or unknown here.
+func (s *Store) Tombstone(key string) (Record, error) {
+	var r Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketObjects).Get([]byte(key))
+		if v == nil {
+			return ErrNotFound
+		}
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		if !r.Deleted {
+			return ErrNotFound
+		}
+		return nil
+	})
+	return r, err
+}
+
 // List returns the live records whose keys start with prefix, in key order,
 // and the resourceVersion they are consistent with.
 func (s *Store) List(prefix string) ([]Record, uint64, error) {
