@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	crdopenapi "k8s.io/apiextensions-apiserver/pkg/controller/openapi/builder"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/kube-openapi/pkg/spec3"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 	"sigs.k8s.io/yaml"
 
@@ -31,7 +36,14 @@ type fieldManagers struct {
 	objs *objects.Objects
 	tc   managedfields.TypeConverter
 	mu   sync.Mutex
-	fms  map[schema.GroupVersionKind]*managedfields.FieldManager
+	fms  map[schema.GroupVersionKind]fieldManager
+}
+
+// fieldManager is a kind's, for the custom resources served at registry
+// generation gen (a CRD's schema may change).
+type fieldManager struct {
+	*managedfields.FieldManager
+	gen uint64
 }
 
 func newFieldManagers(o *objects.Objects) (*fieldManagers, error) {
@@ -47,24 +59,28 @@ func newFieldManagers(o *objects.Objects) (*fieldManagers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeapi: field management types: %w", err)
 	}
-	return &fieldManagers{objs: o, tc: tc, fms: map[schema.GroupVersionKind]*managedfields.FieldManager{}}, nil
+	return &fieldManagers{objs: o, tc: tc, fms: map[schema.GroupVersionKind]fieldManager{}}, nil
 }
 
 func (f *fieldManagers) of(res *objects.Resource) (*managedfields.FieldManager, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	gvk := res.GVK()
-	if fm, ok := f.fms[gvk]; ok {
-		return fm, nil
+	crds, gen := f.objs.ServedCRDs()
+	if fm, ok := f.fms[gvk]; ok && (!res.Custom() || fm.gen == gen) {
+		return fm.FieldManager, nil
 	}
 	var fm *managedfields.FieldManager
 	var err error
 	if res.Custom() {
-		// Custom resources: fields deduced from the objects themselves
-		// (every field granular, lists atomic), as kube-apiserver does for
-		// CRDs it has no apply schema of.
-		fm, err = managedfields.NewDefaultCRDFieldManager(managedfields.NewDeducedTypeConverter(), noConversion{},
-			unstructuredscheme.NewUnstructuredDefaulter(), unstructuredscheme.NewUnstructuredCreator(), gvk, gvk.GroupVersion(), "", nil)
+		// Custom resources: typed by their CRD's structural schema, as
+		// kube-apiserver does, so list-type, map-type and
+		// x-kubernetes-list-map-keys merge as declared.
+		var tc managedfields.TypeConverter
+		if tc, err = crdTypeConverter(crds, gvk); err == nil {
+			fm, err = managedfields.NewDefaultCRDFieldManager(tc, noConversion{},
+				unstructuredscheme.NewUnstructuredDefaulter(), unstructuredscheme.NewUnstructuredCreator(), gvk, gvk.GroupVersion(), "", nil)
+		}
 	} else {
 		sc := f.objs.Scheme()
 		fm, err = managedfields.NewDefaultFieldManager(f.tc, sc, sc, sc, gvk, gvk.GroupVersion(), "", nil)
@@ -72,8 +88,34 @@ func (f *fieldManagers) of(res *objects.Resource) (*managedfields.FieldManager, 
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("field manager for %s: %w", gvk, err))
 	}
-	f.fms[gvk] = fm
+	f.fms[gvk] = fieldManager{fm, gen}
 	return fm, nil
+}
+
+// crdTypeConverter types the custom resources of gvk by the OpenAPI models
+// apiextensions-apiserver builds from their CRD's schemas, every version
+// merged, as its handler does for apply.
+func crdTypeConverter(crds []*apiextensionsv1.CustomResourceDefinition, gvk schema.GroupVersionKind) (managedfields.TypeConverter, error) {
+	i := slices.IndexFunc(crds, func(c *apiextensionsv1.CustomResourceDefinition) bool {
+		return c.Spec.Group == gvk.Group && c.Spec.Names.Kind == gvk.Kind
+	})
+	if i < 0 {
+		return nil, fmt.Errorf("no served CRD defines %s", gvk)
+	}
+	crd := crds[i]
+	var docs []*spec3.OpenAPI
+	for _, v := range crd.Spec.Versions {
+		d, err := crdopenapi.BuildOpenAPIV3(crd, v.Name, crdopenapi.Options{})
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d)
+	}
+	merged, err := crdopenapi.MergeSpecsV3(docs...)
+	if err != nil {
+		return nil, err
+	}
+	return managedfields.NewTypeConverter(merged.Components.Schemas, crd.Spec.PreserveUnknownFields)
 }
 
 // noConversion converts custom objects between versions as a CRD's
