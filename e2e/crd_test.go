@@ -22,6 +22,8 @@ spec:
     subresources:
       status: {}
       scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    selectableFields:
+    - {jsonPath: .spec.size}
     additionalPrinterColumns:
     - {name: Size, type: string, jsonPath: .spec.size}
     - {name: Replicas, type: integer, jsonPath: .spec.replicas}
@@ -52,8 +54,8 @@ spec: {size: %s}
 // TestCustomResourcesWithKubectl: a CRD applied through one node is
 // Established and its custom resources are served at once by the other
 // node: created with defaults, validated against the schema, shown with the
-// printer columns and short name, explained from the schema, scaled,
-// patched, applied server-side, and deleted with the CRD.
+// printer columns and short name, explained from the schema, selected by
+// a selectable field, scaled, patched, applied server-side, and deleted with the CRD.
 func TestCustomResourcesWithKubectl(t *testing.T) {
 	a := startNode(t)
 	b := joinNode(t, a)
@@ -89,6 +91,9 @@ func TestCustomResourcesWithKubectl(t *testing.T) {
 	b.kubectl("patch", "widget", "w2", "--type=merge", "-p", `{"spec":{"size":"large"}}`)
 	if out := a.kubectl("get", "widgets", "-l", "team=blue", "-o", "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas", "--no-headers"); strings.Join(strings.Fields(out), " ") != "w1 3" {
 		t.Fatalf("after scale and label: %q", out)
+	}
+	if out := b.kubectl("get", "widgets", "--field-selector", "spec.size=large", "-o", "name"); out != "widget.example.com/w1\nwidget.example.com/w2\n" {
+		t.Fatalf("widgets with spec.size=large (a selectable field): %q", out)
 	}
 	if out, err := a.kubectlIn(widget("w4", "small"), "apply", "--server-side", "-f", "-"); err != nil || !strings.Contains(out, "serverside-applied") {
 		t.Fatalf("server-side apply of a widget: %v\n%s", err, out)

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -54,18 +55,7 @@ func (m *Manager) acceptCRD(ctx context.Context, crd *apiextensionsv1.CustomReso
 		}
 	}
 	set := func(t apiextensionsv1.CustomResourceDefinitionConditionType, s metav1.ConditionStatus, reason, msg string) {
-		c := apiextensionsv1.CustomResourceDefinitionCondition{Type: t, Status: apiextensionsv1.ConditionStatus(s), Reason: reason, Message: msg,
-			LastTransitionTime: metav1.NewTime(m.cfg.Now())}
-		for i := range st.Conditions {
-			if st.Conditions[i].Type == t {
-				if st.Conditions[i].Status == c.Status {
-					c.LastTransitionTime = st.Conditions[i].LastTransitionTime
-				}
-				st.Conditions[i] = c
-				return
-			}
-		}
-		st.Conditions = append(st.Conditions, c)
+		setCRDCondition(st, t, s, reason, msg, m.cfg.Now())
 	}
 	set(apiextensionsv1.NamesAccepted, names, reason, msg)
 	if names == metav1.ConditionTrue {
@@ -81,8 +71,35 @@ func (m *Manager) acceptCRD(ctx context.Context, crd *apiextensionsv1.CustomReso
 	return m.c.UpdateStatus(ctx, crd)
 }
 
-// finishCRD deletes the objects of a deleted CRD, then the CRD.
+// setCRDCondition sets a condition in st, keeping its transition time if
+// its status did not change.
+func setCRDCondition(st *apiextensionsv1.CustomResourceDefinitionStatus, t apiextensionsv1.CustomResourceDefinitionConditionType, s metav1.ConditionStatus, reason, msg string, now time.Time) {
+	c := apiextensionsv1.CustomResourceDefinitionCondition{Type: t, Status: apiextensionsv1.ConditionStatus(s), Reason: reason, Message: msg,
+		LastTransitionTime: metav1.NewTime(now)}
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t {
+			if st.Conditions[i].Status == c.Status {
+				c.LastTransitionTime = st.Conditions[i].LastTransitionTime
+			}
+			st.Conditions[i] = c
+			return
+		}
+	}
+	st.Conditions = append(st.Conditions, c)
+}
+
+// finishCRD deletes the objects of a deleted CRD, then the CRD, reporting
+// Terminating meanwhile as kube-apiserver's finalizer controller does (new
+// objects are refused while the CRD is marked: objects.PrepareCreate).
 func (m *Manager) finishCRD(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) error {
+	st := crd.Status.DeepCopy()
+	setCRDCondition(st, apiextensionsv1.Terminating, metav1.ConditionTrue, "InstanceDeletionInProgress", "CustomResource deletion is in progress", m.cfg.Now())
+	if !equality.Semantic.DeepEqual(st, &crd.Status) {
+		crd.Status = *st
+		if err := m.c.UpdateStatus(ctx, crd); err != nil {
+			return err
+		}
+	}
 	var storage string
 	for _, v := range crd.Spec.Versions {
 		if v.Storage {

@@ -19,11 +19,13 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/client-go/util/jsonpath"
 )
 
 // Custom resources: every served version of every CRD is a Resource of
@@ -126,6 +128,16 @@ func customResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensi
 		u.SetGroupVersionKind(r.GVK())
 		return u
 	}
+	if len(v.SelectableFields) > 0 {
+		fs, err := selectableFields(v.SelectableFields)
+		if err != nil {
+			return nil, err
+		}
+		r.fields = fs
+	}
+	if crd.DeletionTimestamp != nil {
+		r.terminating = fmt.Sprintf("create not allowed while custom resource definition %s is terminating", crd.Name)
+	}
 	if s := v.Subresources; s != nil {
 		if s.Status != nil {
 			r.Subresources = append(r.Subresources, "status")
@@ -150,6 +162,39 @@ func customColumns(tc rest.TableConvertor) []metav1.TableColumnDefinition {
 
 // jsonPath splits ".spec.replicas" into its fields.
 func jsonPath(p string) []string { return strings.Split(strings.TrimPrefix(p, "."), ".") }
+
+// selectableFields are the field selector values of a CRD version's
+// selectableFields, as apiextensions-apiserver's strategy derives them
+// (its registry package would bring etcd's client along): each JSONPath's
+// one scalar, printed, or "" where it is missing.
+func selectableFields(sfs []apiextensionsv1.SelectableField) (func(Object) fields.Set, error) {
+	type path struct {
+		name string
+		jp   *jsonpath.JSONPath
+	}
+	var paths []path
+	for _, sf := range sfs {
+		jp := jsonpath.New("selectableField")
+		jp.AllowMissingKeys(true)
+		if err := jp.Parse("{" + sf.JSONPath + "}"); err != nil {
+			return nil, fmt.Errorf("selectableField %s: %w", sf.JSONPath, err)
+		}
+		paths = append(paths, path{strings.TrimPrefix(sf.JSONPath, "."), jp})
+	}
+	return func(o Object) fields.Set {
+		set := fields.Set{}
+		content := o.(*unstructured.Unstructured).UnstructuredContent()
+		for _, p := range paths {
+			set[p.name] = ""
+			if res, err := p.jp.FindResults(content); err == nil && len(res) == 1 && len(res[0]) == 1 {
+				if v := res[0][0].Interface(); v != nil {
+					set[p.name] = fmt.Sprint(v)
+				}
+			}
+		}
+		return set
+	}, nil
+}
 
 // customScale reads and writes a custom resource's replicas at the paths
 // its CRD names.

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 )
@@ -144,5 +145,51 @@ func TestCustomResourcesFollowTheirCRD(t *testing.T) {
 	bad.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = apiextensionsv1.JSONSchemaProps{}
 	if err := o.Create(ctx, bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "type: Required value") {
 		t.Fatalf("non-structural CRD: %v", err)
+	}
+}
+
+// TestCustomSelectableFieldsAndTermination: a version's selectableFields
+// are field labels ("" where missing), and once the CRD is being deleted no
+// new object of it is accepted.
+func TestCustomSelectableFieldsAndTermination(t *testing.T) {
+	o, _ := newTestObjects(t)
+	ctx := context.Background()
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.Unmarshal([]byte(widgetCRD), crd); err != nil {
+		t.Fatal(err)
+	}
+	crd.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.size"}}
+	if err := o.Create(ctx, crd); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SyncCustom(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := o.Lookup(schema.GroupVersion{Group: "example.com", Version: "v1"}, "widgets")
+	for _, doc := range []string{
+		`{apiVersion: example.com/v1, kind: Widget, metadata: {name: big, namespace: default}, spec: {size: large}}`,
+		`{apiVersion: example.com/v1, kind: Widget, metadata: {name: small, namespace: default}, spec: {}}`,
+	} {
+		if err := o.Create(ctx, widget(t, doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := res.FieldSet(res.New())["spec.size"]; !ok {
+		t.Fatal("spec.size is not a field label of widgets")
+	}
+	list, err := o.In(res).List("default", nil, fields.OneTermEqualSelector("spec.size", "large"))
+	if err != nil || len(list.Items) != 1 || list.Items[0].GetName() != "big" {
+		t.Fatalf("widgets with spec.size=large: %v, %v", list.Items, err)
+	}
+
+	if err := o.Delete(ctx, crd, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SyncCustom(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = o.Create(ctx, widget(t, `{apiVersion: example.com/v1, kind: Widget, metadata: {name: late, namespace: default}}`))
+	if !apierrors.IsMethodNotSupported(err) || !strings.Contains(err.Error(), "terminating") {
+		t.Fatalf("create while the CRD terminates: %v, want 405", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -284,6 +285,10 @@ func (c Collection) PrepareCreate(obj Object) error {
 	}
 	if obj.GetName() == "" {
 		return invalid(r, "", field.ErrorList{field.Required(metaPath.Child("name"), "name or generateName is required")})
+	}
+	if r.terminating != "" {
+		return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusMethodNotAllowed,
+			Reason: metav1.StatusReasonMethodNotAllowed, Message: r.terminating}}
 	}
 	if r.Namespaced {
 		if err := c.o.namespaceWritable(obj.GetNamespace()); err != nil {

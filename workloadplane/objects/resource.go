@@ -85,6 +85,9 @@ type Resource struct {
 	// under storage (plural.group) rather than the plural.
 	custom  bool
 	storage string
+	// terminating, for a custom resource whose CRD is being deleted, is
+	// why no object of it can be created.
+	terminating string
 	// unknownFields lists the fields of a custom object its schema does not
 	// declare (the defaults hook prunes them).
 	unknownFields func(Object) []string
