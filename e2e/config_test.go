@@ -50,7 +50,9 @@ func TestConfigMapsSecretsAndServiceAccounts(t *testing.T) {
 		t.Fatalf("configmap envs: %q", out)
 	}
 	// kubectl pages through lists (its default chunk size is 500).
-	if all, paged := b.kubectl("get", "configmaps", "--no-headers"), b.kubectl("get", "configmaps", "--no-headers", "--chunk-size=1"); all != paged || strings.Count(all, "\n") < 2 {
+	// (Names and data counts: an AGE column can tick between the two runs.)
+	cols := "custom-columns=NAME:.metadata.name,DATA:.data"
+	if all, paged := b.kubectl("get", "configmaps", "--no-headers", "-o", cols), b.kubectl("get", "configmaps", "--no-headers", "-o", cols, "--chunk-size=1"); all != paged || strings.Count(all, "\n") < 2 {
 		t.Fatalf("kubectl get configmaps in chunks of 1:\n%s\nwhole:\n%s", paged, all)
 	}
 	if out := b.kubectl("get", "secrets"); !strings.Contains(out, "kubernetes.io/dockerconfigjson") || !strings.Contains(out, "Opaque") {
