@@ -106,11 +106,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, req *request)
 	if err != nil {
 		return err
 	}
-	res, err := s.objs.In(req.res).List(req.namespace, ls, fs)
-	if err != nil {
-		return err
-	}
-	pg, err := paginate(r, res.Items, res.ResourceVersion)
+	pg, err := listPage(r, s.objs.In(req.res), req.namespace, ls, fs)
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
@@ -35,31 +36,43 @@ type page struct {
 	remaining *int64
 }
 
-// paginate cuts items (a list at rv) into the page the request asks for.
-func paginate(r *http.Request, items []objects.Object, rv uint64) (page, error) {
+// listPage reads the page of res's list that the request asks for
+// (limit, continue) from the object layer, which decodes only that page.
+// remainingItemCount is set, as kube-apiserver sets it, only without
+// selectors.
+func listPage(r *http.Request, c objects.Collection, namespace string, ls labels.Selector, fs fields.Selector) (page, error) {
 	q := r.URL.Query()
 	limit, err := queryInt(q, "limit")
 	if err != nil {
 		return page{}, err
 	}
-	sort.Slice(items, func(i, j int) bool { return itemKey(items[i]) < itemKey(items[j]) })
-	start := 0
+	var tok continueToken
 	if c := q.Get("continue"); c != "" {
-		tok, err := parseContinue(c)
-		if err != nil {
+		if tok, err = parseContinue(c); err != nil {
 			return page{}, err
 		}
-		rv = tok.RV
-		start = sort.Search(len(items), func(i int) bool { return itemKey(items[i]) > tok.After })
 	}
-	items = items[start:]
-	if limit == nil || *limit <= 0 || int64(len(items)) <= *limit {
-		return page{items: items, rv: rv}, nil
+	n := int64(0)
+	if limit != nil && *limit > 0 {
+		n = *limit
 	}
-	out := items[:*limit]
-	raw, _ := json.Marshal(continueToken{Version: 1, RV: rv, After: itemKey(out[len(out)-1])})
-	left := int64(len(items)) - *limit
-	return page{items: out, rv: rv, continues: base64.RawURLEncoding.EncodeToString(raw), remaining: &left}, nil
+	l, left, err := c.ListPage(namespace, ls, fs, tok.After, n)
+	if err != nil {
+		return page{}, err
+	}
+	pg := page{items: l.Items, rv: l.ResourceVersion}
+	if tok.RV != 0 {
+		pg.rv = tok.RV
+	}
+	if n == 0 || left == 0 || len(l.Items) == 0 {
+		return pg, nil
+	}
+	raw, _ := json.Marshal(continueToken{Version: 1, RV: pg.rv, After: itemKey(l.Items[len(l.Items)-1])})
+	pg.continues = base64.RawURLEncoding.EncodeToString(raw)
+	if ls.Empty() && fs.Empty() {
+		pg.remaining = &left
+	}
+	return pg, nil
 }
 
 func itemKey(o objects.Object) string { return o.GetNamespace() + "/" + o.GetName() }

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,9 @@ type Store interface {
 	// List returns live records under prefix and the resourceVersion they
 	// are consistent with.
 	List(prefix string) ([]store.Record, uint64, error)
+	// ListAfter passes the live records under prefix after a key to keep
+	// until it returns false, and counts those left (store.ListAfter).
+	ListAfter(prefix, after string, keep func(store.Record) (bool, error)) (uint64, int64, error)
 	// Put writes a value under the precondition.
 	Put(key string, value []byte, pre store.Precondition) (store.Record, error)
 	// Delete writes a tombstone under the precondition.
@@ -272,6 +276,40 @@ func (c Collection) List(namespace string, ls labels.Selector, fs fields.Selecto
 	return out, nil
 }
 
+// ListPage returns, in namespace/name order, up to limit (0: no limit)
+// objects of namespace ("" for all) that match both selectors and come
+// after the object named after ("namespace/name"; "" for the first page).
+// It decodes only what it reads for the page, so a page costs its own size,
+// not the collection's; left is how many objects, matching or not, come
+// after it.
+func (c Collection) ListPage(namespace string, ls labels.Selector, fs fields.Selector, after string, limit int64) (List, int64, error) {
+	var start string
+	if after != "" {
+		ns, name, _ := strings.Cut(after, "/")
+		start = c.r.key(ns, name)
+	}
+	var out List
+	rv, left, err := c.o.store.ListAfter(c.r.prefix(namespace), start, func(rec store.Record) (bool, error) {
+		obj, err := c.decode(rec.Value, rec.RV, rec.Key)
+		if err != nil {
+			return false, err
+		}
+		if c.r.Matches(obj, ls, fs) {
+			out.Items = append(out.Items, obj)
+		}
+		return limit <= 0 || int64(len(out.Items)) < limit, nil
+	})
+	if err != nil {
+		var se apierrors.APIStatus
+		if !errors.As(err, &se) {
+			err = apierrors.NewInternalError(err)
+		}
+		return List{}, 0, err
+	}
+	out.ResourceVersion = rv
+	return out, left, nil
+}
+
 // PrepareCreate makes obj a new object as it will be stored: a name from
 // generateName, server-owned metadata, defaults, initial status; it checks
 // that the namespace accepts new objects and validates. Insert stores it.
@@ -477,7 +515,7 @@ func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, 
 			cur.SetDeletionTimestamp(&now)
 			changed = true
 		}
-		if g := cur.GetDeletionGracePeriodSeconds(); g == nil || *g != grace {
+		if g := cur.GetDeletionGracePeriodSeconds(); g == nil || grace < *g { // a grace period only shortens
 			cur.SetDeletionGracePeriodSeconds(&grace)
 			changed = true
 		}

@@ -216,6 +216,53 @@ func (s *Store) Tombstone(key string) (Record, error) {
 	return r, err
 }
 
+// ListAfter calls keep with the live records whose keys start with prefix
+// and come after the key after ("" for all), in key order, until keep
+// returns false; then it counts the live records left. It returns the
+// resourceVersion they are all consistent with: one read transaction.
+func (s *Store) ListAfter(prefix, after string, keep func(Record) (bool, error)) (rv uint64, left int64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		rv = readRV(tx)
+		c := tx.Bucket(bucketObjects).Cursor()
+		p := []byte(prefix)
+		k, v := c.Seek(p)
+		if after > prefix {
+			if k, v = c.Seek([]byte(after)); string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		more := true
+		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if !more {
+				// Only whether it is a tombstone: the value is not decoded.
+				var d struct {
+					Deleted bool `json:"deleted"`
+				}
+				if err := json.Unmarshal(v, &d); err != nil {
+					return fmt.Errorf("decode %s: %w", k, err)
+				}
+				if !d.Deleted {
+					left++
+				}
+				continue
+			}
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode %s: %w", k, err)
+			}
+			if r.Deleted {
+				continue
+			}
+			var err error
+			if more, err = keep(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return rv, left, err
+}
+
 // List returns the live records whose keys start with prefix, in key order,
 // and the resourceVersion they are consistent with.
 func (s *Store) List(prefix string) ([]Record, uint64, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -206,5 +207,38 @@ func TestSlowWatcherIsCut(t *testing.T) {
 	}
 	if _, err := w.Next(context.Background()); !errors.Is(err, ErrTooSlow) {
 		t.Fatalf("got %v, want ErrTooSlow", err)
+	}
+}
+
+// TestListAfterReadsOnlyThePage: a page starts after a key, skips
+// tombstones, stops where keep says, and counts the live records left.
+func TestListAfterReadsOnlyThePage(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db"), Options{})
+	for _, k := range []string{"cm/a", "cm/b", "cm/c", "cm/d", "other/a"} {
+		if _, err := s.Put(k, []byte(`{}`), Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Delete("cm/b", Precondition{})
+	page := func(after string, limit int) ([]string, int64) {
+		t.Helper()
+		var keys []string
+		_, left, err := s.ListAfter("cm/", after, func(r Record) (bool, error) {
+			keys = append(keys, r.Key)
+			return len(keys) < limit, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys, left
+	}
+	if keys, left := page("", 1); !slices.Equal(keys, []string{"cm/a"}) || left != 2 {
+		t.Fatalf("first page %v, %d left; want [cm/a], 2 (cm/b is deleted)", keys, left)
+	}
+	if keys, left := page("cm/a", 2); !slices.Equal(keys, []string{"cm/c", "cm/d"}) || left != 0 {
+		t.Fatalf("page after cm/a %v, %d left; want [cm/c cm/d], 0", keys, left)
+	}
+	if keys, _ := page("cm/b", 5); !slices.Equal(keys, []string{"cm/c", "cm/d"}) {
+		t.Fatalf("page after a deleted key %v", keys)
 	}
 }
