@@ -78,7 +78,6 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, path strin
 		return (name == "" || m.Name == name) && ls.Matches(labels.Set(m.Labels)) &&
 			fs.Matches(fields.Set{"metadata.name": m.Name, "metadata.namespace": m.Namespace})
 	}
-	var items []any
 	var rows []metav1.TableRow
 	switch resource {
 	case "nodes":
@@ -91,12 +90,15 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, path strin
 			if matches(m.ObjectMeta) {
 				m.TypeMeta = metav1.TypeMeta{Kind: "NodeMetrics", APIVersion: metricsGV.String()}
 				list.Items = append(list.Items, m)
-				items = append(items, &list.Items[len(list.Items)-1])
 				rows = append(rows, metricsRow(&m.ObjectMeta, m.Usage.Cpu().MilliValue(), m.Usage.Memory().Value(), m.Window.Duration))
 			}
 		}
 		list.TypeMeta = metav1.TypeMeta{Kind: "NodeMetricsList", APIVersion: metricsGV.String()}
-		return s.writeMetrics(w, r, gr, name, items, rows, list)
+		var one any
+		if len(list.Items) > 0 {
+			one = &list.Items[0]
+		}
+		return s.writeMetrics(w, r, gr, name, one, rows, list)
 	default:
 		pms, err := s.cfg.Metrics.PodMetrics(r.Context(), namespace)
 		if err != nil {
@@ -107,7 +109,6 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, path strin
 			if matches(m.ObjectMeta) {
 				m.TypeMeta = metav1.TypeMeta{Kind: "PodMetrics", APIVersion: metricsGV.String()}
 				list.Items = append(list.Items, m)
-				items = append(items, &list.Items[len(list.Items)-1])
 				var cpu, mem int64
 				for _, c := range m.Containers {
 					cpu += c.Usage.Cpu().MilliValue()
@@ -117,15 +118,19 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, path strin
 			}
 		}
 		list.TypeMeta = metav1.TypeMeta{Kind: "PodMetricsList", APIVersion: metricsGV.String()}
-		return s.writeMetrics(w, r, gr, name, items, rows, list)
+		var one any
+		if len(list.Items) > 0 {
+			one = &list.Items[0]
+		}
+		return s.writeMetrics(w, r, gr, name, one, rows, list)
 	}
 }
 
-// writeMetrics answers with the one item asked for by name, a Table, or
-// the list.
-func (s *Server) writeMetrics(w http.ResponseWriter, r *http.Request, gr schema.GroupResource, name string, items []any, rows []metav1.TableRow, list any) error {
+// writeMetrics answers with the item asked for by name (first, the only
+// one then), a Table, or the list.
+func (s *Server) writeMetrics(w http.ResponseWriter, r *http.Request, gr schema.GroupResource, name string, first any, rows []metav1.TableRow, list any) error {
 	switch {
-	case name != "" && len(items) == 0:
+	case name != "" && first == nil:
 		return apierrors.NewNotFound(gr, name)
 	case wantsTable(r.Header.Get("Accept")):
 		s.writeJSON(w, http.StatusOK, &metav1.Table{
@@ -139,7 +144,7 @@ func (s *Server) writeMetrics(w http.ResponseWriter, r *http.Request, gr schema.
 			Rows: rows,
 		})
 	case name != "":
-		s.writeJSON(w, http.StatusOK, items[0])
+		s.writeJSON(w, http.StatusOK, first)
 	default:
 		s.writeJSON(w, http.StatusOK, list)
 	}

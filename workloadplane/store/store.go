@@ -179,19 +179,22 @@ func (s *Store) ResourceVersion() uint64 {
 
 // Get returns the live record under key.
 func (s *Store) Get(key string) (Record, error) {
+	r, err := s.record(key)
+	if err == nil && r.Deleted {
+		return Record{}, ErrNotFound
+	}
+	return r, err
+}
+
+// record reads what key holds, live or a tombstone.
+func (s *Store) record(key string) (Record, error) {
 	var r Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketObjects).Get([]byte(key))
 		if v == nil {
 			return ErrNotFound
 		}
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		if r.Deleted {
-			return ErrNotFound
-		}
-		return nil
+		return json.Unmarshal(v, &r)
 	})
 	return r, err
 }
@@ -199,20 +202,10 @@ func (s *Store) Get(key string) (Record, error) {
 // Tombstone returns the tombstone under key, which holds the deleted
 // value, or ErrNotFound if the key is live or unknown here.
 func (s *Store) Tombstone(key string) (Record, error) {
-	var r Record
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketObjects).Get([]byte(key))
-		if v == nil {
-			return ErrNotFound
-		}
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		if !r.Deleted {
-			return ErrNotFound
-		}
-		return nil
-	})
+	r, err := s.record(key)
+	if err == nil && !r.Deleted {
+		return Record{}, ErrNotFound
+	}
 	return r, err
 }
 
