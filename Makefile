@@ -58,7 +58,7 @@ generate: ## regenerate the OpenAPI definitions from the k8s.io/api Go types
 	$(GO) run $(KUBE_OPENAPI_GEN) \
 	  --output-dir ./kubeapi/internal/openapidefs --output-pkg github.com/mycelfabric/mycel/kubeapi/internal/openapidefs \
 	  --output-file zz_generated.openapi.go --report-filename /dev/null \
-	  k8s.io/api/core/v1 k8s.io/api/apps/v1 k8s.io/api/autoscaling/v1 k8s.io/api/autoscaling/v2 k8s.io/api/batch/v1 k8s.io/api/policy/v1 k8s.io/api/scheduling/v1alpha3 \
+	  k8s.io/api/core/v1 k8s.io/api/apps/v1 k8s.io/api/authentication/v1 k8s.io/api/authorization/v1 k8s.io/api/autoscaling/v1 k8s.io/api/autoscaling/v2 k8s.io/api/batch/v1 k8s.io/api/policy/v1 k8s.io/api/scheduling/v1alpha3 k8s.io/metrics/pkg/apis/metrics/v1beta1 \
 	  k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/api/resource \
 	  k8s.io/apimachinery/pkg/util/intstr k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version
 	sed -i 's/^package openapi$$/package openapidefs/' kubeapi/internal/openapidefs/zz_generated.openapi.go

@@ -90,6 +90,9 @@ func TestTopAndAutoscaling(t *testing.T) {
 			t.Fatalf("kubectl top nodes = %v, want %s with its memory", nodes, n.name)
 		}
 	}
+	if out := b.kubectl("explain", "podmetrics.containers.usage"); !strings.Contains(out, "KIND:") || !strings.Contains(out, "PodMetrics") {
+		t.Fatalf("kubectl explain podmetrics.containers.usage = %q", out)
+	}
 	// The pod uses ~200m of its 20m request: far above 50%, so the
 	// autoscaler goes to its maximum at its first evaluation.
 	if out, err := b.kubectlErr("autoscale", "deployment", "busy", "--min=1", "--max=3", "--cpu-percent=50"); err != nil {

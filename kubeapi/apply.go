@@ -46,11 +46,9 @@ type fieldManager struct {
 	gen uint64
 }
 
-func newFieldManagers(o *objects.Objects) (*fieldManagers, error) {
-	sw, err := buildOpenAPIV2(o)
-	if err != nil {
-		return nil, err
-	}
+// newFieldManagers types the built-in kinds by the definitions of sw, the
+// served OpenAPI v2 document.
+func newFieldManagers(o *objects.Objects, sw *spec.Swagger) (*fieldManagers, error) {
 	defs := make(map[string]*spec.Schema, len(sw.Definitions))
 	for name, s := range sw.Definitions {
 		defs[name] = &s

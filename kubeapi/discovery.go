@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -155,7 +157,7 @@ func (s *Server) serveGroup(w http.ResponseWriter, group string) {
 // serveResourceList answers /api/v1 and /apis/GROUP/VERSION.
 func (s *Server) serveResourceList(w http.ResponseWriter, gv schema.GroupVersion) {
 	if g, ok := s.staticGroup(gv); ok {
-		s.writeJSON(w, http.StatusOK, &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String(), APIResources: g.resources})
+		s.writeJSON(w, http.StatusOK, &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String(), APIResources: g.apiResources()})
 		return
 	}
 	rs := servedIn(s.objs, gv)
@@ -195,16 +197,23 @@ func servedIn(o *objects.Objects, gv schema.GroupVersion) []*objects.Resource {
 // answers "not supported"), and metrics.k8s.io.
 type staticGroup struct {
 	gv        schema.GroupVersion
-	resources []metav1.APIResource
+	resources []staticResource
+}
+
+// staticResource is a resource of a static group with its OpenAPI models:
+// the kind's Go type, and its list's for resources that list.
+type staticResource struct {
+	metav1.APIResource
+	obj, list any
 }
 
 var reviewGroups = []staticGroup{
-	{schema.GroupVersion{Group: "authentication.k8s.io", Version: "v1"}, []metav1.APIResource{
-		{Name: "selfsubjectreviews", Kind: "SelfSubjectReview", Verbs: []string{"create"}},
+	{authenticationv1.SchemeGroupVersion, []staticResource{
+		{metav1.APIResource{Name: "selfsubjectreviews", Kind: "SelfSubjectReview", Verbs: []string{"create"}}, &authenticationv1.SelfSubjectReview{}, nil},
 	}},
-	{schema.GroupVersion{Group: "authorization.k8s.io", Version: "v1"}, []metav1.APIResource{
-		{Name: "selfsubjectaccessreviews", Kind: "SelfSubjectAccessReview", Verbs: []string{"create"}},
-		{Name: "subjectaccessreviews", Kind: "SubjectAccessReview", Verbs: []string{"create"}},
+	{authorizationv1.SchemeGroupVersion, []staticResource{
+		{metav1.APIResource{Name: "selfsubjectaccessreviews", Kind: "SelfSubjectAccessReview", Verbs: []string{"create"}}, &authorizationv1.SelfSubjectAccessReview{}, nil},
+		{metav1.APIResource{Name: "subjectaccessreviews", Kind: "SubjectAccessReview", Verbs: []string{"create"}}, &authorizationv1.SubjectAccessReview{}, nil},
 	}},
 }
 
@@ -233,6 +242,22 @@ func (s *Server) groupVersions() []schema.GroupVersion {
 		gvs = append(gvs, g.gv)
 	}
 	return gvs
+}
+
+// models are the OpenAPI model names of r.
+func (r staticResource) models() []string {
+	if r.list == nil {
+		return []string{modelName(r.obj)}
+	}
+	return []string{modelName(r.obj), modelName(r.list)}
+}
+
+func (g staticGroup) apiResources() []metav1.APIResource {
+	out := make([]metav1.APIResource, len(g.resources))
+	for i, r := range g.resources {
+		out[i] = r.APIResource
+	}
+	return out
 }
 
 func (g staticGroup) discovery() apidiscoveryv2.APIVersionDiscovery {

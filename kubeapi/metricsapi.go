@@ -30,9 +30,9 @@ var metricsGV = schema.GroupVersion{Group: "metrics.k8s.io", Version: "v1beta1"}
 
 // metricsGroup is served as metrics-server serves it: read only, not
 // watchable.
-var metricsGroup = staticGroup{metricsGV, []metav1.APIResource{
-	{Name: "nodes", Namespaced: false, Kind: "NodeMetrics", Verbs: []string{"get", "list"}},
-	{Name: "pods", Namespaced: true, Kind: "PodMetrics", Verbs: []string{"get", "list"}},
+var metricsGroup = staticGroup{metricsGV, []staticResource{
+	{metav1.APIResource{Name: "nodes", Namespaced: false, Kind: "NodeMetrics", Verbs: []string{"get", "list"}}, &metricsv1beta1.NodeMetrics{}, &metricsv1beta1.NodeMetricsList{}},
+	{metav1.APIResource{Name: "pods", Namespaced: true, Kind: "PodMetrics", Verbs: []string{"get", "list"}}, &metricsv1beta1.PodMetrics{}, &metricsv1beta1.PodMetricsList{}},
 }}
 
 // serveMetrics answers a metrics.k8s.io resource request:

@@ -29,14 +29,15 @@ import (
 	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
-// NewOpenAPIHandler builds the OpenAPI documents of the served resources
-// from the generated definitions and serves them as kube-apiserver does:
+// newOpenAPIHandler builds the OpenAPI documents of the served resources
+// (the object layer's and the static groups') from the generated
+// definitions and serves them as kube-apiserver does:
 // /openapi/v3 (index, per group-version documents, hashes and ETags), which
 // kubectl needs for apply, explain and server-side field validation, and
 // /openapi/v2 (definitions only, JSON or protobuf), which kubectl falls back
 // to for kinds the server does not serve and older kubectl versions use.
-func NewOpenAPIHandler(o *objects.Objects) (http.Handler, error) {
-	docs, err := buildOpenAPI(o)
+func newOpenAPIHandler(o *objects.Objects, static []staticGroup) (*openAPIHandler, error) {
+	docs, err := buildOpenAPI(o, static)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +48,7 @@ func NewOpenAPIHandler(o *objects.Objects) (http.Handler, error) {
 	if err := h.v3.RegisterOpenAPIV3VersionedService("/openapi/v3", serveMux{h.mux}); err != nil {
 		return nil, err
 	}
-	if h.static, err = buildOpenAPIV2(o); err != nil {
+	if h.static, err = buildOpenAPIV2(o, static); err != nil {
 		return nil, err
 	}
 	h.v2 = handler.NewOpenAPIService(h.static)
@@ -142,8 +143,8 @@ func definitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefiniti
 
 // buildOpenAPIV2 returns a Swagger 2.0 document with the definitions of
 // every served kind.
-func buildOpenAPIV2(o *objects.Objects) (*spec.Swagger, error) {
-	gvks := modelGVKs(o.Scheme())
+func buildOpenAPIV2(o *objects.Objects, static []staticGroup) (*spec.Swagger, error) {
+	gvks := servedModelGVKs(o, static)
 	cfg := &common.Config{
 		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
 		GetDefinitions: definitions,
@@ -157,6 +158,11 @@ func buildOpenAPIV2(o *objects.Objects) (*spec.Swagger, error) {
 			continue // the CRDs' documents are built apart (openAPIHandler)
 		}
 		models = append(models, modelName(r.New()), modelName(r.NewList()))
+	}
+	for _, g := range static {
+		for _, r := range g.resources {
+			models = append(models, r.models()...)
+		}
 	}
 	sw, err := builder.BuildOpenAPIDefinitionsForResources(cfg, models...)
 	if err != nil {
@@ -188,8 +194,24 @@ func (m serveMux) HandlePrefix(p string, h http.Handler) { m.ServeMux.Handle(p, 
 
 const gvkExt = "x-kubernetes-group-version-kind"
 
-// modelGVKs maps each OpenAPI model name to the GVKs it is registered under,
-// as kube-apiserver's definition namer does.
+// servedModelGVKs maps each OpenAPI model name to the GVKs it is served
+// as, as kube-apiserver's definition namer does: the types registered in
+// the object layer's scheme and the static groups' kinds.
+func servedModelGVKs(o *objects.Objects, static []staticGroup) map[string][]schema.GroupVersionKind {
+	m := modelGVKs(o.Scheme())
+	for _, g := range static {
+		for _, r := range g.resources {
+			m[modelName(r.obj)] = []schema.GroupVersionKind{g.gv.WithKind(r.Kind)}
+			if r.list != nil {
+				m[modelName(r.list)] = []schema.GroupVersionKind{g.gv.WithKind(r.Kind + "List")}
+			}
+		}
+	}
+	return m
+}
+
+// modelGVKs maps each OpenAPI model name to the GVKs it is registered
+// under in s.
 func modelGVKs(s *runtime.Scheme) map[string][]schema.GroupVersionKind {
 	m := map[string][]schema.GroupVersionKind{}
 	for gvk, t := range s.AllKnownTypes() {
@@ -228,10 +250,12 @@ var (
 	pFieldManager    = param("fieldManager", "query", "string", "fieldManager is a name associated with the actor or entity that is making these changes.", false)
 	pFieldValidation = param("fieldValidation", "query", "string", "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.", false)
 	pNamespace       = param("namespace", "path", "string", "object name and auth scope, such as for teams and projects", true)
+	pFieldSelector   = param("fieldSelector", "query", "string", "A selector to restrict the list of returned objects by their fields.", false)
+	pLabelSelector   = param("labelSelector", "query", "string", "A selector to restrict the list of returned objects by their labels.", false)
 	listParams       = []*spec3.Parameter{
 		param("allowWatchBookmarks", "query", "boolean", "allowWatchBookmarks requests watch events with type \"BOOKMARK\".", false),
-		param("fieldSelector", "query", "string", "A selector to restrict the list of returned objects by their fields.", false),
-		param("labelSelector", "query", "string", "A selector to restrict the list of returned objects by their labels.", false),
+		pFieldSelector,
+		pLabelSelector,
 		param("resourceVersion", "query", "string", "resourceVersion sets a constraint on what resource versions a request may be served from.", false),
 		param("sendInitialEvents", "query", "boolean", "`sendInitialEvents=true` may be set together with `watch=true`.", false),
 		param("timeoutSeconds", "query", "integer", "Timeout for the list/watch call.", false),
@@ -274,16 +298,22 @@ func requestBody(types []string, model any) *spec3.RequestBody {
 }
 
 func opID(verb string, r *objects.Resource, sub string) string {
-	g := r.GroupVersion.Group
+	return operationID(verb, r.GroupVersion, r.Namespaced, r.Kind, sub)
+}
+
+// operationID is kube-apiserver's operation ID, such as
+// listAppsV1NamespacedDeployment.
+func operationID(verb string, gv schema.GroupVersion, namespaced bool, kind, sub string) string {
+	g := gv.Group
 	if g == "" {
 		g = "core"
 	}
-	g = title(strings.Split(g, ".")[0]) + title(r.GroupVersion.Version)
+	g = title(strings.Split(g, ".")[0]) + title(gv.Version)
 	ns := ""
-	if r.Namespaced {
+	if namespaced {
 		ns = "Namespaced"
 	}
-	return verb + g + ns + r.Kind + sub
+	return verb + g + ns + kind + sub
 }
 
 func title(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
@@ -296,9 +326,18 @@ func gvPath(gv schema.GroupVersion) string {
 	return "apis/" + gv.Group + "/" + gv.Version
 }
 
+// gvTag is the operations' tag of a group version path: core_v1, apps_v1.
+func gvTag(p string) string {
+	tag := strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(p, "apis/"), "api/"), "/", "_")
+	if !strings.Contains(tag, "_") {
+		tag = "core_" + tag
+	}
+	return tag
+}
+
 // buildOpenAPI returns one document per served group version.
-func buildOpenAPI(o *objects.Objects) (map[string]*spec3.OpenAPI, error) {
-	gvks := modelGVKs(o.Scheme())
+func buildOpenAPI(o *objects.Objects, static []staticGroup) (map[string]*spec3.OpenAPI, error) {
+	gvks := servedModelGVKs(o, static)
 	cfg := &common.OpenAPIV3Config{
 		Info:           &spec.Info{InfoProps: spec.InfoProps{Title: "Mycel", Version: "v1"}},
 		GetDefinitions: definitions,
@@ -313,10 +352,7 @@ func buildOpenAPI(o *objects.Objects) (map[string]*spec3.OpenAPI, error) {
 			continue
 		}
 		p := gvPath(gv)
-		tag := strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(p, "apis/"), "api/"), "/", "_")
-		if !strings.Contains(tag, "_") {
-			tag = "core_" + tag
-		}
+		tag := gvTag(p)
 		models := []string{modelName(&metav1.Status{}), modelName(&metav1.DeleteOptions{}), modelName(&metav1.Patch{}), modelName(&metav1.WatchEvent{})}
 		paths := map[string]*spec3.Path{}
 		for _, r := range builtin {
@@ -392,5 +428,56 @@ func buildOpenAPI(o *objects.Objects) (map[string]*spec3.OpenAPI, error) {
 		}
 		out[p] = &spec3.OpenAPI{Version: "3.0.0", Info: cfg.Info, Paths: &spec3.Paths{Paths: paths}, Components: &spec3.Components{Schemas: schemas}}
 	}
+	for _, g := range static {
+		d, err := staticOpenAPI(cfg, g)
+		if err != nil {
+			return nil, err
+		}
+		out[gvPath(g.gv)] = d
+	}
 	return out, nil
+}
+
+// staticOpenAPI is the document of a static group: the paths of the verbs
+// its resources serve (create, get, list with selectors) and their models.
+func staticOpenAPI(cfg *common.OpenAPIV3Config, g staticGroup) (*spec3.OpenAPI, error) {
+	p := gvPath(g.gv)
+	tag := gvTag(p)
+	models := []string{modelName(&metav1.Status{})}
+	paths := map[string]*spec3.Path{}
+	for _, r := range g.resources {
+		models = append(models, r.models()...)
+		gvk := g.gv.WithKind(r.Kind)
+		id := func(verb, sub string) string { return operationID(verb, g.gv, r.Namespaced, r.Kind, sub) }
+		base, common := "/"+p, []*spec3.Parameter{pPretty}
+		if r.Namespaced {
+			base, common = base+"/namespaces/{namespace}", []*spec3.Parameter{pNamespace, pPretty}
+		}
+		coll := &spec3.Path{PathProps: spec3.PathProps{Parameters: common}}
+		if slices.Contains(r.Verbs, "create") {
+			coll.Post = operation(id("create", ""), "post", gvk, []*spec3.Parameter{pDryRun, pFieldManager, pFieldValidation}, requestBody(objMedia, r.obj), responses(r.obj, objMedia, 200, 201, 202), tag)
+		}
+		if slices.Contains(r.Verbs, "list") {
+			selectors := []*spec3.Parameter{pFieldSelector, pLabelSelector}
+			coll.Get = operation(id("list", ""), "list", gvk, selectors, nil, responses(r.list, objMedia, 200), tag)
+			if r.Namespaced {
+				paths["/"+p+"/"+r.Name] = &spec3.Path{PathProps: spec3.PathProps{
+					Parameters: []*spec3.Parameter{pPretty},
+					Get:        operation(id("list", "ForAllNamespaces"), "list", gvk, selectors, nil, responses(r.list, objMedia, 200), tag),
+				}}
+			}
+		}
+		paths[base+"/"+r.Name] = coll
+		if slices.Contains(r.Verbs, "get") {
+			paths[base+"/"+r.Name+"/{name}"] = &spec3.Path{PathProps: spec3.PathProps{
+				Parameters: append([]*spec3.Parameter{param("name", "path", "string", "name of the "+r.Kind, true)}, common...),
+				Get:        operation(id("read", ""), "get", gvk, nil, nil, responses(r.obj, objMedia, 200), tag),
+			}}
+		}
+	}
+	schemas, err := builder3.BuildOpenAPIDefinitionsForResources(cfg, models...)
+	if err != nil {
+		return nil, fmt.Errorf("kubeapi: openapi %s: %w", p, err)
+	}
+	return &spec3.OpenAPI{Version: "3.0.0", Info: cfg.Info, Paths: &spec3.Paths{Paths: paths}, Components: &spec3.Components{Schemas: schemas}}, nil
 }

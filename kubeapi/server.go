@@ -95,9 +95,6 @@ type Config struct {
 	Metrics Metrics
 	// Version is served at /version.
 	Version version.Info
-	// OpenAPI serves /openapi/v2 and /openapi/v3; nil means
-	// NewOpenAPIHandler(Objects).
-	OpenAPI http.Handler
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registry receives the API's metrics and is served at /metrics; nil
@@ -118,7 +115,7 @@ type Server struct {
 	objs    *objects.Objects
 	td      spiffeid.TrustDomain
 	metrics *metrics
-	openapi http.Handler
+	openapi *openAPIHandler
 	fields  *fieldManagers
 	log     *slog.Logger
 }
@@ -146,15 +143,13 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
-	if s.fields, err = newFieldManagers(cfg.Objects); err != nil {
+	openapi, err := newOpenAPIHandler(cfg.Objects, s.staticGroups())
+	if err != nil {
 		return nil, err
 	}
-	s.openapi = cfg.OpenAPI
-	if s.openapi == nil {
-		s.openapi, err = NewOpenAPIHandler(cfg.Objects)
-		if err != nil {
-			return nil, err
-		}
+	s.openapi = openapi
+	if s.fields, err = newFieldManagers(cfg.Objects, openapi.static); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
