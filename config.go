@@ -64,8 +64,9 @@ type Config struct {
 	PlacementSample int
 	// Logger; nil logs text to stderr at Info.
 	Logger *slog.Logger
-	// HeartbeatInterval is how often the node refreshes its Node status;
-	// default 10s.
+	// HeartbeatInterval is how often the node checks its Node status
+	// (runtime health, labels) and writes what changed; an unchanged
+	// status is rewritten every agent.StatusReportEvery. Default 10s.
 	HeartbeatInterval time.Duration
 	// MembershipTick is the failure detector's tick; zero means 20 ms.
 	MembershipTick time.Duration

@@ -20,8 +20,8 @@ import (
 )
 
 // waitFor re-checks cond whenever n's store changes its nodes or pods (the
-// outcome of replication, membership and placement all land there) until
-// cond holds or timeout passes.
+// outcome of replication, membership and placement mostly lands there),
+// and every 100 ms for the rest, until cond holds or timeout passes.
 func waitFor(t *testing.T, n *Node, timeout time.Duration, cond func() error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -30,6 +30,10 @@ func waitFor(t *testing.T, n *Node, timeout time.Duration, cond func() error) {
 	for _, res := range []string{"nodes", "pods"} {
 		go n.objs.Notify(ctx, res, kick)
 	}
+	// Conditions on other kinds or on in-memory state (membership,
+	// ownership) have no event to wait for: look again now and then.
+	recheck := time.NewTicker(100 * time.Millisecond)
+	defer recheck.Stop()
 	for {
 		err := cond()
 		if err == nil {
@@ -39,6 +43,7 @@ func waitFor(t *testing.T, n *Node, timeout time.Duration, cond func() error) {
 		case <-ctx.Done():
 			t.Fatalf("not reached within %s: %v", timeout, err)
 		case <-kick:
+		case <-recheck.C:
 		}
 	}
 }

@@ -54,7 +54,7 @@ type Config struct {
 	// Machine describes the host beyond the record (kernel, OS image,
 	// host name) for the Node's status.
 	Machine host.Machine
-	// HeartbeatInterval is how often RunHeartbeat refreshes the Node
+	// HeartbeatInterval is how often RunHeartbeat checks the Node
 	// object; zero means 10s.
 	HeartbeatInterval time.Duration
 	// Prober runs probes and hook handlers; nil probes for real: exec

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +23,13 @@ import (
 // Node, the DHT and the placement filter say the same; the Ready condition
 // says whether the container runtime answers.
 
-// RunHeartbeat writes the node's Node object now and every
+// StatusReportEvery is how long a Node status that has not changed goes
+// without a write, as kubelet's nodeStatusReportFrequency: its
+// lastHeartbeatTime is refreshed this often, and any change is written at
+// once. Liveness is membership's business, not the heartbeat's.
+const StatusReportEvery = 5 * time.Minute
+
+// RunHeartbeat checks the node's Node object now and every
 // Config.HeartbeatInterval until ctx is done.
 func (a *Agent) RunHeartbeat(ctx context.Context) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
@@ -109,10 +116,17 @@ func (a *Agent) nodeStatus(ctx context.Context, rec *noderecord.Record, old core
 	}
 	ready.LastHeartbeatTime = now
 	ready.LastTransitionTime = now
-	for _, c := range old.Conditions {
+	var prev *corev1.NodeCondition
+	for i, c := range old.Conditions {
 		if c.Type == corev1.NodeReady && c.Status == ready.Status {
 			ready.LastTransitionTime = c.LastTransitionTime
+			prev = &old.Conditions[i]
 		}
+	}
+	if prev != nil && now.Sub(prev.LastHeartbeatTime.Time) < StatusReportEvery {
+		// Keep a recent heartbeat, so that an unchanged status is not
+		// rewritten; a change refreshes it (below).
+		ready.LastHeartbeatTime = prev.LastHeartbeatTime
 	}
 	rtName, rtVersion, ok := strings.Cut(rec.Versions["runtime"], "/")
 	if !ok {
@@ -122,7 +136,7 @@ func (a *Agent) nodeStatus(ctx context.Context, rec *noderecord.Record, old core
 	if u, err := url.Parse(rec.APIURL); err == nil {
 		apiHost = u.Hostname()
 	}
-	return corev1.NodeStatus{
+	st := corev1.NodeStatus{
 		Capacity:    ResourceList(rec.Capacity),
 		Allocatable: ResourceList(rec.Allocatable),
 		Phase:       corev1.NodeRunning,
@@ -138,6 +152,10 @@ func (a *Agent) nodeStatus(ctx context.Context, rec *noderecord.Record, old core
 			Architecture:            rec.Versions["arch"],
 		},
 	}
+	if !apiequality.Semantic.DeepEqual(st, old) {
+		st.Conditions[0].LastHeartbeatTime = now // a change is a heartbeat too
+	}
+	return st
 }
 
 // DefaultMaxPods is how many pods a node takes, as a kubelet's default.

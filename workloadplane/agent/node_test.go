@@ -68,3 +68,44 @@ func TestHeartbeatDerivesNodeFromRecord(t *testing.T) {
 		t.Errorf("after the runtime went down: labels %v, Ready %+v", n.Labels, ready)
 	}
 }
+
+// TestHeartbeatWritesOnlyChanges: an unchanged Node status is not
+// rewritten (no new resourceVersion, no watch event) until its heartbeat
+// is StatusReportEvery old; a change is written at once.
+func TestHeartbeatWritesOnlyChanges(t *testing.T) {
+	h := newHarness(t)
+	rec := &noderecord.Record{PeerID: "12D3KooWpeer", Name: "node-1", Versions: map[string]string{"runtime": "fake/1"}}
+	a, err := New(Config{NodeName: "node-1", Client: h.objs, Runtime: h.fake, Now: func() time.Time { return h.now },
+		Record: func(context.Context) (*noderecord.Record, error) { return rec, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rv := func() string {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+		if err := h.objs.Get(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		return n.ResourceVersion
+	}
+	beat := func() string {
+		if err := a.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return rv()
+	}
+	first := beat()
+	h.now = h.now.Add(time.Minute)
+	if got := beat(); got != first {
+		t.Fatalf("an unchanged status was rewritten: resourceVersion %s -> %s", first, got)
+	}
+	h.fake.SetDown(true)
+	down := beat()
+	if down == first {
+		t.Fatal("the runtime going down was not written")
+	}
+	h.now = h.now.Add(StatusReportEvery)
+	if got := beat(); got == down {
+		t.Fatalf("the heartbeat was not refreshed after %s", StatusReportEvery)
+	}
+}

@@ -44,9 +44,9 @@ type NodeLifecycleConfig struct {
 	// Owns reports whether this node reconciles the Node keyed by uid;
 	// nil means all.
 	Owns func(uid types.UID) bool
-	// HeartbeatInterval is how often nodes refresh their Node; a Node not
-	// refreshed for three intervals, of a node never met here, counts as
-	// unreachable. Zero means 10s.
+	// HeartbeatInterval is how often nodes check their Node; a node not
+	// met here within three intervals of this one's start, whose Node was
+	// not written for as long, counts as unreachable. Zero means 10s.
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -58,8 +58,9 @@ type NodeLifecycleConfig struct {
 // without ever being met here. A node that comes back writes its own Ready
 // again.
 type NodeLifecycle struct {
-	cfg  NodeLifecycleConfig
-	kick chan struct{}
+	cfg     NodeLifecycleConfig
+	kick    chan struct{}
+	started time.Time
 }
 
 const lifecycleComponent = "mycel-membership"
@@ -81,7 +82,7 @@ func NewNodeLifecycle(cfg NodeLifecycleConfig) (*NodeLifecycle, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &NodeLifecycle{cfg: cfg, kick: make(chan struct{}, 1)}, nil
+	return &NodeLifecycle{cfg: cfg, kick: make(chan struct{}, 1), started: cfg.Now()}, nil
 }
 
 // Kick makes Run look at the Nodes now (membership changed).
@@ -133,8 +134,10 @@ func (l *NodeLifecycle) Reconcile(ctx context.Context) error {
 		switch {
 		case state == MemberLeft:
 			reason, msg = "NodeShutdown", "The node left the fabric (it was stopped)."
-		case state == MemberUnknown && ready.LastHeartbeatTime.After(stale):
-			continue // not yet met here; its heartbeats are recent
+		case state == MemberUnknown && (ready.LastHeartbeatTime.After(stale) || l.started.After(stale)):
+			// Not met here yet, but its last write is recent or this node
+			// has not been up long enough to have met every live member.
+			continue
 		case state == MemberUnknown:
 			msg = "Mycel has not heard from this node since its last heartbeat."
 		}

@@ -18,8 +18,9 @@ type states map[string]MemberState
 func (s states) State(peer string) MemberState { return s[peer] }
 
 // TestNodeLifecycleMarksUnreachableNodes: Nodes of dead and departed
-// members, and of never-met nodes whose heartbeats stopped, turn
-// Ready=Unknown with a reason; live and recently heard nodes stay Ready.
+// members, and of nodes not met since this node started whose last write
+// is old, turn Ready=Unknown with a reason; live and recently heard nodes
+// stay Ready.
 func TestNodeLifecycleMarksUnreachableNodes(t *testing.T) {
 	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Node: "n1"})
 	if err != nil {
@@ -39,15 +40,32 @@ func TestNodeLifecycleMarksUnreachableNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l, err := NewNodeLifecycle(NodeLifecycleConfig{Client: objs, Liveness: states{"peer-alive": MemberAlive, "peer-dead": MemberDead, "peer-left": MemberLeft},
-		Now: func() time.Time { return now }})
+	liveness := states{"peer-alive": MemberAlive, "peer-dead": MemberDead, "peer-left": MemberLeft}
+	clock := now.Add(-time.Minute)
+	l, err := NewNodeLifecycle(NodeLifecycleConfig{Client: objs, Liveness: liveness, Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One that has just started may not have met every live member yet.
+	young, err := NewNodeLifecycle(NodeLifecycleConfig{Client: objs, Liveness: states{}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := young.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkReady(t, objs, map[string]string{"unmet-stale": "True"})
+	clock = now
 	if err := l.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"alive": "True", "dead": "Unknown NodeStatusUnknown", "left": "Unknown NodeShutdown", "unmet-fresh": "True", "unmet-stale": "Unknown NodeStatusUnknown"}
+	checkReady(t, objs, map[string]string{"alive": "True", "dead": "Unknown NodeStatusUnknown", "left": "Unknown NodeShutdown", "unmet-fresh": "True", "unmet-stale": "Unknown NodeStatusUnknown"})
+}
+
+// checkReady compares the Nodes' Ready conditions ("Status[ Reason]") with want.
+func checkReady(t *testing.T, objs *objects.Objects, want map[string]string) {
+	t.Helper()
+	ctx := context.Background()
 	for name, w := range want {
 		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		if err := objs.Get(ctx, n); err != nil {

@@ -292,12 +292,20 @@ type Precondition struct {
 }
 
 // Put writes value under key as a local write and returns the new record.
+// A value byte-equal to the live one is not written: Put returns the
+// current record.
 func (s *Store) Put(key string, value []byte, pre Precondition) (Record, error) {
 	if !json.Valid(value) {
 		return Record{}, fmt.Errorf("store: put %s: value is not JSON", key)
 	}
 	return s.write(key, pre, true, func(cur Record, _ bool) (Record, bool) {
-		stamp, statusStamp := localStamps(cur, !cur.Deleted && cur.Value != nil, value, s.clock.Now)
+		live := !cur.Deleted && cur.Value != nil
+		if live && bytes.Equal(cur.Value, value) {
+			// A write that changes nothing is not a write: no new
+			// resourceVersion, no watch event, nothing to replicate.
+			return cur, false
+		}
+		stamp, statusStamp := localStamps(cur, live, value, s.clock.Now)
 		return Record{Key: key, Value: value, Stamp: stamp, StatusStamp: statusStamp}, true
 	})
 }

@@ -242,3 +242,32 @@ func TestListAfterReadsOnlyThePage(t *testing.T) {
 		t.Fatalf("page after a deleted key %v", keys)
 	}
 }
+
+// TestPutOfTheSameValueIsNoWrite: writing the stored value again keeps its
+// resourceVersion, sends no watch event and replicates nothing.
+func TestPutOfTheSameValueIsNoWrite(t *testing.T) {
+	var replicated []Record
+	s := open(t, filepath.Join(t.TempDir(), "db"), Options{OnLocalWrite: func(r Record) { replicated = append(replicated, r) }})
+	r1, err := s.Put("pods/ns/a", []byte(`{"v":1}`), Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Watch("pods/", r1.RV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r2, err := s.Put("pods/ns/a", []byte(`{"v":1}`), Precondition{RV: r1.RV})
+	if err != nil || r2.RV != r1.RV || r2.Stamp != r1.Stamp || s.ResourceVersion() != r1.RV {
+		t.Fatalf("same value again: %+v %v, want the record at rv %d", r2, err, r1.RV)
+	}
+	if len(replicated) != 1 {
+		t.Fatalf("replicated %d writes, want 1", len(replicated))
+	}
+	s.Put("pods/ns/a", []byte(`{"v":2}`), Precondition{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ev, err := w.Next(ctx); err != nil || string(ev.Record.Value) != `{"v":2}` {
+		t.Fatalf("first event after the no-op: %+v %v, want the change to v2", ev, err)
+	}
+}
