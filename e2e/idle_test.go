@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	"fmt"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	"sync"
 	"testing"
 	"time"
@@ -69,7 +69,7 @@ spec:
 			}
 		}
 		factory.ForResource(gvr).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { record("ADDED", o) },
+			AddFunc: func(o any) { record("ADDED", o) },
 			UpdateFunc: func(old, o any) {
 				a, _ := json.Marshal(old)
 				b, _ := json.Marshal(o)

@@ -84,19 +84,32 @@ func waitNamespaces(t testing.TB, nodes []*node, prefix string, want []string) {
 
 // TestPartitionHealAndKill: five nodes on hosts of their own are split 2 | 3
 // by iptables. Each side declares the other's nodes NotReady and keeps
-// accepting writes, including conflicting writes to one object. Once the
+// accepting writes, including conflicting writes to one object, and a
+// delete on one side of an object the other side goes on writing. Once the
 // partition heals, every node holds every acknowledged write, agrees on the
-// conflicting object, and lists all five Ready. Then the node every other
+// conflicting object, holds the deleted object deleted, and lists all five
+// Ready. Then the node every other
 // joined through is killed with SIGKILL right after it acknowledged a
 // write; the others accept writes while it is down; restarted, it catches
 // up, and its last write reaches every node.
 func TestPartitionHealAndKill(t *testing.T) {
 	net, nodes := onHosts(t, 5)
 	left, right := nodes[:2], nodes[2:]
+	left[0].kubectl("create", "deployment", "doomed", "--image="+demoImage, "--replicas=0")
+	for _, n := range nodes {
+		eventually(t, 30*time.Second, func() error {
+			_, err := n.kubectlErr("get", "deployment", "doomed")
+			return err
+		})
+	}
 
 	net.partition(left, right)
 	waitReady(t, left, right, "Unknown")
 	waitReady(t, right, left, "Unknown")
+	left[1].kubectl("delete", "deployment", "doomed")
+	// The other side, unaware, writes its spec and its status afterwards.
+	right[0].kubectl("annotate", "deployment", "doomed", "after=delete")
+	right[1].kubectl("patch", "deployment", "doomed", "--subresource=status", "--type=merge", "-p", `{"status":{"observedGeneration":7}}`)
 	var want []string
 	for i := range 6 {
 		for side, ns := range map[string][]*node{"left": left, "right": right} {
@@ -129,6 +142,14 @@ func TestPartitionHealAndKill(t *testing.T) {
 		}
 		return nil
 	})
+	for _, n := range nodes {
+		eventually(t, 30*time.Second, func() error {
+			if out, err := n.kubectlErr("get", "deployment", "doomed", "-o", "name"); err == nil {
+				return fmt.Errorf("%s: the deployment deleted during the partition is back: %s", n.name, out)
+			}
+			return nil
+		})
+	}
 
 	first := nodes[0]
 	first.kubectl("create", "namespace", "k-before-kill")

@@ -2,7 +2,9 @@ package objects
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,5 +55,67 @@ func TestFinalizersHoldDeletion(t *testing.T) {
 		if err := o.Get(ctx, cm); err != nil || cm.DeletionTimestamp == nil || !slices.Equal(cm.Finalizers, []string{fin}) {
 			t.Fatalf("%s delete: %v, %+v; want it marked with finalizer %s", policy, err, cm.ObjectMeta, fin)
 		}
+	}
+}
+
+// TestDeleteWithoutPreconditionOutlastsConcurrentWrites: a delete with no
+// resourceVersion precondition succeeds while another writer keeps
+// updating the object (an agent's status updates), both when it removes
+// the object and when it marks one held by a finalizer; with a stale
+// resourceVersion it is a Conflict.
+func TestDeleteWithoutPreconditionOutlastsConcurrentWrites(t *testing.T) {
+	o, _ := newTestObjects(t)
+	ctx := context.Background()
+	for i := range 10 {
+		cm := &corev1.ConfigMap{ObjectMeta: inDefault(fmt.Sprintf("busy-%d", i))}
+		if i%2 == 1 {
+			cm.Finalizers = []string{"example.com/hold"}
+		}
+		if err := o.Create(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		wrote := make(chan struct{}, 1)
+		go func() {
+			defer close(done)
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cur := &corev1.ConfigMap{ObjectMeta: inDefault(cm.Name)}
+				if o.Get(ctx, cur) != nil {
+					return
+				}
+				cur.Labels = map[string]string{"n": strconv.Itoa(n)}
+				if o.Update(ctx, cur) == nil {
+					select {
+					case wrote <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+		<-wrote // the writer is under way
+		err := o.Delete(ctx, &corev1.ConfigMap{ObjectMeta: inDefault(cm.Name)}, nil)
+		close(stop)
+		<-done
+		if err != nil {
+			t.Fatalf("delete %s while it is being written: %v", cm.Name, err)
+		}
+	}
+	stale := &corev1.ConfigMap{ObjectMeta: inDefault("stale")}
+	if err := o.Create(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	rv := stale.ResourceVersion
+	stale.Labels = map[string]string{"changed": "yes"}
+	if err := o.Update(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	err := o.DeleteWith(ctx, &corev1.ConfigMap{ObjectMeta: inDefault("stale")}, DeleteOptions{ResourceVersion: rv})
+	if !apierrors.IsConflict(err) {
+		t.Fatalf("delete at a stale resourceVersion: %v, want a Conflict", err)
 	}
 }

@@ -492,7 +492,46 @@ func withPropagation(obj Object, policy metav1.DeletionPropagation) bool {
 // deletion removes them later with a zero grace period; an object with
 // finalizers (or given some by opts.Propagation) is marked with a zero
 // grace period and removed when an update leaves it none (Write).
+//
+// Without a resourceVersion precondition a delete does not fail because
+// another write (an agent's status update) landed between its read and
+// its write: it reads again and retries, as kube-apiserver's
+// GuaranteedUpdate does.
 func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, error) {
+	rv, err := ParseResourceVersion(opts.ResourceVersion)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		obj, err := c.deleteAt(namespace, name, opts, rv)
+		var lost racedErr
+		if !errors.As(err, &lost) {
+			return obj, err
+		}
+		if rv != 0 || attempt == maxDeleteAttempts {
+			return nil, lost.error
+		}
+	}
+}
+
+// maxDeleteAttempts bounds the retries of a delete whose write keeps
+// losing races with others.
+const maxDeleteAttempts = 20
+
+// racedErr is the Conflict of a write that lost a race with another.
+type racedErr struct{ error }
+
+// raced marks a Conflict of err as a lost race.
+func raced(err error) error {
+	if apierrors.IsConflict(err) {
+		return racedErr{err}
+	}
+	return err
+}
+
+// deleteAt deletes namespace/name once, at resourceVersion rv or, if zero,
+// at the version it reads; a write that lost a race is a racedErr.
+func (c Collection) deleteAt(namespace, name string, opts DeleteOptions, rv uint64) (Object, error) {
 	r := c.r
 	cur, err := c.Get(namespace, name)
 	if err != nil {
@@ -500,10 +539,6 @@ func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, 
 	}
 	if opts.UID != "" && opts.UID != cur.GetUID() {
 		return nil, apierrors.NewConflict(r.GroupResource(), name, fmt.Errorf("precondition failed: UID in precondition: %s, UID in object meta: %s", opts.UID, cur.GetUID()))
-	}
-	rv, err := ParseResourceVersion(opts.ResourceVersion)
-	if err != nil {
-		return nil, err
 	}
 	if rv == 0 {
 		rv, _ = ParseResourceVersion(cur.GetResourceVersion())
@@ -521,7 +556,7 @@ func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, 
 		}
 		if changed {
 			if err := c.Write(cur, rv); err != nil {
-				return nil, err
+				return nil, raced(err)
 			}
 		}
 		return cur, nil
@@ -538,7 +573,7 @@ func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, 
 		return mark(0)
 	}
 	if _, err := c.o.store.Delete(r.key(namespace, name), store.Precondition{RV: rv}); err != nil {
-		return nil, storeErr(r, name, err)
+		return nil, raced(storeErr(r, name, err))
 	}
 	return cur, nil
 }

@@ -9,15 +9,42 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Replicas converge by merging records, never by coordinating. A live
-// record has two parts, each last-writer-wins by its own stamp: the object
-// (everything but "status", stamped by Stamp) and its "status" (stamped by
-// StatusStamp). So a node updating a pod's status and a user changing its
-// spec on another node at the same moment both keep their write. Deletion is
-// sticky: once either side has metadata.deletionTimestamp, the merge keeps
-// it. A tombstone competes with a live record by the newer of their stamps.
-// The merge is commutative and deterministic, so every replica that has seen
-// the same writes holds the same records.
+// Replicas converge by merging records, never by coordinating.
+//
+// Each create of a key starts an incarnation, stamped Born. Of two records
+// of different incarnations the later one wins whole: a key deleted and
+// created again is a new object, which no write to the old one touches.
+// Within an incarnation a tombstone wins over every write, whatever its
+// stamp: an acknowledged delete is never undone by a write that had not
+// seen it (an agent's status update on the other side of a partition). Two
+// live records of one incarnation merge in two parts, each last-writer-wins
+// by its own stamp: the object (everything but "status", stamped by Stamp)
+// and its "status" (stamped by StatusStamp). So a node updating a pod's
+// status and a user changing its spec on another node at the same moment
+// both keep their write. Deletion is sticky: once either side has
+// metadata.deletionTimestamp, the merge keeps it.
+//
+// Records written before incarnations were recorded (Born zero) compete as
+// they did then: a tombstone and a live record by the newer of their
+// stamps.
+//
+// The merge is commutative, associative and deterministic, so every
+// replica that has seen the same writes holds the same records.
+
+// incarnations compares the incarnations of two records (or entries) by
+// their Born stamps: -1, 0 or 1, and false when either is unknown (zero).
+func incarnations(a, b Timestamp) (int, bool) {
+	if a == (Timestamp{}) || b == (Timestamp{}) {
+		return 0, false
+	}
+	switch {
+	case a.Less(b):
+		return -1, true
+	case b.Less(a):
+		return 1, true
+	}
+	return 0, true
+}
 
 // version is the newer of a record's stamps.
 func (r Record) version() Timestamp {
@@ -56,11 +83,24 @@ func merge(cur Record, exists bool, in Record) (Record, bool) {
 	if !exists {
 		return in, true
 	}
-	if cur.Deleted || in.Deleted {
+	newer := func() (Record, bool) {
 		if cur.version().Less(in.version()) {
 			return in, true
 		}
 		return cur, false
+	}
+	inc, known := incarnations(cur.Born, in.Born)
+	switch {
+	case inc < 0:
+		return in, true
+	case inc > 0:
+		return cur, false
+	case known && cur.Deleted && !in.Deleted:
+		return cur, false
+	case known && in.Deleted && !cur.Deleted:
+		return in, true
+	case cur.Deleted || in.Deleted:
+		return newer()
 	}
 	obj, other := cur, in
 	if cur.Stamp.Less(in.Stamp) {
@@ -70,17 +110,16 @@ func merge(cur Record, exists bool, in Record) (Record, bool) {
 	if cur.StatusStamp.Less(in.StatusStamp) {
 		status = in
 	}
-	out := Record{Key: cur.Key, Stamp: obj.Stamp, StatusStamp: status.StatusStamp}
+	out := Record{Key: cur.Key, Stamp: obj.Stamp, StatusStamp: status.StatusStamp, Born: cur.Born}
+	if out.Born == (Timestamp{}) {
+		out.Born = in.Born
+	}
 	value, err := stitch(obj.Value, status.Value, other.Value)
 	if err != nil {
-		// Not an object: whole-record last writer wins.
-		if cur.version().Less(in.version()) {
-			return in, true
-		}
-		return cur, false
+		return newer() // not an object: whole-record last writer wins
 	}
 	out.Value = value
-	changed := out.Stamp != cur.Stamp || out.StatusStamp != cur.StatusStamp || !bytes.Equal(out.Value, cur.Value)
+	changed := out.Stamp != cur.Stamp || out.StatusStamp != cur.StatusStamp || out.Born != cur.Born || !bytes.Equal(out.Value, cur.Value)
 	if !changed {
 		return cur, false
 	}
@@ -160,11 +199,19 @@ type Entry struct {
 	Stamp       Timestamp `json:"stamp"`
 	StatusStamp Timestamp `json:"statusStamp"`
 	Deleted     bool      `json:"deleted,omitempty"`
+	Born        Timestamp `json:"born,omitzero"`
 }
 
-// Newer reports whether e holds writes that r has not seen.
+// Newer reports whether e holds writes that r has not seen, by the rules
+// of merge.
 func (e Entry) Newer(r Entry) bool {
-	if e.Deleted || r.Deleted {
+	inc, known := incarnations(e.Born, r.Born)
+	switch {
+	case inc != 0:
+		return inc > 0
+	case known && e.Deleted != r.Deleted:
+		return e.Deleted
+	case e.Deleted || r.Deleted:
 		return r.version().Less(e.version())
 	}
 	return r.Stamp.Less(e.Stamp) || r.StatusStamp.Less(e.StatusStamp)
@@ -175,7 +222,7 @@ func (e Entry) version() Timestamp {
 }
 
 func (r Record) entry() Entry {
-	return Entry{Key: r.Key, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Deleted: r.Deleted}
+	return Entry{Key: r.Key, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Deleted: r.Deleted, Born: r.Born}
 }
 
 // Bucket is the digest bucket key belongs to.
@@ -184,7 +231,10 @@ func Bucket(key string) int {
 	return int(h[0])
 }
 
+// hash leaves Born out: a write's stamps imply its incarnation, and
+// replicas that do not record incarnations yet hash as before.
 func (e Entry) hash() [32]byte {
+	e.Born = Timestamp{}
 	b, _ := json.Marshal(e)
 	return sha256.Sum256(b)
 }

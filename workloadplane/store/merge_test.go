@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"testing"
 )
@@ -143,5 +144,74 @@ func TestDigestFindsTheDifference(t *testing.T) {
 	mustMerge(t, b, recs)
 	if _, err := b.Get("pods/ns/2"); err == nil || a.Digest() != b.Digest() {
 		t.Fatal("the tombstone did not converge")
+	}
+}
+
+// TestDeleteWinsOverConcurrentWrites: a delete on one replica is not
+// undone by spec and status writes made to the same object on another
+// replica after it (the other side of a partition), in either merge order,
+// and anti-entropy's entries agree on who is newer.
+func TestDeleteWinsOverConcurrentWrites(t *testing.T) {
+	st, writes := replicas(t, "a", "b")
+	a, b := st[0], st[1]
+	mustPut(t, a, "apps/ns/d", `{"metadata":{"name":"d"},"spec":{"n":1}}`)
+	mustMerge(t, b, writes["a"])
+	writes["a"] = nil
+
+	if _, err := a.Delete("apps/ns/d", Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, b, "apps/ns/d", `{"metadata":{"name":"d"},"spec":{"n":1},"status":{"ready":1}}`) // later, unaware
+	mustPut(t, b, "apps/ns/d", `{"metadata":{"name":"d"},"spec":{"n":2},"status":{"ready":1}}`)
+	ea, eb := a.Entries([]int{Bucket("apps/ns/d")})[0], b.Entries([]int{Bucket("apps/ns/d")})[0]
+	if !ea.Newer(eb) || eb.Newer(ea) {
+		t.Fatalf("entries: the tombstone %+v must be newer than the later writes %+v", ea, eb)
+	}
+	mustMerge(t, a, writes["b"])
+	mustMerge(t, b, writes["a"])
+	for i, s := range []*Store{a, b} {
+		if _, err := s.Get("apps/ns/d"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("replica %d: the deleted object is back (%v)", i, err)
+		}
+	}
+	if a.Digest() != b.Digest() {
+		t.Error("replicas with the same writes have different digests")
+	}
+}
+
+// TestRecreatedKeyIsANewIncarnation: a key deleted and created again is a
+// new object: the old one's later writes and its tombstone leave it alone,
+// in any merge order.
+func TestRecreatedKeyIsANewIncarnation(t *testing.T) {
+	st, writes := replicas(t, "a", "b", "c")
+	a, b, c := st[0], st[1], st[2]
+	mustPut(t, a, "apps/ns/d", `{"metadata":{"name":"d","uid":"1"},"spec":{"n":1}}`)
+	mustMerge(t, b, writes["a"])
+	mustMerge(t, c, writes["a"])
+	writes["a"] = nil
+
+	if _, err := a.Delete("apps/ns/d", Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	tombstone := writes["a"]
+	mustPut(t, a, "apps/ns/d", `{"metadata":{"name":"d","uid":"2"},"spec":{"n":5}}`) // created again
+	created := writes["a"][len(tombstone):]
+	mustPut(t, b, "apps/ns/d", `{"metadata":{"name":"d","uid":"1"},"spec":{"n":1},"status":{"ready":1}}`) // the old one, unaware
+	old := writes["b"]
+
+	// b hears the old object's tombstone only after the new one; c the other way.
+	mustMerge(t, b, created)
+	mustMerge(t, b, tombstone)
+	mustMerge(t, c, old)
+	mustMerge(t, c, tombstone)
+	mustMerge(t, c, created)
+	mustMerge(t, a, old)
+	for i, s := range []*Store{a, b, c} {
+		if m := doc(t, s, "apps/ns/d")["metadata"].(map[string]any); m["uid"] != "2" {
+			t.Errorf("replica %d holds %v, want the new object", i, m)
+		}
+	}
+	if a.Digest() != b.Digest() || b.Digest() != c.Digest() {
+		t.Error("replicas with the same writes have different digests")
 	}
 }

@@ -46,6 +46,10 @@ type Record struct {
 	Stamp Timestamp `json:"stamp"`
 	// StatusStamp orders writes of the object's "status" (see merge.go).
 	StatusStamp Timestamp `json:"statusStamp"`
+	// Born stamps the create of this incarnation of the key; a tombstone
+	// keeps the Born of what it deleted (see merge.go). Zero in records
+	// written before incarnations were recorded.
+	Born Timestamp `json:"born,omitzero"`
 	// RV is the per-replica resourceVersion at which this replica applied the
 	// record. It is not replicated.
 	RV uint64 `json:"rv"`
@@ -306,7 +310,11 @@ func (s *Store) Put(key string, value []byte, pre Precondition) (Record, error) 
 			return cur, false
 		}
 		stamp, statusStamp := localStamps(cur, live, value, s.clock.Now)
-		return Record{Key: key, Value: value, Stamp: stamp, StatusStamp: statusStamp}, true
+		born := cur.Born
+		if !live {
+			born = stamp // a create: a new incarnation
+		}
+		return Record{Key: key, Value: value, Stamp: stamp, StatusStamp: statusStamp, Born: born}, true
 	})
 }
 
@@ -316,7 +324,7 @@ func (s *Store) Delete(key string, pre Precondition) (Record, error) {
 	pre.MustExist = true
 	return s.write(key, pre, true, func(cur Record, _ bool) (Record, bool) {
 		t := s.clock.Now()
-		return Record{Key: key, Value: cur.Value, Deleted: true, Stamp: t, StatusStamp: t}, true
+		return Record{Key: key, Value: cur.Value, Deleted: true, Stamp: t, StatusStamp: t, Born: cur.Born}, true
 	})
 }
 
@@ -330,7 +338,7 @@ func (s *Store) Merge(r Record) (bool, error) {
 	s.clock.Observe(r.version())
 	applied := false
 	_, err := s.write(r.Key, Precondition{}, false, func(cur Record, exists bool) (Record, bool) {
-		in := Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp, StatusStamp: r.StatusStamp}
+		in := Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Born: r.Born}
 		out, changed := merge(cur, exists, in)
 		applied = changed
 		return out, changed
