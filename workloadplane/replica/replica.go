@@ -279,16 +279,11 @@ func (r *Replicator) onPut(in *envelope.Envelope, refused error) (string, any) {
 }
 
 func (r *Replicator) merge(recs []store.Record, count prometheus.Counter) {
-	for _, rec := range recs {
-		applied, err := r.cfg.Store.Merge(rec)
-		if err != nil {
-			r.log.Warn("merge record", "key", rec.Key, "err", err)
-			continue
-		}
-		if applied {
-			count.Inc()
-		}
+	applied, err := r.cfg.Store.MergeBatch(recs)
+	if err != nil {
+		r.log.Warn("merge records", "err", err)
 	}
+	count.Add(float64(applied))
 }
 
 // syncRequest is one step of anti-entropy, asked of a peer.

@@ -1,10 +1,14 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // replicas opens n stores whose local writes are collected per replica.
@@ -209,6 +213,46 @@ func TestRecreatedKeyIsANewIncarnation(t *testing.T) {
 	for i, s := range []*Store{a, b, c} {
 		if m := doc(t, s, "apps/ns/d")["metadata"].(map[string]any); m["uid"] != "2" {
 			t.Errorf("replica %d holds %v, want the new object", i, m)
+		}
+	}
+	if a.Digest() != b.Digest() || b.Digest() != c.Digest() {
+		t.Error("replicas with the same writes have different digests")
+	}
+}
+
+// TestMergeBatchAppliesInOneGo: a batch is applied as merging its records
+// one by one would (the same records, events and resourceVersions), a
+// malformed record in it is reported and left out, and a record that
+// changes nothing is not counted.
+func TestMergeBatchAppliesInOneGo(t *testing.T) {
+	st, writes := replicas(t, "a", "b", "c")
+	a, b, c := st[0], st[1], st[2]
+	for i := range 5 {
+		mustPut(t, a, fmt.Sprintf("pods/ns/p%d", i), fmt.Sprintf(`{"v":%d}`, i))
+	}
+	mustMerge(t, c, writes["a"][:1]) // c already holds p0
+	w, err := b.Watch("pods/", b.ResourceVersion())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	batch := append([]Record{{Key: "pods/ns/bad", Value: json.RawMessage(`{`)}}, writes["a"]...)
+	for _, s := range []*Store{b, c} {
+		n, err := s.MergeBatch(batch)
+		want := 5
+		if s == c {
+			want = 4
+		}
+		if n != want || err == nil || !strings.Contains(err.Error(), "pods/ns/bad") {
+			t.Fatalf("MergeBatch: %d applied, %v; want %d and the malformed record named", n, err, want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range 5 {
+		ev, err := w.Next(ctx)
+		if err != nil || ev.Type != Added || ev.Record.Key != fmt.Sprintf("pods/ns/p%d", i) || ev.Record.RV != uint64(i+1) {
+			t.Fatalf("event %d: %+v %v", i, ev, err)
 		}
 	}
 	if a.Digest() != b.Digest() || b.Digest() != c.Digest() {

@@ -174,6 +174,11 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
+// Check reports whether the store answers a read.
+func (s *Store) Check() error {
+	return s.db.View(func(*bolt.Tx) error { return nil })
+}
+
 // ResourceVersion is the replica's current resourceVersion.
 func (s *Store) ResourceVersion() uint64 {
 	s.mu.Lock()
@@ -332,125 +337,200 @@ func (s *Store) Delete(key string, pre Precondition) (Record, error) {
 // merge.go (last writer wins, per part). It reports whether the replica
 // changed.
 func (s *Store) Merge(r Record) (bool, error) {
-	if r.Key == "" || (!r.Deleted && !json.Valid(r.Value)) {
-		return false, fmt.Errorf("store: merge %q: malformed record", r.Key)
-	}
-	s.clock.Observe(r.version())
-	applied := false
-	_, err := s.write(r.Key, Precondition{}, false, func(cur Record, exists bool) (Record, bool) {
-		in := Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Born: r.Born}
-		out, changed := merge(cur, exists, in)
-		applied = changed
-		return out, changed
-	})
-	return applied, err
+	n, err := s.MergeBatch([]Record{r})
+	return n == 1, err
 }
 
-// write runs one read-modify-write transaction. next receives the current
-// record (tombstones included) and returns the record to store, or false to
-// leave the key alone. A local write is passed to OnLocalWrite.
-func (s *Store) write(key string, pre Precondition, local bool, next func(cur Record, exists bool) (Record, bool)) (Record, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return Record{}, ErrClosed
+// MergeBatch applies records received from another replica, as Merge does,
+// in one transaction (one fsync for the batch), and returns how many
+// changed the replica. A malformed record, or one that cannot be written,
+// is left out and reported in the error; the others are applied.
+func (s *Store) MergeBatch(recs []Record) (int, error) {
+	var errs []error
+	ops := make([]op, 0, len(recs))
+	for _, r := range recs {
+		if r.Key == "" || (!r.Deleted && !json.Valid(r.Value)) {
+			errs = append(errs, fmt.Errorf("store: merge %q: malformed record", r.Key))
+			continue
+		}
+		s.clock.Observe(r.version())
+		in := Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Born: r.Born}
+		ops = append(ops, op{key: r.Key, next: func(cur Record, exists bool) (Record, bool) { return merge(cur, exists, in) }})
 	}
-	var out, prev Record
-	var ev *Event
-	wrote := false
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		objs := tx.Bucket(bucketObjects)
-		var cur Record
-		exists := false
-		if v := objs.Get([]byte(key)); v != nil {
-			if err := json.Unmarshal(v, &cur); err != nil {
-				return fmt.Errorf("decode %s: %w", key, err)
-			}
-			exists = true
-		}
-		live := exists && !cur.Deleted
-		switch {
-		case pre.MustNotExist && live:
-			return ErrExists
-		case pre.MustExist && !live:
-			return ErrNotFound
-		case pre.RV != 0 && (!live || cur.RV != pre.RV):
-			return ErrConflict
-		}
-		rec, ok := next(cur, exists)
-		if !ok {
-			out = cur
-			return nil
-		}
-		wrote, prev = true, cur
-		rv := readRV(tx) + 1
-		rec.RV = rv
-		enc, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		if err := objs.Put([]byte(key), enc); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketMeta).Put(keyRV, u64(rv)); err != nil {
-			return err
-		}
-		typ := Modified
-		switch {
-		case rec.Deleted && !live:
-			// A tombstone over a tombstone (or nothing) changes nothing a watcher sees.
-		case rec.Deleted:
-			typ = Deleted
-			if rec.Value == nil {
-				rec.Value = cur.Value
-			}
-		case !live:
-			typ = Added
-		}
-		if !(rec.Deleted && !live) {
-			ev = &Event{Type: typ, Record: rec}
-			if typ == Modified {
-				ev.Prev = cur.Value
-			}
-			entry, err := json.Marshal(ev)
+	changes, err := s.commit(ops, false)
+	if err != nil && len(ops) > 1 {
+		// One record that cannot be written must not hold back the rest:
+		// each in a transaction of its own.
+		changes = changes[:0]
+		for _, o := range ops {
+			c, err := s.commit([]op{o}, false)
 			if err != nil {
-				return err
+				errs = append(errs, fmt.Errorf("store: merge %s: %w", o.key, err))
+				continue
 			}
-			if err := tx.Bucket(bucketLog).Put(u64(rv), entry); err != nil {
-				return err
-			}
+			changes = append(changes, c...)
 		}
-		out = rec
-		return s.trimLog(tx, rv)
-	})
+	} else if err != nil {
+		errs = append(errs, fmt.Errorf("store: merge %s: %w", ops[0].key, err))
+	}
+	n := 0
+	for _, c := range changes {
+		if c.wrote {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// op is one key's read-modify-write: next receives the current record
+// (tombstones included) and returns the record to store, or false to leave
+// the key alone.
+type op struct {
+	key  string
+	pre  Precondition
+	next func(cur Record, exists bool) (Record, bool)
+}
+
+// change is what an op did.
+type change struct {
+	out, prev Record
+	wrote     bool
+	ev        *Event
+}
+
+// write runs one op in a transaction of its own. A local write is passed
+// to OnLocalWrite.
+func (s *Store) write(key string, pre Precondition, local bool, next func(cur Record, exists bool) (Record, bool)) (Record, error) {
+	changes, err := s.commit([]op{{key: key, pre: pre, next: next}}, local)
 	if err != nil {
 		if errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
 			return Record{}, fmt.Errorf("%s: %w", key, err)
 		}
 		return Record{}, fmt.Errorf("store: write %s: %w", key, err)
 	}
-	if out.RV > s.rv {
-		s.rv = out.RV
+	return changes[0].out, nil
+}
+
+// commit runs ops in one transaction, then indexes what they wrote, passes
+// local writes to OnLocalWrite and offers the events to the watchers. If
+// any op fails, none is applied.
+func (s *Store) commit(ops []op, local bool) ([]change, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
 	}
-	if wrote {
-		if prev.Key != "" {
-			s.indexDrop(prev.entry())
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	changes := make([]change, len(ops))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		first := readRV(tx)
+		rv := first
+		for i, o := range ops {
+			c, err := apply(tx, o, &rv)
+			if err != nil {
+				return err
+			}
+			changes[i] = c
 		}
-		s.indexPut(out.entry())
+		if rv == first {
+			return nil
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyRV, u64(rv)); err != nil {
+			return err
+		}
+		return s.trimLog(tx, rv)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		if c.out.RV > s.rv {
+			s.rv = c.out.RV
+		}
+		if !c.wrote {
+			continue
+		}
+		if c.prev.Key != "" {
+			s.indexDrop(c.prev.entry())
+		}
+		s.indexPut(c.out.entry())
 		if local && s.onWrite != nil {
-			r := out
+			r := c.out
 			if r.Deleted {
 				r.Value = nil
 			}
 			s.onWrite(r)
 		}
-	}
-	if ev != nil {
-		for w := range s.watchers {
-			w.offer(*ev)
+		if c.ev != nil {
+			for w := range s.watchers {
+				w.offer(*c.ev)
+			}
 		}
 	}
-	return out, nil
+	return changes, nil
+}
+
+// apply runs o in tx, giving what it writes the resourceVersion after *rv
+// and advancing *rv.
+func apply(tx *bolt.Tx, o op, rv *uint64) (change, error) {
+	objs := tx.Bucket(bucketObjects)
+	var cur Record
+	exists := false
+	if v := objs.Get([]byte(o.key)); v != nil {
+		if err := json.Unmarshal(v, &cur); err != nil {
+			return change{}, fmt.Errorf("decode %s: %w", o.key, err)
+		}
+		exists = true
+	}
+	live := exists && !cur.Deleted
+	switch pre := o.pre; {
+	case pre.MustNotExist && live:
+		return change{}, ErrExists
+	case pre.MustExist && !live:
+		return change{}, ErrNotFound
+	case pre.RV != 0 && (!live || cur.RV != pre.RV):
+		return change{}, ErrConflict
+	}
+	rec, ok := o.next(cur, exists)
+	if !ok {
+		return change{out: cur}, nil
+	}
+	*rv++
+	rec.RV = *rv
+	enc, err := json.Marshal(rec)
+	if err != nil {
+		return change{}, err
+	}
+	if err := objs.Put([]byte(o.key), enc); err != nil {
+		return change{}, err
+	}
+	c := change{out: rec, prev: cur, wrote: true}
+	if rec.Deleted && !live {
+		// A tombstone over a tombstone (or nothing) changes nothing a watcher sees.
+		return c, nil
+	}
+	typ := Modified
+	switch {
+	case rec.Deleted:
+		typ = Deleted
+		if rec.Value == nil {
+			rec.Value = cur.Value
+		}
+	case !live:
+		typ = Added
+	}
+	c.out = rec
+	c.ev = &Event{Type: typ, Record: rec}
+	if typ == Modified {
+		c.ev.Prev = cur.Value
+	}
+	entry, err := json.Marshal(c.ev)
+	if err != nil {
+		return change{}, err
+	}
+	return c, tx.Bucket(bucketLog).Put(u64(*rv), entry)
 }
 
 // trimLog drops the oldest log entries once the log exceeds its size by 10%.
