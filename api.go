@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/apiserver/pkg/server/healthz"
 
 	"github.com/mycelfabric/mycel/kubeapi"
 	"github.com/mycelfabric/mycel/securityplane/policy"
@@ -40,10 +41,11 @@ func (n *Node) startAPI(context.Context) error {
 		Metrics: &agent.FabricUsage{Client: n.objs, Transport: n.streamTransport()},
 		Version: version.Info{Major: "1", Minor: kubeMinor, GitVersion: kubeGitVer + "+mycel-" + Version, Platform: "linux/amd64",
 			GoVersion: goVersion()},
-		Logger:   n.log.With("component", "api"),
-		Registry: n.reg,
-		Now:      n.cfg.Now,
-		Extra:    map[string]http.Handler{StatusPath: http.HandlerFunc(n.serveStatus)},
+		Logger:      n.log.With("component", "api"),
+		Registry:    n.reg,
+		Now:         n.cfg.Now,
+		Extra:       map[string]http.Handler{StatusPath: http.HandlerFunc(n.serveStatus)},
+		ReadyChecks: n.readyChecks(),
 	})
 	if err != nil {
 		return err
@@ -110,4 +112,26 @@ func (a admitter) Admit(ctx context.Context, req kubeapi.AdmissionRequest) error
 
 func (a admitter) Authorize(ctx context.Context, req kubeapi.AuthzRequest) error {
 	return a.e.Authorize(ctx, req)
+}
+
+// readyChecks are what /readyz reports besides ping: the node is ready
+// when it has settled (taken its share of ownership), its store answers,
+// its bus connection is up and its container runtime answers.
+func (n *Node) readyChecks() []healthz.HealthChecker {
+	return []healthz.HealthChecker{
+		healthz.NamedCheck("settled", func(*http.Request) error {
+			if !n.owners.Settled() {
+				return errors.New("not settled: still meeting members and catching up")
+			}
+			return nil
+		}),
+		healthz.NamedCheck("store", func(*http.Request) error { return n.store.Check() }),
+		healthz.NamedCheck("bus", func(*http.Request) error {
+			if !n.bus.Conn().IsConnected() {
+				return fmt.Errorf("bus client is %s", n.bus.Conn().Status())
+			}
+			return nil
+		}),
+		healthz.NamedCheck("runtime", func(*http.Request) error { return n.agent.Healthy() }),
+	}
 }

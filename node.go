@@ -2,6 +2,7 @@ package mycel
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	libp2phost "github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,6 +46,8 @@ const (
 	P2PFile   = "p2p.addrs"
 	URLFile   = "api.url"
 	StoreFile = "state.db"
+	// LockFile is locked (flock) by the node using the data dir.
+	LockFile = "mycel.lock"
 )
 
 // Node is a running Mycel node: an ordered list of components (see
@@ -58,6 +62,7 @@ type Node struct {
 	apiHost   string              // the host of Config.APIAddr
 
 	// The parts, in the order their components start.
+	lock      *os.File
 	id        *host.Identity
 	policy    *policy.Engine
 	p2p       libp2phost.Host
@@ -85,6 +90,7 @@ type Node struct {
 // close). Each run starts once all have started.
 func (n *Node) components() []component {
 	return []component{
+		{name: "data dir", start: n.lockDataDir, close: func() error { return n.lock.Close() }},
 		{name: "node key", start: n.loadKey},
 		{name: "policies", start: n.loadPolicies},
 		{name: "libp2p host", start: n.startHost, close: func() error { return n.p2p.Close() }},
@@ -147,6 +153,29 @@ func (n *Node) Name() string { return n.cfg.Name }
 
 // PeerID is the node's libp2p peer ID.
 func (n *Node) PeerID() string { return n.id.ID.String() }
+
+// lockDataDir takes the data dir for this node, before anything reads or
+// writes there: a second node started on a data dir in use fails here,
+// leaving the running one alone.
+func (n *Node) lockDataDir(context.Context) error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(n.cfg.DataDir, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		holder := "another mycel node"
+		if pid, err := os.ReadFile(filepath.Join(n.cfg.DataDir, PIDFile)); err == nil {
+			holder += " (pid " + strings.TrimSpace(string(pid)) + ")"
+		}
+		return fmt.Errorf("data dir %s is in use by %s: stop it first, or give this node another --data-dir", n.cfg.DataDir, holder)
+	}
+	n.lock = f
+	return nil
+}
 
 func (n *Node) loadKey(context.Context) (err error) {
 	n.id, err = host.LoadOrCreateIdentity(n.cfg.DataDir)

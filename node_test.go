@@ -2,6 +2,7 @@ package mycel
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/mycelfabric/mycel/machineplane/discovery"
 	"github.com/mycelfabric/mycel/securityplane/ca"
@@ -256,5 +260,65 @@ func TestRestartKeepsPorts(t *testing.T) {
 	defer n.Close()
 	if got := n.bus.ClusterURL(); got == route {
 		t.Errorf("bus route %s while something else listens there", got)
+	}
+}
+
+// TestSecondNodeOnADataDirInUseFails: a node started on the data dir of a
+// running one fails before it touches anything, saying why; the running
+// node keeps its files and keeps serving.
+func TestSecondNodeOnADataDirInUseFails(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Name: "node-a", DataDir: filepath.Join(t.TempDir(), "a"), CADir: caDir, APIAddr: "127.0.0.1:0",
+		Runtime: runtimetest.New(time.Now, "localhost/mycel-demo:0.1"), Logger: slog.New(slog.DiscardHandler)}
+	first, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := Start(context.Background(), cfg)
+	if err == nil {
+		second.Close()
+		t.Fatal("a second node started on a data dir in use")
+	}
+	if want := fmt.Sprintf("in use by another mycel node (pid %d)", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q, want it to say %q", err, want)
+	}
+	if url, err := os.ReadFile(filepath.Join(cfg.DataDir, URLFile)); err != nil || strings.TrimSpace(string(url)) != first.URL() {
+		t.Fatalf("the running node's %s: %q, %v", URLFile, url, err)
+	}
+	if err := first.objs.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "still-here"}}); err != nil {
+		t.Fatalf("the running node after the refused start: %v", err)
+	}
+	first.Close()
+	again, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("restart once the first has stopped: %v", err)
+	}
+	again.Close()
+}
+
+// TestReadyzSaysWhatTheNodeIsWaitingFor: a node's /readyz passes once it
+// has settled, with its store, bus and runtime checks listed.
+func TestReadyzSaysWhatTheNodeIsWaitingFor(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	authority, err := ca.Init(caDir, "fabric.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startTestNode(t, caDir, "node-a", nil)
+	rc := kubernetes.NewForConfigOrDie(restConfig(t, n, authority)).Discovery().RESTClient()
+	var body string
+	waitFor(t, n, 30*time.Second, func() error {
+		b, err := rc.Get().AbsPath("/readyz").Param("verbose", "").DoRaw(context.Background())
+		body = string(b)
+		return err
+	})
+	for _, check := range []string{"ping", "settled", "store", "bus", "runtime"} {
+		if !strings.Contains(body, "[+]"+check+" ok") {
+			t.Errorf("/readyz?verbose lacks %s:\n%s", check, body)
+		}
 	}
 }

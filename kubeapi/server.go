@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/apiserver/pkg/server/healthz"
 
 	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
@@ -93,6 +94,9 @@ type Config struct {
 	// Metrics answers metrics.k8s.io (`kubectl top`); nil serves no
 	// metrics API.
 	Metrics Metrics
+	// ReadyChecks are the checks of /readyz besides ping (kube-apiserver's
+	// healthz handlers: /readyz?verbose lists them, /readyz/NAME runs one).
+	ReadyChecks []healthz.HealthChecker
 	// Version is served at /version.
 	Version version.Info
 	// Logger; nil discards.
@@ -116,6 +120,7 @@ type Server struct {
 	td      spiffeid.TrustDomain
 	metrics *metrics
 	openapi *openAPIHandler
+	health  *http.ServeMux // /healthz, /livez, /readyz
 	fields  *fieldManagers
 	log     *slog.Logger
 }
@@ -137,7 +142,10 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, objs: cfg.Objects, td: cfg.Bundle.TrustDomain(), log: cfg.Logger}
+	s := &Server{cfg: cfg, objs: cfg.Objects, td: cfg.Bundle.TrustDomain(), log: cfg.Logger, health: http.NewServeMux()}
+	healthz.InstallHandler(s.health, healthz.PingHealthz)
+	healthz.InstallLivezHandler(s.health, healthz.PingHealthz)
+	healthz.InstallReadyzHandler(s.health, append([]healthz.HealthChecker{healthz.PingHealthz}, cfg.ReadyChecks...)...)
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
@@ -174,11 +182,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.metrics.observe(verb, resName, rec.code, time.Since(start))
 	}()
-	switch r.URL.Path {
-	case "/healthz", "/livez", "/readyz":
-		rec.Header().Set("Content-Type", "text/plain")
-		io.WriteString(rec, "ok")
-		return
+	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
+		if r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/") {
+			s.health.ServeHTTP(rec, r)
+			return
+		}
 	}
 	user, err := s.authenticate(r)
 	if err != nil {
