@@ -28,8 +28,9 @@ import (
 // they did then: a tombstone and a live record by the newer of their
 // stamps.
 //
-// The merge is commutative, associative and deterministic, so every
-// replica that has seen the same writes holds the same records.
+// The merge is commutative, associative (among records with incarnations)
+// and deterministic, so every replica that has seen the same writes holds
+// the same records.
 
 // incarnations compares the incarnations of two records (or entries) by
 // their Born stamps: -1, 0 or 1, and false when either is unknown (zero).
