@@ -220,16 +220,23 @@ func TestJoinWithToken(t *testing.T) {
 	}
 }
 
-// TestRestartKeepsPorts: a node restarted on the same data dir listens on
-// the ports of its first start, so peers that knew it find it again; if one
-// is taken it picks another.
-func TestRestartKeepsPorts(t *testing.T) {
+// aloneConfig is the Config of a node with a CA of its own, for starting
+// and restarting it on one data dir.
+func aloneConfig(t *testing.T) Config {
+	t.Helper()
 	caDir := filepath.Join(t.TempDir(), "ca")
 	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Name: "node-a", DataDir: filepath.Join(t.TempDir(), "a"), CADir: caDir, APIAddr: "127.0.0.1:0",
+	return Config{Name: "node-a", DataDir: filepath.Join(t.TempDir(), "a"), CADir: caDir, APIAddr: "127.0.0.1:0",
 		Runtime: runtimetest.New(time.Now, "localhost/mycel-demo:0.1"), Logger: slog.New(slog.DiscardHandler)}
+}
+
+// TestRestartKeepsPorts: a node restarted on the same data dir listens on
+// the ports of its first start, so peers that knew it find it again; if one
+// is taken it picks another.
+func TestRestartKeepsPorts(t *testing.T) {
+	cfg := aloneConfig(t)
 	start := func() *Node {
 		t.Helper()
 		n, err := Start(context.Background(), cfg)
@@ -267,12 +274,7 @@ func TestRestartKeepsPorts(t *testing.T) {
 // running one fails before it touches anything, saying why; the running
 // node keeps its files and keeps serving.
 func TestSecondNodeOnADataDirInUseFails(t *testing.T) {
-	caDir := filepath.Join(t.TempDir(), "ca")
-	if _, err := ca.Init(caDir, "fabric.test"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Name: "node-a", DataDir: filepath.Join(t.TempDir(), "a"), CADir: caDir, APIAddr: "127.0.0.1:0",
-		Runtime: runtimetest.New(time.Now, "localhost/mycel-demo:0.1"), Logger: slog.New(slog.DiscardHandler)}
+	cfg := aloneConfig(t)
 	first, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

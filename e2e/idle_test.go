@@ -56,6 +56,7 @@ spec:
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(dynamic.NewForConfigOrDie(cfg), 0)
 	var mu sync.Mutex
 	var changes []string
+	changed := make(chan struct{}, 1)
 	quiet := false
 	for _, gvr := range []schema.GroupVersionResource{
 		{Version: "v1", Resource: "pods"}, {Version: "v1", Resource: "nodes"}, {Version: "v1", Resource: "namespaces"},
@@ -66,6 +67,10 @@ spec:
 			defer mu.Unlock()
 			if m, err := meta.Accessor(obj); err == nil && quiet {
 				changes = append(changes, fmt.Sprintf("%s %s %s/%s rv=%s", what, gvr.Resource, m.GetNamespace(), m.GetName(), m.GetResourceVersion()))
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
 			}
 		}
 		factory.ForResource(gvr).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -88,10 +93,16 @@ spec:
 	mu.Lock()
 	quiet = true
 	mu.Unlock()
-	time.Sleep(time.Minute) // the observation window itself, not a synchronization
+	// Watch for a minute, or until the first change.
+	window := time.NewTimer(time.Minute)
+	defer window.Stop()
+	select {
+	case <-window.C:
+	case <-changed:
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(changes) > 0 {
-		t.Fatalf("%d changes on an idle fabric in a minute, first: %v", len(changes), changes[:min(len(changes), 20)])
+		t.Fatalf("%d change(s) on an idle fabric within a minute, first: %v", len(changes), changes[:min(len(changes), 20)])
 	}
 }
