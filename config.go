@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/mycelfabric/mycel/machineplane/host"
+	"github.com/mycelfabric/mycel/machineplane/membership"
 	rt "github.com/mycelfabric/mycel/workloadplane/runtime"
 )
 
@@ -68,7 +69,11 @@ type Config struct {
 	// (runtime health, labels) and writes what changed; an unchanged
 	// status is rewritten every agent.StatusReportEvery. Default 10s.
 	HeartbeatInterval time.Duration
-	// MembershipTick is the failure detector's tick; zero means 20 ms.
+	// FailureDetection names the failure detector's timing, one of
+	// membership.Presets ("lan", the default; "wan"; "local").
+	FailureDetection string
+	// MembershipTick, if set, replaces the preset's tick (tests slow the
+	// detector down with it).
 	MembershipTick time.Duration
 	// AntiEntropyInterval is how often the store compares itself with a
 	// peer's; zero means 5 seconds.
@@ -116,6 +121,12 @@ func (c *Config) Validate() error {
 		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
 			return fmt.Errorf("config: label %s value %q: %s", k, v, strings.Join(errs, "; "))
 		}
+	}
+	if c.FailureDetection == "" {
+		c.FailureDetection = membership.DefaultPreset
+	}
+	if _, ok := membership.Presets[c.FailureDetection]; !ok {
+		return fmt.Errorf("config: failure detection %q: want lan, wan or local", c.FailureDetection)
 	}
 	switch c.RuntimeName {
 	case "":

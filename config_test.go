@@ -22,6 +22,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad label", Config{DataDir: "d", CADir: "c", Name: "n", Labels: map[string]string{"a b": "c"}}, "label key"},
 		{"sim runtime named", Config{DataDir: "d", CADir: "c", Name: "n", RuntimeName: "sim"}, ""},
 		{"unknown runtime", Config{DataDir: "d", CADir: "c", Name: "n", RuntimeName: "docker"}, `want "podman" or "sim"`},
+		{"wan failure detection", Config{DataDir: "d", CADir: "c", Name: "n", FailureDetection: "wan"}, ""},
+		{"unknown failure detection", Config{DataDir: "d", CADir: "c", Name: "n", FailureDetection: "fast"}, "want lan, wan or local"},
 		{"capacity", Config{DataDir: "d", CADir: "c", Name: "n", Capacity: mustCapacity(t, "cpu=2,memory=1Gi")}, ""},
 		{"capacity of a GPU", Config{DataDir: "d", CADir: "c", Name: "n", Capacity: mustCapacity(t, "nvidia.com/gpu=1")}, "only cpu, memory and pods"},
 		{"zero capacity", Config{DataDir: "d", CADir: "c", Name: "n", Capacity: mustCapacity(t, "memory=0")}, "must be positive"},

@@ -26,13 +26,17 @@ func (n *Node) startMembership(context.Context) error {
 		return err
 	}
 	verifier := &noderecord.Verifier{Bundle: n.creds.Bundle()}
+	timing := membership.Presets[n.cfg.FailureDetection]
+	if n.cfg.MembershipTick != 0 {
+		timing.Tick = n.cfg.MembershipTick
+	}
 	n.members, err = membership.NewService(membership.ServiceConfig{
 		Conn: n.bus.Client(), Key: n.id.Key, Self: n.PeerID(),
 		Record: n.records.Signed,
 		Verify: func(id string, signed []byte) (*noderecord.Record, error) {
 			return verifier.Verify("/"+noderecord.Namespace+"/"+id, signed)
 		},
-		Tick: n.cfg.MembershipTick, Rejected: n.rejected, Events: events, Now: n.cfg.Now,
+		Tick: timing.Tick, Protocol: timing.Protocol, Rejected: n.rejected, Events: events, Now: n.cfg.Now,
 		Logger: n.log.With("component", "membership"),
 	})
 	if err != nil {

@@ -134,6 +134,25 @@ func (f *hostNet) dropped(n *node) int {
 	return total
 }
 
+// received counts the packets the nodes' hosts received from the network
+// so far.
+func (f *hostNet) received(nodes []*node) int {
+	f.t.Helper()
+	total := 0
+	for _, n := range nodes {
+		out, err := exec.Command("ip", "netns", "exec", f.nsOf[n], "cat", "/sys/class/net/eth0/statistics/rx_packets").CombinedOutput()
+		if err != nil {
+			f.t.Fatalf("rx_packets in %s: %v\n%s", f.nsOf[n], err, out)
+		}
+		pkts, err := strconv.Atoi(strings.TrimSpace(string(out)))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		total += pkts
+	}
+	return total
+}
+
 // heal removes every rule partition and loss added.
 func (f *hostNet) heal() {
 	f.t.Helper()

@@ -55,6 +55,7 @@ The node stops on SIGINT or SIGTERM; its containers keep running and are re-adop
 	f.StringVar(&cfg.Join, "join", "", "join token from `mycel token create` (for a node without --ca-dir)")
 	f.StringVar(&cfg.RuntimeName, "runtime", mycel.RuntimePodman, "container runtime: podman, or sim (runs nothing; scale simulations only)")
 	f.StringVar(&capacity, "capacity", "", "advertise this capacity instead of the machine's, e.g. cpu=2,memory=4Gi,pods=50")
+	f.StringVar(&cfg.FailureDetection, "failure-detection", "lan", "failure detector timing: lan, wan (probes every second, suspicions of 2-10 s) or local (every node on one machine)")
 	f.IntVar(&cfg.PlacementSample, "placement-sample", 3, "candidates an owner tenders each replica to (d)")
 	cmd.MarkFlagRequired("data-dir")
 	return cmd

@@ -6,6 +6,25 @@
 // Membership changes ride on the probes as gossip, with incarnation numbers
 // so that a member can refute a suspicion about itself.
 //
+// It carries Lifeguard's three refinements (Dadgar et al., "Lifeguard:
+// Local Health Awareness for More Accurate Failure Detection", 2018, as
+// hashicorp/memberlist implements them), so that a node that is itself slow
+// (a starved CPU, a lossy link of its own) does not condemn healthy ones:
+//   - local health: a node whose probes fail, whose helpers do not even
+//     answer with a nack, or who has to refute suspicions about itself,
+//     stretches its own probe period and timeouts (up to MaxHealth times);
+//     each successful probe shrinks the stretch again;
+//   - suspicion that shrinks with confirmations: a suspicion lasts
+//     SuspicionMax when one member holds it, and shrinks towards
+//     SuspicionMin as other members independently suspect the same
+//     member;
+//   - refutation first: a probe of a suspected member carries the
+//     suspicion ahead of any other gossip, so the member hears it and
+//     refutes at once, and the freshest gossip (a refutation) goes first.
+//
+// Probe timeouts are also derived from measured round-trip times
+// (SetRTT), so a far member is not suspected for being far.
+//
 // The protocol core is deterministic: time advances only through Tick, I/O
 // goes through a Transport, and randomness comes from a seeded source, so
 // tests drive whole clusters step by step.
@@ -13,6 +32,7 @@ package membership
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -70,6 +90,9 @@ type Update struct {
 	ID          string
 	State       State
 	Incarnation uint64
+	// From is who suspects, for a Suspect update: the suspicion shrinks as
+	// independent suspecters confirm it. Empty from nodes that predate it.
+	From string `json:",omitempty"`
 }
 
 // Message kinds.
@@ -77,6 +100,10 @@ const (
 	Ping    = "ping"
 	PingReq = "ping-req"
 	Ack     = "ack"
+	// Nack is a helper's answer to a ping-req whose target did not answer
+	// in time: the asker learns that its own link to the helper works, so
+	// the failure is not its own.
+	Nack = "nack"
 )
 
 // Message is what members send each other.
@@ -95,17 +122,26 @@ type Transport interface {
 
 // Config sets the protocol's timing, in ticks.
 type Config struct {
-	// ProbeTimeout is how long a direct probe waits for an ack before
-	// indirect probes are sent.
+	// ProbeTimeout is the least time a direct probe waits for an ack
+	// before indirect probes are sent (more for a member whose measured
+	// round-trip time asks for it).
 	ProbeTimeout int
 	// ProbePeriod is how long a probe round lasts in all; a member whose
 	// round ends without an ack is suspected.
 	ProbePeriod int
 	// IndirectProbes is k, the number of members asked to probe.
 	IndirectProbes int
-	// SuspicionTicks is how long a suspicion lasts before the member is
-	// declared dead.
-	SuspicionTicks int
+	// SuspicionMin and SuspicionMax bound how long a suspicion lasts
+	// before the member is declared dead: SuspicionMax while one member
+	// suspects it, down to SuspicionMin once Confirmations others have
+	// independently suspected it too.
+	SuspicionMin, SuspicionMax int
+	// Confirmations is how many independent suspicions bring a suspicion
+	// down to SuspicionMin (fewer in a fabric too small to give them).
+	Confirmations int
+	// MaxHealth bounds the local health multiplier: a node in poor health
+	// probes up to MaxHealth times slower and waits that much longer.
+	MaxHealth int
 	// GossipFanout bounds the updates piggybacked on a message.
 	GossipFanout int
 	// Retransmit is how many messages carry each update.
@@ -113,15 +149,18 @@ type Config struct {
 }
 
 // DefaultLANConfig suits a LAN with a 10 ms tick: a dead member is suspected
-// within ~50 ms and declared dead within ~250 ms more.
+// within ~50 ms and declared dead within 0.2–0.6 s more.
 func DefaultLANConfig() Config {
-	return Config{ProbeTimeout: 2, ProbePeriod: 5, IndirectProbes: 3, SuspicionTicks: 25, GossipFanout: 8, Retransmit: 6}
+	return Config{ProbeTimeout: 2, ProbePeriod: 5, IndirectProbes: 3, SuspicionMin: 20, SuspicionMax: 60, Confirmations: 2,
+		MaxHealth: 8, GossipFanout: 8, Retransmit: 6}
 }
 
 type member struct {
 	state       State
 	incarnation uint64
-	suspectAt   int // tick the suspicion started
+	suspectAt   int             // tick the suspicion started
+	suspecters  map[string]bool // who holds the suspicion (its confirmations)
+	rto         int             // probe timeout its round-trip times ask for (ticks)
 }
 
 type gossip struct {
@@ -141,11 +180,15 @@ type Memberlist struct {
 	members     map[string]*member
 	events      []Event
 	queue       []*gossip
+	// health is Lifeguard's local health score, 0 (healthy) to
+	// MaxHealth-1: timeouts and the probe period are scaled by health+1.
+	health int
 
 	now      int
 	seq      uint64
 	order    []string // probe order, reshuffled each pass
 	next     int
+	urgent   string // a member suspected by others, probed next to confirm or refute
 	probe    *probe
 	relaying map[uint64]relay // probes done for others: our seq → requester
 }
@@ -154,7 +197,11 @@ type probe struct {
 	target   string
 	seq      uint64
 	started  int
+	timeout  int // ticks until indirect probes
+	period   int // ticks until the target is suspected
 	indirect bool
+	helpers  int // ping-reqs sent, so nacks expected
+	nacks    int
 	acked    bool
 }
 
@@ -162,6 +209,7 @@ type relay struct {
 	origin    string
 	originSeq uint64
 	started   int
+	nacked    bool
 }
 
 // New returns the view of node self.
@@ -207,6 +255,23 @@ func (m *Memberlist) State(id string) (State, bool) {
 	return mem.state, true
 }
 
+// Health is the local health score: 0 when this node's probes succeed, up
+// to MaxHealth-1 when it has reason to think itself slow.
+func (m *Memberlist) Health() int { return m.health }
+
+// SetRTT sets the probe timeout member id's measured round-trip times ask
+// for, in ticks (the Service derives it as TCP derives its retransmission
+// timeout); the timeout used is never below ProbeTimeout.
+func (m *Memberlist) SetRTT(id string, ticks int) {
+	if mem := m.members[id]; mem != nil {
+		mem.rto = ticks
+	}
+}
+
+func (m *Memberlist) addHealth(delta int) {
+	m.health = max(0, min(m.health+delta, m.cfg.MaxHealth-1))
+}
+
 // Members lists the known members (not self), sorted.
 func (m *Memberlist) Members() []string {
 	out := make([]string, 0, len(m.members))
@@ -234,6 +299,9 @@ func (m *Memberlist) apply(u Update) bool {
 		if u.State != Alive && !m.left {
 			if u.Incarnation >= m.incarnation {
 				m.incarnation = u.Incarnation + 1
+				// Being suspected is a sign this node is slow to answer:
+				// Lifeguard stretches its own timeouts.
+				m.addHealth(1)
 			}
 			m.enqueue(Update{ID: m.self, State: Alive, Incarnation: m.incarnation})
 		}
@@ -244,7 +312,11 @@ func (m *Memberlist) apply(u Update) bool {
 		if u.State == Dead || u.State == Left {
 			return false
 		}
-		m.members[u.ID] = &member{state: u.State, incarnation: u.Incarnation, suspectAt: m.now}
+		mem = &member{state: u.State, incarnation: u.Incarnation, suspectAt: m.now}
+		if u.State == Suspect {
+			mem.suspecters = map[string]bool{u.From: true}
+		}
+		m.members[u.ID] = mem
 		m.events = append(m.events, Event{Kind: NodeJoined, Member: u.ID, Incarnation: u.Incarnation})
 		m.order = append(m.order, u.ID)
 		m.enqueue(u)
@@ -256,13 +328,29 @@ func (m *Memberlist) apply(u Update) bool {
 			return false
 		}
 	}
+	if u.State == Suspect && mem.state == Suspect && u.Incarnation == mem.incarnation {
+		// The same suspicion from someone else: a confirmation, which
+		// shortens it, and is passed on so that others count it too.
+		if u.From == "" || mem.suspecters[u.From] {
+			return false
+		}
+		mem.suspecters[u.From] = true
+		m.enqueue(u)
+		return true
+	}
 	if !overrides(u, mem) {
 		return false
 	}
 	prev := mem.state
-	mem.state, mem.incarnation = u.State, u.Incarnation
-	if u.State == Suspect && prev != Suspect {
-		mem.suspectAt = m.now
+	mem.state, mem.incarnation, mem.suspecters = u.State, u.Incarnation, nil
+	if u.State == Suspect {
+		mem.suspectAt, mem.suspecters = m.now, map[string]bool{u.From: true}
+		if u.From != m.self {
+			// Probe it next: this node's own probe confirms the suspicion
+			// (so a dead member is declared dead sooner) or carries it to
+			// the member, which refutes.
+			m.urgent = u.ID
+		}
 	}
 	if prev != u.State {
 		m.events = append(m.events, Event{Kind: eventKind(prev, u.State), Member: u.ID, Incarnation: u.Incarnation})
@@ -309,6 +397,23 @@ func eventKind(prev, next State) EventKind {
 	return NodeAlive
 }
 
+// suspicion is how long mem's current suspicion lasts, by Lifeguard's
+// rule: from SuspicionMax with no confirmation down to SuspicionMin with k,
+// logarithmically (the first confirmations count most). k is Confirmations,
+// or fewer when there are not that many members besides the suspected one
+// and the first suspecter. A node in poor health waits longer still: its
+// own view is the likelier to be wrong.
+func (m *Memberlist) suspicion(mem *member) int {
+	k := min(m.cfg.Confirmations, len(m.live())-1)
+	confirmed := len(mem.suspecters) - 1
+	if k < 1 || confirmed >= k {
+		return m.scaled(m.cfg.SuspicionMin)
+	}
+	frac := math.Log(float64(confirmed)+1) / math.Log(float64(k)+1)
+	return m.scaled(max(m.cfg.SuspicionMin, int(float64(m.cfg.SuspicionMax)-frac*float64(m.cfg.SuspicionMax-m.cfg.SuspicionMin))))
+}
+
+// enqueue queues u for gossip, replacing older news of the same member.
 func (m *Memberlist) enqueue(u Update) {
 	for _, g := range m.queue {
 		if g.u.ID == u.ID {
@@ -319,9 +424,11 @@ func (m *Memberlist) enqueue(u Update) {
 	m.queue = append(m.queue, &gossip{u: u, left: m.cfg.Retransmit})
 }
 
-// piggyback takes up to GossipFanout updates for one message.
-func (m *Memberlist) piggyback() []Update {
-	var out []Update
+// piggyback takes up to GossipFanout updates for one message, those sent
+// least often first (the newest news, such as a refutation).
+func (m *Memberlist) piggyback(first ...Update) []Update {
+	out := first
+	sort.SliceStable(m.queue, func(i, j int) bool { return m.queue[i].left > m.queue[j].left })
 	kept := m.queue[:0]
 	for _, g := range m.queue {
 		if len(out) < m.cfg.GossipFanout {
@@ -336,8 +443,14 @@ func (m *Memberlist) piggyback() []Update {
 	return out
 }
 
+// send sends msg with gossip. A ping to a member this node suspects carries
+// the suspicion first, so that the member can refute it at once.
 func (m *Memberlist) send(to string, msg Message) {
-	msg.Gossip = m.piggyback()
+	var first []Update
+	if mem := m.members[to]; msg.Kind == Ping && mem != nil && mem.state == Suspect {
+		first = []Update{{ID: to, State: Suspect, Incarnation: mem.incarnation, From: m.self}}
+	}
+	msg.Gossip = m.piggyback(first...)
 	m.tr.Send(to, msg)
 }
 
@@ -365,30 +478,51 @@ func (m *Memberlist) Tick() {
 	// Suspicions that ran out become deaths.
 	for _, id := range m.Members() {
 		mem := m.members[id]
-		if mem.state == Suspect && m.now-mem.suspectAt >= m.cfg.SuspicionTicks {
+		if mem.state == Suspect && m.now-mem.suspectAt >= m.suspicion(mem) {
 			m.apply(Update{ID: id, State: Dead, Incarnation: mem.incarnation})
 		}
 	}
 	for seq, r := range m.relaying {
-		if m.now-r.started > m.cfg.ProbePeriod {
+		age := m.now - r.started
+		switch {
+		case age > m.scaled(m.cfg.ProbePeriod):
 			delete(m.relaying, seq) // the target never answered; the asker has given up
+		case !r.nacked && age >= m.scaled(m.cfg.ProbeTimeout)*4/5:
+			// Early enough to reach the asker before its round ends.
+			r.nacked = true
+			m.relaying[seq] = r
+			m.send(r.origin, Message{Kind: Nack, Seq: r.originSeq})
 		}
 	}
 	if p := m.probe; p != nil {
 		age := m.now - p.started
 		switch {
 		case p.acked:
+			m.addHealth(-1)
 			m.probe = nil
-		case age >= m.cfg.ProbePeriod:
-			if mem := m.members[p.target]; mem != nil && mem.state == Alive {
-				m.apply(Update{ID: p.target, State: Suspect, Incarnation: mem.incarnation})
+		case age >= p.period:
+			if mem := m.members[p.target]; mem != nil && (mem.state == Alive || mem.state == Suspect) {
+				// A suspicion, or this node's confirmation of another's.
+				m.apply(Update{ID: p.target, State: Suspect, Incarnation: mem.incarnation, From: m.self})
+			}
+			// Helpers that did not even nack suggest the fault is this
+			// node's own; with no helpers, the failure itself does.
+			if p.helpers > 0 {
+				m.addHealth(p.helpers - p.nacks)
+			} else {
+				m.addHealth(1)
 			}
 			m.probe = nil
-		case age >= m.cfg.ProbeTimeout && !p.indirect:
+		case age >= p.timeout && !p.indirect:
 			p.indirect = true
 			helpers := m.live(p.target)
 			m.rng.Shuffle(len(helpers), func(i, j int) { helpers[i], helpers[j] = helpers[j], helpers[i] })
-			for _, h := range helpers[:min(len(helpers), m.cfg.IndirectProbes)] {
+			helpers = helpers[:min(len(helpers), m.cfg.IndirectProbes)]
+			p.helpers = len(helpers)
+			// A second direct ping too (memberlist sends one over TCP): a
+			// lost ping or ack alone does not make a suspicion.
+			m.send(p.target, Message{Kind: Ping, Seq: p.seq})
+			for _, h := range helpers {
 				m.send(h, Message{Kind: PingReq, Seq: p.seq, Target: p.target})
 			}
 		}
@@ -398,7 +532,17 @@ func (m *Memberlist) Tick() {
 	}
 }
 
+// scaled stretches a number of ticks by the local health multiplier.
+func (m *Memberlist) scaled(ticks int) int { return ticks * (m.health + 1) }
+
 func (m *Memberlist) startProbe() {
+	if id := m.urgent; id != "" {
+		m.urgent = ""
+		if mem := m.members[id]; mem != nil && mem.state == Suspect {
+			m.probeMember(id, mem)
+			return
+		}
+	}
 	for tries := 0; tries <= len(m.order); tries++ {
 		if m.next >= len(m.order) {
 			m.next = 0
@@ -409,13 +553,19 @@ func (m *Memberlist) startProbe() {
 		}
 		id := m.order[m.next]
 		m.next++
-		if st := m.members[id].state; st == Alive || st == Suspect {
-			m.seq++
-			m.probe = &probe{target: id, seq: m.seq, started: m.now}
-			m.send(id, Message{Kind: Ping, Seq: m.seq})
+		if mem := m.members[id]; mem.state == Alive || mem.state == Suspect {
+			m.probeMember(id, mem)
 			return
 		}
 	}
+}
+
+func (m *Memberlist) probeMember(id string, mem *member) {
+	m.seq++
+	timeout := m.scaled(max(m.cfg.ProbeTimeout, mem.rto))
+	m.probe = &probe{target: id, seq: m.seq, started: m.now, timeout: timeout,
+		period: max(m.scaled(m.cfg.ProbePeriod), timeout+m.scaled(m.cfg.ProbeTimeout))}
+	m.send(id, Message{Kind: Ping, Seq: m.seq})
 }
 
 // Receive handles a message from a member.
@@ -449,6 +599,10 @@ func (m *Memberlist) Receive(from string, msg Message) {
 		// member's own refutation (a higher incarnation), which it gossips.
 		if p := m.probe; p != nil && p.seq == msg.Seq && msg.Target == p.target {
 			p.acked = true
+		}
+	case Nack:
+		if p := m.probe; p != nil && p.seq == msg.Seq && p.indirect {
+			p.nacks = min(p.nacks+1, p.helpers)
 		}
 	}
 }

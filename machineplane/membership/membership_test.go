@@ -3,6 +3,7 @@ package membership
 import (
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"testing"
 )
 
@@ -17,6 +18,13 @@ type network struct {
 	loss  float64
 	rng   *rand.Rand
 	log   map[string][]Event // events per observer
+	// slow, if set, says whether a node is starved of CPU at a step: it
+	// neither ticks nor reads then, and what is sent to it waits.
+	slow func(id string, step int) bool
+	// lossTo adds loss of what one node receives.
+	lossTo map[string]float64
+	held   []delivery
+	steps  int
 }
 
 type delivery struct {
@@ -52,8 +60,11 @@ func newNetwork(t *testing.T, n int, cfg Config) *network {
 // step ticks every live node once and delivers messages until none are left
 // (round trips are far shorter than a tick).
 func (nw *network) step() {
+	nw.steps++
+	starved := func(id string) bool { return nw.slow != nil && nw.slow(id, nw.steps) }
+	nw.queue, nw.held = append(nw.held, nw.queue...), nil
 	for _, id := range nw.ids {
-		if !nw.down[id] {
+		if !nw.down[id] && !starved(id) {
 			nw.nodes[id].Tick()
 		}
 	}
@@ -61,7 +72,11 @@ func (nw *network) step() {
 		q := nw.queue
 		nw.queue = nil
 		for _, d := range q {
-			if nw.down[d.from] || nw.down[d.to] || nw.cut[[2]string{d.from, d.to}] || nw.rng.Float64() < nw.loss {
+			if nw.down[d.from] || nw.down[d.to] || nw.cut[[2]string{d.from, d.to}] || nw.rng.Float64() < nw.loss+nw.lossTo[d.to] {
+				continue
+			}
+			if starved(d.to) {
+				nw.held = append(nw.held, delivery{d.from, d.to, d.m})
 				continue
 			}
 			nw.nodes[d.to].Receive(d.from, d.m)
@@ -100,7 +115,7 @@ func TestDeadNodeIsDeclaredDeadByEveryone(t *testing.T) {
 	nw.down["n3"] = true
 	// Bound: every survivor probes n3 within one pass over the members, then
 	// the suspicion runs out.
-	bound := 4*cfg.ProbePeriod + cfg.ProbePeriod + cfg.SuspicionTicks + 2
+	bound := 4*cfg.ProbePeriod + cfg.ProbePeriod + cfg.SuspicionMax + 2
 	for tick := 1; tick <= bound; tick++ {
 		nw.step()
 		all := true
@@ -158,7 +173,7 @@ func TestSuspicionIsRefuted(t *testing.T) {
 	if st, _ := nw.nodes["n0"].State("n1"); st != Suspect {
 		t.Fatalf("rumour not applied: %v", st)
 	}
-	nw.run(DefaultLANConfig().SuspicionTicks * 2)
+	nw.run(DefaultLANConfig().SuspicionMax * 2)
 	for _, id := range []string{"n0", "n2"} {
 		if st, _ := nw.nodes[id].State("n1"); st != Alive {
 			t.Fatalf("%s holds n1 %v after the refutation window", id, st)
@@ -191,7 +206,7 @@ func TestRestartedNodeComesBack(t *testing.T) {
 	nw := newNetwork(t, 4, cfg)
 	nw.run(10)
 	nw.down["n1"] = true
-	nw.run(5*cfg.ProbePeriod + cfg.SuspicionTicks + 10)
+	nw.run(5*cfg.ProbePeriod + cfg.SuspicionMax + 10)
 	if st, _ := nw.nodes["n0"].State("n1"); st != Dead {
 		t.Fatalf("n1 is %v, want Dead", st)
 	}
@@ -220,7 +235,7 @@ func TestPartitionHeals(t *testing.T) {
 			nw.cut[[2]string{l, r}], nw.cut[[2]string{r, l}] = true, true
 		}
 	}
-	nw.run(10*cfg.ProbePeriod + cfg.SuspicionTicks)
+	nw.run((10*cfg.ProbePeriod + cfg.SuspicionMax) * cfg.MaxHealth) // in the poorest health
 	if st, _ := nw.nodes[left[0]].State(right[0]); st != Dead {
 		t.Fatalf("%s holds %s %v across the partition, want Dead", left[0], right[0], st)
 	}
@@ -245,6 +260,154 @@ func TestPartitionHeals(t *testing.T) {
 	for _, a := range nw.ids {
 		if live := nw.nodes[a].live(); len(live) != 4 {
 			t.Errorf("%s holds %v alive after the heal, want the other four", a, live)
+		}
+	}
+}
+
+// lanTiming is the protocol the nodes run by default (20 ms ticks).
+func lanTiming() Config { return Presets[DefaultPreset].Protocol }
+
+// TestLocalHealthSparesHealthyMembers: one of five members loses 75 % of what it
+// receives (its own link is bad), for ten minutes of 20 ms ticks. Its
+// probes fail with no nack from the helpers, so Lifeguard's local health
+// stretches its timeouts, and it declares healthy members dead far less
+// often than the same run with local health turned off (MaxHealth 1). (The
+// others may well declare it dead: it hardly hears them.)
+func TestLocalHealthSparesHealthyMembers(t *testing.T) {
+	run := func(cfg Config) (healthy []string, health int) {
+		nw := newNetwork(t, 5, cfg)
+		nw.lossTo = map[string]float64{"n2": 0.75}
+		for range 30000 {
+			nw.step()
+			health = max(health, nw.nodes["n2"].Health())
+		}
+		for _, id := range nw.ids {
+			for _, e := range nw.log[id] {
+				if e.Kind == NodeDead && e.Member != "n2" {
+					healthy = append(healthy, id+" declared "+e.Member)
+				}
+			}
+		}
+		return healthy, health
+	}
+	deaths, health := run(lanTiming())
+	if health == 0 {
+		t.Error("the lossy member never lowered its own health")
+	}
+	cfg := lanTiming()
+	cfg.MaxHealth = 1
+	without, _ := run(cfg)
+	t.Logf("healthy members declared dead: %d with local health, %d without", len(deaths), len(without))
+	if len(without) == 0 || 3*len(deaths) > len(without) {
+		t.Errorf("local health should cut the deaths of healthy members at least threefold: %d with, %d without", len(deaths), len(without))
+	}
+}
+
+// TestNoDeathsUnderLoss: five members losing 10 % and then 20 % of their
+// messages, each for ten minutes of 20 ms ticks: nobody is declared dead.
+func TestNoDeathsUnderLoss(t *testing.T) {
+	for _, loss := range []float64{0.10, 0.20} {
+		nw := newNetwork(t, 5, lanTiming())
+		nw.loss = loss
+		nw.run(30000)
+		suspicions := 0
+		for _, id := range nw.ids {
+			for _, e := range nw.log[id] {
+				if e.Kind == NodeSuspect {
+					suspicions++
+				}
+			}
+		}
+		t.Logf("%.0f %% loss: %d suspicions", 100*loss, suspicions)
+		if d := nw.deaths(); len(d) != 0 {
+			t.Errorf("%.0f %% loss: %d deaths: %v", 100*loss, len(d), d[:min(len(d), 5)])
+		}
+	}
+}
+
+// TestDetectionTime: a member of five fails at a random moment, 200 times;
+// every other member declares it dead within 1 s (50 ticks of 20 ms) in
+// 99 % of the runs.
+func TestDetectionTime(t *testing.T) {
+	const runs = 200
+	var ticks []int
+	for r := range runs {
+		nw := newNetwork(t, 5, lanTiming())
+		nw.rng = rand.New(rand.NewPCG(uint64(r), 7))
+		for id, n := range nw.nodes {
+			n.rng = rand.New(rand.NewPCG(uint64(r), uint64(len(id))+uint64(id[1])))
+		}
+		nw.run(100 + r%37)
+		nw.down["n3"] = true
+		for tick := 1; ; tick++ {
+			nw.step()
+			all := true
+			for _, id := range nw.ids {
+				if st, _ := nw.nodes[id].State("n3"); id != "n3" && st != Dead {
+					all = false
+				}
+			}
+			if all {
+				ticks = append(ticks, tick)
+				break
+			}
+			if tick > 1000 {
+				t.Fatalf("run %d: n3 not dead everywhere after %d ticks", r, tick)
+			}
+		}
+	}
+	sort.Ints(ticks)
+	p50, p99 := ticks[runs/2], ticks[runs*99/100]
+	t.Logf("ticks until dead everywhere: p50 %d, p99 %d, max %d", p50, p99, ticks[runs-1])
+	if p99 > 50 {
+		t.Errorf("p99 %d ticks, want ≤ 50 (1 s at 20 ms)", p99)
+	}
+}
+
+// TestConfirmationsShortenSuspicion: a suspicion lasts SuspicionMax with no
+// confirmation, less with one, SuspicionMin with Confirmations of them.
+func TestConfirmationsShortenSuspicion(t *testing.T) {
+	cfg := lanTiming()
+	nw := newNetwork(t, 5, cfg)
+	m := nw.nodes["n0"]
+	m.apply(Update{ID: "n1", State: Suspect, From: "n0"})
+	mem := m.members["n1"]
+	var got []int
+	for _, from := range []string{"n2", "n2", "n3", "n4"} {
+		got = append(got, m.suspicion(mem))
+		m.apply(Update{ID: "n1", State: Suspect, From: from})
+	}
+	want := []int{cfg.SuspicionMax, 24, 24, cfg.SuspicionMin}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("suspicion after 0, 1, 1 (a repeat), 2 confirmations: %v ticks, want %v", got, want)
+	}
+}
+
+// TestHealthFollowsOwnFailures: a member that hears nothing (its inbound
+// link is dead) sees every probe fail with no nack and worsens its health
+// to the limit, which stretches its probe period; once it hears again,
+// successful probes bring its health back to 0.
+func TestHealthFollowsOwnFailures(t *testing.T) {
+	cfg := lanTiming()
+	nw := newNetwork(t, 5, cfg)
+	for _, id := range nw.ids[1:] {
+		nw.cut[[2]string{id, "n0"}] = true
+	}
+	nw.run(20 * cfg.ProbePeriod * cfg.MaxHealth)
+	if h := nw.nodes["n0"].Health(); h != cfg.MaxHealth-1 {
+		t.Fatalf("health of a node that hears nothing: %d, want %d", h, cfg.MaxHealth-1)
+	}
+	nw.cut = map[[2]string]bool{}
+	for _, id := range nw.ids[1:] { // the announcements of the others
+		nw.nodes["n0"].Heard(id)
+	}
+	nw.run(20 * cfg.ProbePeriod * cfg.MaxHealth)
+	if h := nw.nodes["n0"].Health(); h != 0 {
+		t.Errorf("health once it hears again: %d, want 0", h)
+	}
+	for _, id := range nw.ids[1:] {
+		if h := nw.nodes[id].Health(); h != 0 {
+			t.Errorf("health of %s, whose probes all succeed: %d", id, h)
 		}
 	}
 }

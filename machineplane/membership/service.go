@@ -32,12 +32,34 @@ const (
 // MaxMessage bounds a member's message (the bus's payload limit).
 const MaxMessage = 8 << 20
 
-// DefaultBusConfig suits nodes on one LAN exchanging messages over the bus
-// with a 20 ms tick: a dead node is suspected within ~0.2 s and declared
-// dead about 0.4 s later.
-func DefaultBusConfig() Config {
-	return Config{ProbeTimeout: 3, ProbePeriod: 8, IndirectProbes: 3, SuspicionTicks: 20, GossipFanout: 8, Retransmit: 6}
+// Timing is a failure detector's pace: its tick, and the protocol's
+// periods in ticks.
+type Timing struct {
+	Tick     time.Duration
+	Protocol Config
 }
+
+// Presets are the timings `mycel node --failure-detection` offers, as
+// memberlist offers LAN, WAN and local configurations
+// (docs/operations.md has the trade-offs).
+var Presets = map[string]Timing{
+	// lan: nodes on one network. A dead node is suspected within about
+	// 0.3 s and declared dead 0.2–1 s later, sooner the more members
+	// confirm it.
+	"lan": {Tick: 20 * time.Millisecond, Protocol: Config{ProbeTimeout: 5, ProbePeriod: 10, IndirectProbes: 3,
+		SuspicionMin: 10, SuspicionMax: 50, Confirmations: 2, MaxHealth: 8, GossipFanout: 8, Retransmit: 6}},
+	// wan: nodes across regions or clouds: probes every second, half a
+	// second (or what the measured round trips ask) to answer, suspicions
+	// of 2–10 s.
+	"wan": {Tick: 50 * time.Millisecond, Protocol: Config{ProbeTimeout: 10, ProbePeriod: 20, IndirectProbes: 3,
+		SuspicionMin: 40, SuspicionMax: 200, Confirmations: 3, MaxHealth: 8, GossipFanout: 8, Retransmit: 8}},
+	// local: nodes on one machine (tests, demos): twice as fast as lan.
+	"local": {Tick: 10 * time.Millisecond, Protocol: Config{ProbeTimeout: 5, ProbePeriod: 10, IndirectProbes: 3,
+		SuspicionMin: 10, SuspicionMax: 50, Confirmations: 2, MaxHealth: 8, GossipFanout: 8, Retransmit: 6}},
+}
+
+// DefaultPreset is the preset a node uses unless told otherwise.
+const DefaultPreset = "lan"
 
 // ServiceConfig configures a Service.
 type ServiceConfig struct {
@@ -51,9 +73,9 @@ type ServiceConfig struct {
 	// Verify checks a peer's signed node record and returns it decoded; a
 	// peer is known once its record verified.
 	Verify func(peerID string, record []byte) (*noderecord.Record, error)
-	// Tick is the protocol's tick; zero means 20 ms.
+	// Tick is the protocol's tick; zero means the default preset's.
 	Tick time.Duration
-	// Protocol is the timing in ticks; zero means DefaultBusConfig.
+	// Protocol is the timing in ticks; zero means the default preset's.
 	Protocol Config
 	// Rejected counts dropped messages by reason.
 	Rejected *prometheus.CounterVec
@@ -77,11 +99,16 @@ type Peer struct {
 // peer is what the service keeps about a verified member.
 type peer struct {
 	Peer
+	rttVar time.Duration      // the RTT's mean deviation
 	record *noderecord.Record // the newest verified record
 }
 
-// rttWeight is the weight of a new sample in the smoothed RTT (as TCP's).
-const rttWeight = 0.125
+// The smoothed RTT and its deviation are kept as TCP keeps them (RFC
+// 6298), and so is the timeout derived from them: SRTT + 4·RTTVAR.
+const (
+	rttWeight    = 0.125
+	rttVarWeight = 0.25
+)
 
 // Service runs the SWIM core over the bus, learns members from signed
 // announcements, and opens every message with an envelope.Opener whose
@@ -116,10 +143,10 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, errors.New("membership: Conn, Key, Self, Record and Verify are required")
 	}
 	if cfg.Tick == 0 {
-		cfg.Tick = 20 * time.Millisecond
+		cfg.Tick = Presets[DefaultPreset].Tick
 	}
 	if cfg.Protocol == (Config{}) {
-		cfg.Protocol = DefaultBusConfig()
+		cfg.Protocol = Presets[DefaultPreset].Protocol
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -170,7 +197,9 @@ type transport struct{ s *Service }
 // Send is called with s.mu held.
 func (t transport) Send(to string, m Message) {
 	now := t.s.cfg.Now()
-	if m.Kind == Ping {
+	if _, again := t.s.pinged[m.Seq]; m.Kind == Ping && !again {
+		// A second ping of a probe keeps the first one's time: the round
+		// trip measured is the one the probe waited for.
 		t.s.pinged[m.Seq] = pingSent{to: to, at: now}
 	}
 	if err := t.s.swim.Publish(fmt.Sprintf(subjectSWIMF, to), TypeSWIM, m); err != nil {
@@ -316,12 +345,7 @@ func (s *Service) onSWIM(e *envelope.Envelope, refused error) (string, any) {
 	if sent, ok := s.pinged[msg.Seq]; ok && msg.Kind == Ack && sent.to == e.Sender && msg.Target == e.Sender {
 		delete(s.pinged, msg.Seq)
 		if p != nil {
-			sample := now.Sub(sent.at)
-			if p.RTT == 0 {
-				p.RTT = sample
-			} else {
-				p.RTT += time.Duration(rttWeight * float64(sample-p.RTT))
-			}
+			s.sampleRTT(p, now.Sub(sent.at))
 		}
 	}
 	s.ml.Receive(e.Sender, msg)
@@ -329,6 +353,23 @@ func (s *Service) onSWIM(e *envelope.Envelope, refused error) (string, any) {
 	s.mu.Unlock()
 	s.report(events)
 	return "", nil
+}
+
+// sampleRTT folds a round trip into p's estimates and gives the core the
+// probe timeout they ask for. Called with s.mu held.
+func (s *Service) sampleRTT(p *peer, sample time.Duration) {
+	if p.RTT == 0 {
+		p.RTT, p.rttVar = sample, sample/2
+	} else {
+		dev := p.RTT - sample
+		if dev < 0 {
+			dev = -dev
+		}
+		p.rttVar += time.Duration(rttVarWeight * float64(dev-p.rttVar))
+		p.RTT += time.Duration(rttWeight * float64(sample-p.RTT))
+	}
+	rto := p.RTT + 4*p.rttVar
+	s.ml.SetRTT(p.ID, int((rto+s.cfg.Tick-1)/s.cfg.Tick))
 }
 
 // observe takes the core's events, stamps them and notes deaths. Called
@@ -412,6 +453,14 @@ func (s *Service) DeadSince(id string) (time.Time, bool) {
 	defer s.mu.Unlock()
 	t, ok := s.dead[id]
 	return t, ok
+}
+
+// Health is this node's local health score (Memberlist.Health): 0 when
+// its probes succeed, higher when it has reason to think itself slow.
+func (s *Service) Health() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ml.Health()
 }
 
 // RTT is the smoothed round-trip time of direct probes to member id (0 if
