@@ -93,6 +93,16 @@ func (nw *network) run(ticks int) {
 	}
 }
 
+// deadEverywhere reports whether every other member holds id dead.
+func (nw *network) deadEverywhere(id string) bool {
+	for _, other := range nw.ids {
+		if st, _ := nw.nodes[other].State(id); other != id && st != Dead {
+			return false
+		}
+	}
+	return true
+}
+
 func (nw *network) deaths() []string {
 	var out []string
 	for _, id := range nw.ids {
@@ -118,13 +128,7 @@ func TestDeadNodeIsDeclaredDeadByEveryone(t *testing.T) {
 	bound := 4*cfg.ProbePeriod + cfg.ProbePeriod + cfg.SuspicionMax + 2
 	for tick := 1; tick <= bound; tick++ {
 		nw.step()
-		all := true
-		for _, id := range nw.ids {
-			if st, _ := nw.nodes[id].State("n3"); id != "n3" && st != Dead {
-				all = false
-			}
-		}
-		if all {
+		if nw.deadEverywhere("n3") {
 			t.Logf("n3 dead everywhere after %d ticks (bound %d)", tick, bound)
 			for _, id := range nw.ids {
 				if id == "n3" {
@@ -341,13 +345,7 @@ func TestDetectionTime(t *testing.T) {
 		nw.down["n3"] = true
 		for tick := 1; ; tick++ {
 			nw.step()
-			all := true
-			for _, id := range nw.ids {
-				if st, _ := nw.nodes[id].State("n3"); id != "n3" && st != Dead {
-					all = false
-				}
-			}
-			if all {
+			if nw.deadEverywhere("n3") {
 				ticks = append(ticks, tick)
 				break
 			}
