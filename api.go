@@ -50,6 +50,9 @@ func (n *Node) startAPI(context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Before any component runs: from here on, updates record which parts
+	// of an object they changed, and replicas merge per part.
+	n.store.SetFields(srv.Fields())
 	ln, err := net.Listen("tcp", n.cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another node using this address? pick one with --api-addr)", n.cfg.APIAddr, err)

@@ -15,7 +15,11 @@ import (
 
 // maxPatchRetries bounds how often a patch is re-applied when the object
 // changed between read and write (and the patch named no resourceVersion).
-const maxPatchRetries = 5
+// kube-apiserver's GuaranteedUpdate retries such conflicts without bound;
+// each one is another writer's success, so this covers a hundred writers of
+// one object on one node at once (five gave 44 of 100 concurrent
+// `kubectl label`s a 409).
+const maxPatchRetries = 100
 
 // applyPatch applies a patch of the Content-Type's kind to cur. schema is a
 // typed object of the patched kind, used by strategic merge patches.

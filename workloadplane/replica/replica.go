@@ -413,10 +413,11 @@ func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int
 	for _, e := range r.cfg.Store.Entries(buckets) {
 		t, ok := theirs[e.Key]
 		delete(theirs, e.Key)
-		switch {
-		case !ok || e.Newer(t):
+		// Both when each holds writes the other lacks.
+		if !ok || e.Newer(t) {
 			push = append(push, e.Key)
-		case t.Newer(e):
+		}
+		if ok && t.Newer(e) {
 			pull = append(pull, e.Key)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -17,12 +18,17 @@ import (
 // Within an incarnation a tombstone wins over every write, whatever its
 // stamp: an acknowledged delete is never undone by a write that had not
 // seen it (an agent's status update on the other side of a partition). Two
-// live records of one incarnation merge in two parts, each last-writer-wins
-// by its own stamp: the object (everything but "status", stamped by Stamp)
-// and its "status" (stamped by StatusStamp). So a node updating a pod's
-// status and a user changing its spec on another node at the same moment
-// both keep their write. Deletion is sticky: once either side has
-// metadata.deletionTimestamp, the merge keeps it.
+// live records of one incarnation merge per part, each part as the record
+// that wrote it last has it (Record.Fields, fields.go): a label, an
+// annotation, a finalizer, a container, a condition, a field. So two users
+// adding different labels on two nodes at the same moment, or a node
+// updating a pod's status while a user changes its spec, all keep their
+// writes. Records that do not track their parts (no schema for their kind,
+// or written before parts were recorded) merge in two parts, each
+// last-writer-wins by its own stamp: the object (everything but "status",
+// stamped by Stamp) and its "status" (stamped by StatusStamp). Deletion is
+// sticky: once either side has metadata.deletionTimestamp, the merge keeps
+// it.
 //
 // Records written before incarnations were recorded (Born zero) compete as
 // they did then: a tombstone and a live record by the newer of their
@@ -80,7 +86,7 @@ func localStamps(cur Record, live bool, value []byte, now func() Timestamp) (Tim
 
 // merge combines what a replica holds with an incoming record; it returns
 // the result and whether it differs from cur.
-func merge(cur Record, exists bool, in Record) (Record, bool) {
+func merge(f Fields, cur Record, exists bool, in Record) (Record, bool) {
 	if !exists {
 		return in, true
 	}
@@ -103,6 +109,11 @@ func merge(cur Record, exists bool, in Record) (Record, bool) {
 	case cur.Deleted || in.Deleted:
 		return newer()
 	}
+	if f != nil && cur.tracked() && in.tracked() {
+		if out, ok := mergeParts(f, cur, in); ok {
+			return out, !out.same(cur)
+		}
+	}
 	obj, other := cur, in
 	if cur.Stamp.Less(in.Stamp) {
 		obj, other = in, cur
@@ -120,11 +131,16 @@ func merge(cur Record, exists bool, in Record) (Record, bool) {
 		return newer() // not an object: whole-record last writer wins
 	}
 	out.Value = value
-	changed := out.Stamp != cur.Stamp || out.StatusStamp != cur.StatusStamp || out.Born != cur.Born || !bytes.Equal(out.Value, cur.Value)
-	if !changed {
+	if out.same(cur) {
 		return cur, false
 	}
 	return out, true
+}
+
+// same reports whether r and o hold the same state.
+func (r Record) same(o Record) bool {
+	return r.Stamp == o.Stamp && r.StatusStamp == o.StatusStamp && r.Born == o.Born &&
+		bytes.Equal(r.Value, o.Value) && maps.Equal(r.Fields, o.Fields)
 }
 
 // stitch builds obj's document with status's "status" and, if obj lacks a
@@ -201,10 +217,14 @@ type Entry struct {
 	StatusStamp Timestamp `json:"statusStamp"`
 	Deleted     bool      `json:"deleted,omitempty"`
 	Born        Timestamp `json:"born,omitzero"`
+	// Fields sums the record's part stamps (fieldsSum).
+	Fields string `json:"fields,omitempty"`
 }
 
-// Newer reports whether e holds writes that r has not seen, by the rules
-// of merge.
+// Newer reports whether e may hold writes that r has not seen, by the
+// rules of merge. Both may: two replicas that each merged a different
+// part's write hold records newer than each other, and both are true
+// whenever the part stamps differ (only their sums are compared).
 func (e Entry) Newer(r Entry) bool {
 	inc, known := incarnations(e.Born, r.Born)
 	switch {
@@ -215,7 +235,7 @@ func (e Entry) Newer(r Entry) bool {
 	case e.Deleted || r.Deleted:
 		return r.version().Less(e.version())
 	}
-	return r.Stamp.Less(e.Stamp) || r.StatusStamp.Less(e.StatusStamp)
+	return r.Stamp.Less(e.Stamp) || r.StatusStamp.Less(e.StatusStamp) || (e.Fields != "" && e.Fields != r.Fields)
 }
 
 func (e Entry) version() Timestamp {
@@ -223,7 +243,7 @@ func (e Entry) version() Timestamp {
 }
 
 func (r Record) entry() Entry {
-	return Entry{Key: r.Key, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Deleted: r.Deleted, Born: r.Born}
+	return Entry{Key: r.Key, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Deleted: r.Deleted, Born: r.Born, Fields: fieldsSum(r.Fields)}
 }
 
 // Bucket is the digest bucket key belongs to.

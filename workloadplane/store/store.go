@@ -50,6 +50,13 @@ type Record struct {
 	// keeps the Born of what it deleted (see merge.go). Zero in records
 	// written before incarnations were recorded.
 	Born Timestamp `json:"born,omitzero"`
+	// Fields stamps each part of the document (Fields, fields.go) that a
+	// write since the create changed, so that concurrent writes of
+	// different parts all survive a merge; a part stamped here that the
+	// document lacks was removed then. Nil in records that merge whole: not
+	// changed since the create, written before parts were recorded, or of
+	// a kind with no schema.
+	Fields map[string]Timestamp `json:"fields,omitzero"`
 	// RV is the per-replica resourceVersion at which this replica applied the
 	// record. It is not replicated.
 	RV uint64 `json:"rv"`
@@ -85,6 +92,9 @@ type Options struct {
 	// WatchQueue bounds the events buffered for one watcher before it is cut
 	// with ErrTooSlow; zero means 10000.
 	WatchQueue int
+	// Fields, if set, splits documents into parts that merge on their
+	// own; nil merges the object and its status each whole.
+	Fields Fields
 	// OnLocalWrite, if set, receives every local write (Put, Delete) once it
 	// is committed, for replication. It is called with the store locked and
 	// must not block or call back into the store.
@@ -99,6 +109,7 @@ type Store struct {
 	queue   int
 
 	onWrite func(Record)
+	fields  Fields
 
 	mu       sync.Mutex // serializes writes with watcher registration
 	index    map[string]Entry
@@ -125,7 +136,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w (is another mycel node using this data dir?)", path, err)
 	}
 	s := &Store{db: db, clock: NewClock(opts.Node, opts.Now), logSize: opts.LogSize, queue: opts.WatchQueue,
-		onWrite: opts.OnLocalWrite, index: map[string]Entry{}, watchers: map[*Watcher]struct{}{}}
+		onWrite: opts.OnLocalWrite, fields: opts.Fields, index: map[string]Entry{}, watchers: map[*Watcher]struct{}{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketObjects, bucketLog, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -315,11 +326,12 @@ func (s *Store) Put(key string, value []byte, pre Precondition) (Record, error) 
 			return cur, false
 		}
 		stamp, statusStamp := localStamps(cur, live, value, s.clock.Now)
-		born := cur.Born
 		if !live {
-			born = stamp // a create: a new incarnation
+			// A create: a new incarnation.
+			return Record{Key: key, Value: value, Stamp: stamp, StatusStamp: statusStamp, Born: stamp}, true
 		}
-		return Record{Key: key, Value: value, Stamp: stamp, StatusStamp: statusStamp, Born: born}, true
+		return Record{Key: key, Value: value, Stamp: stamp, StatusStamp: statusStamp, Born: cur.Born,
+			Fields: s.partStamps(cur, value, maxStamp(stamp, statusStamp))}, true
 	})
 }
 
@@ -354,8 +366,8 @@ func (s *Store) MergeBatch(recs []Record) (int, error) {
 			continue
 		}
 		s.clock.Observe(r.version())
-		in := Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Born: r.Born}
-		ops = append(ops, op{key: r.Key, next: func(cur Record, exists bool) (Record, bool) { return merge(cur, exists, in) }})
+		in := Record{Key: r.Key, Value: r.Value, Deleted: r.Deleted, Stamp: r.Stamp, StatusStamp: r.StatusStamp, Born: r.Born, Fields: r.Fields}
+		ops = append(ops, op{key: r.Key, next: func(cur Record, exists bool) (Record, bool) { return merge(s.fields, cur, exists, in) }})
 	}
 	changes, err := s.commit(ops, false)
 	if err != nil && len(ops) > 1 {

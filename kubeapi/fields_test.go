@@ -1,0 +1,209 @@
+package kubeapi
+
+import (
+	"context"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/mycelfabric/mycel/securityplane/ca"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
+	"github.com/mycelfabric/mycel/workloadplane/store"
+)
+
+// replicaPair is two replicas of one fabric's objects that merge per part.
+type replicaPair struct {
+	st   [2]*store.Store
+	objs [2]*objects.Objects
+}
+
+func newReplicaPair(t *testing.T) *replicaPair {
+	t.Helper()
+	p := &replicaPair{}
+	for i, node := range []string{"a", "b"} {
+		st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Node: node})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		p.st[i], p.objs[i] = st, objects.New(st, objects.Config{})
+	}
+	authority, err := ca.Init(filepath.Join(t.TempDir(), "ca"), "test.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Config{Objects: p.objs[0], Bundle: authority.Bundle(), Metrics: fixedMetrics{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range p.st {
+		st.SetFields(srv.Fields())
+	}
+	return p
+}
+
+// exchange merges what each replica holds into the other, both from the
+// state before either merged: the two orders of one merge.
+func (p *replicaPair) exchange(t *testing.T) {
+	t.Helper()
+	a, _, err := p.st[0].List("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := p.st[1].List("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.st[0].MergeBatch(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.st[1].MergeBatch(a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentEditsMergePerField: an object created on one replica and
+// replicated, then edited differently on each replica at once, merges to
+// the same object on both, which keeps both edits (or, for one field, the
+// later one).
+func TestConcurrentEditsMergePerField(t *testing.T) {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	for _, tc := range []struct {
+		name   string
+		obj    func() objects.Object
+		status bool
+		a, b   func(objects.Object)
+		want   func(t *testing.T, got objects.Object)
+	}{{
+		name: "labels per key",
+		obj: func() objects.Object {
+			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "default", Labels: map[string]string{"old": "1"}}}
+		},
+		a: func(o objects.Object) { o.GetLabels()["x"] = "a" },
+		b: func(o objects.Object) { l := o.GetLabels(); l["y"] = "b"; delete(l, "old") },
+		want: func(t *testing.T, o objects.Object) {
+			if want := map[string]string{"x": "a", "y": "b"}; !reflect.DeepEqual(o.GetLabels(), want) {
+				t.Errorf("labels %v, want %v", o.GetLabels(), want)
+			}
+		},
+	}, {
+		name: "annotations per key, same key last writer",
+		obj: func() objects.Object {
+			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "default", Annotations: map[string]string{"k": "0"}}}
+		},
+		a: func(o objects.Object) { o.GetAnnotations()["k"] = "a"; o.GetAnnotations()["a"] = "1" },
+		b: func(o objects.Object) { o.GetAnnotations()["k"] = "b" }, // written after a's
+		want: func(t *testing.T, o objects.Object) {
+			if want := map[string]string{"k": "b", "a": "1"}; !reflect.DeepEqual(o.GetAnnotations(), want) {
+				t.Errorf("annotations %v, want %v", o.GetAnnotations(), want)
+			}
+		},
+	}, {
+		name: "finalizers per element",
+		obj: func() objects.Object {
+			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "default", Finalizers: []string{"example.com/f0"}}}
+		},
+		a: func(o objects.Object) { o.SetFinalizers(append(o.GetFinalizers(), "example.com/f1")) },
+		b: func(o objects.Object) { o.SetFinalizers(nil) },
+		want: func(t *testing.T, o objects.Object) {
+			if want := []string{"example.com/f1"}; !reflect.DeepEqual(o.GetFinalizers(), want) {
+				t.Errorf("finalizers %v, want %v", o.GetFinalizers(), want)
+			}
+		},
+	}, {
+		name: "containers by name, other fields by path",
+		obj: func() objects.Object {
+			d := webDeployment("web", 1)
+			d.Namespace = "default"
+			return d
+		},
+		a: func(o objects.Object) {
+			d := o.(*appsv1.Deployment)
+			d.Spec.Template.Spec.Containers[0].Image = "web:2"
+			d.Spec.Replicas = new(int32(3))
+		},
+		b: func(o objects.Object) {
+			d := o.(*appsv1.Deployment)
+			d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "sidecar", Image: "side:1"})
+			d.Spec.MinReadySeconds = 5
+		},
+		want: func(t *testing.T, o objects.Object) {
+			d := o.(*appsv1.Deployment)
+			c := d.Spec.Template.Spec.Containers
+			if len(c) != 2 || c[0].Image != "web:2" || c[1].Name != "sidecar" || *d.Spec.Replicas != 3 || d.Spec.MinReadySeconds != 5 {
+				t.Errorf("containers %+v, replicas %d, minReadySeconds %d; want web:2 and sidecar, 3, 5", c, *d.Spec.Replicas, d.Spec.MinReadySeconds)
+			}
+		},
+	}, {
+		name: "conditions by type",
+		obj: func() objects.Object {
+			return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+		},
+		status: true,
+		a: func(o objects.Object) {
+			p := o.(*corev1.Pod)
+			p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue})
+		},
+		b: func(o objects.Object) {
+			p := o.(*corev1.Pod)
+			p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue})
+		},
+		want: func(t *testing.T, o objects.Object) {
+			types := map[corev1.PodConditionType]bool{}
+			for _, c := range o.(*corev1.Pod).Status.Conditions {
+				types[c.Type] = true
+			}
+			if !types[corev1.PodReady] || !types[corev1.DisruptionTarget] {
+				t.Errorf("conditions %+v, want Ready and DisruptionTarget", o.(*corev1.Pod).Status.Conditions)
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newReplicaPair(t)
+			if err := p.objs[0].Create(ctx, ns.DeepCopy()); err != nil {
+				t.Fatal(err)
+			}
+			created := tc.obj()
+			if err := p.objs[0].Create(ctx, created); err != nil {
+				t.Fatal(err)
+			}
+			p.exchange(t)
+			for i, edit := range []func(objects.Object){tc.a, tc.b} {
+				o := tc.obj()
+				o.SetName(created.GetName())
+				if err := p.objs[i].Get(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				edit(o)
+				update := p.objs[i].Update
+				if tc.status {
+					update = p.objs[i].UpdateStatus
+				}
+				if err := update(ctx, o); err != nil {
+					t.Fatalf("edit on replica %d: %v", i, err)
+				}
+			}
+			p.exchange(t)
+			var got [2]objects.Object
+			for i := range got {
+				got[i] = tc.obj()
+				got[i].SetName(created.GetName())
+				if err := p.objs[i].Get(ctx, got[i]); err != nil {
+					t.Fatal(err)
+				}
+				got[i].SetResourceVersion("")
+				got[i].SetManagedFields(nil)
+			}
+			if !reflect.DeepEqual(got[0], got[1]) {
+				t.Fatalf("replicas differ after merging in both orders:\n%+v\n%+v", got[0], got[1])
+			}
+			tc.want(t, got[0])
+		})
+	}
+}
