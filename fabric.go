@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	mycelv1alpha1 "github.com/mycelfabric/mycel/api/mycel/v1alpha1"
+	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/machineplane/noderecord"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
@@ -70,9 +71,10 @@ func (n *Node) runMembership(ctx context.Context) {
 }
 
 // opener checks the messages of one protocol (each keeps its own replay
-// cache): from verified members, counted by reason when rejected.
+// cache): from verified members, as large as the bus carries (objects as
+// large as the API accepts), counted by reason when rejected.
 func (n *Node) opener() *envelope.Opener {
-	return &envelope.Opener{Known: n.members.Known, Rejected: n.rejected, Now: n.cfg.Now}
+	return &envelope.Opener{Known: n.members.Known, Rejected: n.rejected, MaxSize: bus.MaxPayload, Now: n.cfg.Now}
 }
 
 func (n *Node) startReplication(context.Context) (err error) {

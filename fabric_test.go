@@ -165,6 +165,28 @@ func TestFabricReplicatesAndSpreads(t *testing.T) {
 // TestMixedVersionsPlaceByRequirement: in a fabric where one node runs a
 // newer runtime, replicas that require it land only there, and a pod that
 // requires a version no node has waits and says so.
+// TestLargeObjectReplicates: a ConfigMap near Kubernetes' 1 MiB limit
+// reaches the other nodes (its signed envelope, the object base64-encoded,
+// is larger than 1 MiB).
+func TestLargeObjectReplicates(t *testing.T) {
+	_, a, b := twoNodes(t)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: "default"},
+		Data: map[string]string{"blob": strings.Repeat("x", 900<<10)}}
+	if err := a.objs.Create(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b, 30*time.Second, func() error {
+		got := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: "default"}}
+		if err := b.objs.Get(context.Background(), got); err != nil {
+			return err
+		}
+		if len(got.Data["blob"]) != 900<<10 {
+			return fmt.Errorf("node-b holds a blob of %d bytes", len(got.Data["blob"]))
+		}
+		return nil
+	})
+}
+
 func TestMixedVersionsPlaceByRequirement(t *testing.T) {
 	caDir := filepath.Join(t.TempDir(), "ca")
 	if _, err := ca.Init(caDir, "fabric.test"); err != nil {

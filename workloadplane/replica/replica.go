@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -202,8 +204,13 @@ func (r *Replicator) Run(ctx context.Context) error {
 			}
 		}
 		if peer != "" {
-			if err := r.SyncWith(ctx, peer); err != nil && ctx.Err() == nil {
+			switch err := r.SyncWith(ctx, peer); {
+			case err == nil || ctx.Err() != nil:
+			case strings.Contains(err.Error(), refusedPrefix):
+				// A member just met: it knows this node within seconds.
 				r.log.Debug("anti-entropy", "peer", peer, "err", err)
+			default:
+				r.log.Warn("anti-entropy round failed; retrying with the next peer", "peer", peer, "err", err)
 			}
 		}
 	}
@@ -286,6 +293,9 @@ func (r *Replicator) merge(recs []store.Record, count prometheus.Counter) {
 	count.Add(float64(applied))
 }
 
+// refused starts the error of a reply to a request this node refused.
+const refusedPrefix = "refused: "
+
 // syncRequest is one step of anti-entropy, asked of a peer.
 type syncRequest struct {
 	// Op is "digest", "entries" (for Buckets), "get" (Keys) or "push" (Records).
@@ -300,19 +310,57 @@ type syncReply struct {
 	Entries []store.Entry  `json:"entries,omitempty"`
 	Records []store.Record `json:"records,omitempty"`
 	// More lists keys asked for but left out to stay under the size limit.
-	More  []string `json:"more,omitempty"`
-	Error string   `json:"error,omitempty"`
+	More []string `json:"more,omitempty"`
+	// MoreBuckets lists buckets asked for whose entries were left out to
+	// stay under the size limit: the asker asks for them again.
+	MoreBuckets []int  `json:"moreBuckets,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // fit is how many of recs (at least one) fit in one message.
 func (r *Replicator) fit(recs []store.Record) int {
 	size := 0
 	for i, rec := range recs {
-		if size += len(rec.Value); i > 0 && (size > r.cfg.BatchBytes || i >= r.cfg.BatchCount) {
+		if size += recordSize(rec); i > 0 && (size > r.cfg.BatchBytes || i >= r.cfg.BatchCount) {
 			return i
 		}
 	}
 	return len(recs)
+}
+
+// recordSize estimates the encoded size of a record: its document, its
+// key and its stamps (each names a node).
+func recordSize(rec store.Record) int {
+	size := len(rec.Key) + len(rec.Value) + 3*stampSize
+	for part := range rec.Fields {
+		size += len(part) + stampSize
+	}
+	return size
+}
+
+// stampSize bounds the encoding of one stamp, with the field name.
+const stampSize = 128
+
+// fitEntries is the entries of as many of buckets (whole buckets, at
+// least one) as fit in one message, and the buckets left out.
+func (r *Replicator) fitEntries(buckets []int) ([]store.Entry, []int) {
+	byBucket := map[int][]store.Entry{}
+	for _, e := range r.cfg.Store.Entries(buckets) {
+		b := store.Bucket(e.Key)
+		byBucket[b] = append(byBucket[b], e)
+	}
+	var out []store.Entry
+	size := 0
+	for i, b := range buckets {
+		for _, e := range byBucket[b] {
+			size += len(e.Key) + len(e.Fields) + 3*stampSize
+		}
+		if i > 0 && size > r.cfg.BatchBytes {
+			return out, buckets[i:]
+		}
+		out = append(out, byBucket[b]...)
+	}
+	return out, nil
 }
 
 func (r *Replicator) onSync(in *envelope.Envelope, refused error) (string, any) {
@@ -326,7 +374,7 @@ func (r *Replicator) onSync(in *envelope.Envelope, refused error) (string, any) 
 		// Say why, so a peer this node has not met yet retries soon
 		// rather than waiting out its timeout.
 		r.log.Debug("refuse sync request", "err", err)
-		req.Op, rep.Error = "", "refused: "+err.Error()
+		req.Op, rep.Error = "", refusedPrefix+err.Error()
 	}
 	switch req.Op {
 	case "":
@@ -336,7 +384,7 @@ func (r *Replicator) onSync(in *envelope.Envelope, refused error) (string, any) 
 			rep.Digest = append(rep.Digest, d[i][:])
 		}
 	case "entries":
-		rep.Entries = r.cfg.Store.Entries(req.Buckets)
+		rep.Entries, rep.MoreBuckets = r.fitEntries(req.Buckets)
 	case "get":
 		recs, err := r.cfg.Store.Records(req.Keys)
 		if err != nil {
@@ -375,7 +423,14 @@ func (r *Replicator) ask(ctx context.Context, peer string, req syncRequest) (syn
 
 // SyncWith runs one round of anti-entropy with peer: afterwards each holds
 // every write the other held when the round began.
-func (r *Replicator) SyncWith(ctx context.Context, peer string) error {
+func (r *Replicator) SyncWith(ctx context.Context, peer string) (err error) {
+	start := time.Now()
+	var pulled, pushed int
+	defer func() {
+		if pulled+pushed > 0 {
+			r.log.Info("anti-entropy repaired", "peer", peer, "pulled", pulled, "pushed", pushed, "took", time.Since(start).Round(time.Millisecond), "err", err)
+		}
+	}()
 	rep, err := r.ask(ctx, peer, syncRequest{Op: "digest"})
 	if err != nil {
 		return err
@@ -392,19 +447,28 @@ func (r *Replicator) SyncWith(ctx context.Context, peer string) error {
 	}
 	for len(diff) > 0 {
 		step := diff[:min(len(diff), r.cfg.BucketsPerStep)]
-		diff = diff[len(step):]
-		if err := r.syncBuckets(ctx, peer, step); err != nil {
+		left, pl, ps, err := r.syncBuckets(ctx, peer, step)
+		pulled, pushed = pulled+pl, pushed+ps
+		if err != nil {
 			return err
 		}
+		diff = append(left, diff[len(step):]...)
 	}
 	return nil
 }
 
-func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int) error {
+// syncBuckets repairs buckets with peer, or as many of them as the peer's
+// entries of them fit in one reply, and returns the buckets left for
+// another step and how many records it pulled and pushed.
+func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int) (left []int, pulled, pushed int, err error) {
 	rep, err := r.ask(ctx, peer, syncRequest{Op: "entries", Buckets: buckets})
 	if err != nil {
-		return err
+		return nil, 0, 0, err
 	}
+	if left = rep.MoreBuckets; len(left) >= len(buckets) || !slices.Equal(left, buckets[len(buckets)-len(left):]) {
+		return nil, 0, 0, fmt.Errorf("replica: %s left out buckets %v of %v", peer, left, buckets)
+	}
+	buckets = buckets[:len(buckets)-len(left)]
 	theirs := map[string]store.Entry{}
 	for _, e := range rep.Entries {
 		theirs[e.Key] = e
@@ -429,9 +493,10 @@ func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int
 		step := pull[:min(len(pull), r.cfg.KeysPerStep)]
 		rep, err := r.ask(ctx, peer, syncRequest{Op: "get", Keys: step})
 		if err != nil {
-			return err
+			return nil, pulled, pushed, err
 		}
 		r.merge(rep.Records, r.repaired)
+		pulled += len(rep.Records)
 		pull = append(rep.More, pull[len(step):]...)
 	}
 	for len(push) > 0 {
@@ -439,15 +504,16 @@ func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int
 		push = push[len(step):]
 		recs, err := r.cfg.Store.Records(step)
 		if err != nil {
-			return err
+			return nil, pulled, pushed, err
 		}
 		for len(recs) > 0 {
 			n := r.fit(recs)
 			if _, err := r.ask(ctx, peer, syncRequest{Op: "push", Records: recs[:n]}); err != nil {
-				return err
+				return nil, pulled, pushed, err
 			}
+			pushed += n
 			recs = recs[n:]
 		}
 	}
-	return nil
+	return left, pulled, pushed, nil
 }

@@ -48,7 +48,7 @@ type replicaNode struct {
 }
 
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	now     time.Time
 	bus     *bustest.Bus
 	nodes   map[string]*replicaNode
@@ -57,7 +57,7 @@ type world struct {
 	trace   []string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	w := &world{t: t, now: time.Unix(1_700_000_000, 0), bus: bustest.New(), nodes: map[string]*replicaNode{},
 		names: map[string]string{}, members: map[peer.ID]bool{}}
 	w.bus.Trace = w.record
@@ -135,7 +135,7 @@ func (w *world) run(t *testing.T, d *datadriven.TestData) string {
 	return strings.Join(append(w.trace, out...), "\n")
 }
 
-func (w *world) addNode(t *testing.T, d *datadriven.TestData, name string) {
+func (w *world) addNode(t testing.TB, d *datadriven.TestData, name string) {
 	key, _, err := crypto.GenerateEd25519Key(&seeded{sha256.Sum256([]byte(name))})
 	if err != nil {
 		t.Fatal(err)
