@@ -118,13 +118,20 @@ func (a admitter) Authorize(ctx context.Context, req kubeapi.AuthzRequest) error
 }
 
 // readyChecks are what /readyz reports besides ping: the node is ready
-// when it has settled (taken its share of ownership), its store answers,
+// when it has settled (taken its share of ownership), it has reached a
+// peer to join (if it was given any), its store answers,
 // its bus connection is up and its container runtime answers.
 func (n *Node) readyChecks() []healthz.HealthChecker {
 	return []healthz.HealthChecker{
 		healthz.NamedCheck("settled", func(*http.Request) error {
 			if !n.owners.Settled() {
 				return errors.New("not settled: still meeting members and catching up")
+			}
+			return nil
+		}),
+		healthz.NamedCheck("joined", func(*http.Request) error {
+			if err := n.join.pending(); err != nil {
+				return fmt.Errorf("not joined: cannot reach any peer to join yet (retrying): %w", err)
 			}
 			return nil
 		}),

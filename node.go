@@ -69,6 +69,7 @@ type Node struct {
 	creds     *identity.Source
 	store     *store.Store
 	dht       *dht.DHT
+	join      joinState
 	records   *discovery.Publisher
 	bus       *bus.Bus
 	rejected  *prometheus.CounterVec // control messages every protocol drops
@@ -96,8 +97,8 @@ func (n *Node) components() []component {
 		{name: "libp2p host", start: n.startHost, close: func() error { return n.p2p.Close() }},
 		{name: "SVID", start: n.openIdentity, run: func(ctx context.Context) { n.creds.Rotate(ctx) }, close: func() error { n.creds.Close(); return nil }},
 		{name: "store", start: n.openStore, close: func() error { return n.store.Close() }},
-		{name: "DHT", start: n.startDHT, close: func() error { return n.dht.Close() }},
-		{name: "bus", start: n.startBus, close: func() error { n.bus.Close(); return nil }},
+		{name: "DHT", start: n.startDHT, run: n.retryJoin, close: func() error { return n.dht.Close() }},
+		{name: "bus", start: n.startBus, run: n.watchRoutes, close: func() error { n.bus.Close(); return nil }},
 		{name: "membership", start: n.startMembership, run: n.runMembership},
 		{name: "ownership", start: n.startOwnership, run: n.settle},
 		{name: "replication", start: n.startReplication, run: n.runReplication},

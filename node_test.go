@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/mycelfabric/mycel/machineplane/discovery"
+	"github.com/mycelfabric/mycel/machineplane/membership"
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/securityplane/datakey"
 	"github.com/mycelfabric/mycel/workloadplane/runtime/runtimetest"
@@ -302,6 +303,46 @@ func TestSecondNodeOnADataDirInUseFails(t *testing.T) {
 	again.Close()
 }
 
+// TestNodeStartsWhileItsPeersAreDown: a node whose peers to join are all
+// down starts anyway, says so in /readyz and its status, and joins them
+// once one is back.
+func TestNodeStartsWhileItsPeersAreDown(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	authority, err := ca.Init(caDir, "fabric.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataA := filepath.Join(t.TempDir(), "node-a")
+	keepData := func(c *Config) { c.DataDir = dataA }
+	a := startTestNode(t, caDir, "node-a", nil, keepData)
+	addrs := a.P2PAddrs()
+	a.Close()
+
+	b := startTestNode(t, caDir, "node-b", addrs)
+	if st := b.Status(); !strings.Contains(st.JoinError, "no bootstrap peer answered") {
+		t.Fatalf("status of a node that reached no peer: join error %q", st.JoinError)
+	}
+	body, err := kubernetes.NewForConfigOrDie(restConfig(t, b, authority)).Discovery().RESTClient().
+		Get().AbsPath("/readyz").Param("verbose", "").DoRaw(context.Background())
+	if err == nil || !strings.Contains(string(body), "[-]joined failed") {
+		t.Fatalf("/readyz of a node that reached no peer: %v\n%s", err, body)
+	}
+
+	a = startTestNode(t, caDir, "node-a", nil, keepData) // on the ports of its first start
+	waitFor(t, b, 90*time.Second, func() error {
+		if err := b.join.pending(); err != nil {
+			return err
+		}
+		if st, _ := b.members.State(a.PeerID()); st != membership.Alive {
+			return fmt.Errorf("node-b holds node-a %s", st)
+		}
+		if st, _ := a.members.State(b.PeerID()); st != membership.Alive {
+			return fmt.Errorf("node-a holds node-b %s", st)
+		}
+		return nil
+	})
+}
+
 // TestReadyzSaysWhatTheNodeIsWaitingFor: a node's /readyz passes once it
 // has settled, with its store, bus and runtime checks listed.
 func TestReadyzSaysWhatTheNodeIsWaitingFor(t *testing.T) {
@@ -318,7 +359,7 @@ func TestReadyzSaysWhatTheNodeIsWaitingFor(t *testing.T) {
 		body = string(b)
 		return err
 	})
-	for _, check := range []string{"ping", "settled", "store", "bus", "runtime"} {
+	for _, check := range []string{"ping", "settled", "joined", "store", "bus", "runtime"} {
 		if !strings.Contains(body, "[+]"+check+" ok") {
 			t.Errorf("/readyz?verbose lacks %s:\n%s", check, body)
 		}

@@ -2,12 +2,14 @@ package mycel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	goruntime "runtime"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -39,8 +41,36 @@ func (n *Node) peersToJoin() []string {
 	return append(append([]string{}, n.cfg.Bootstrap...), n.creds.Issuers()...)
 }
 
-// startDHT joins the DHT through the peers to join, and sets up the
-// publisher of the node's record there.
+// Joining the fabric: each attempt to reach the peers to join is bounded
+// by joinTimeout; a node that reaches none starts alone and retries,
+// backing off to joinRetryMax (like Consul's retry_join).
+const (
+	joinTimeout  = 10 * time.Second
+	joinRetryMax = 30 * time.Second
+)
+
+// joinState is why the node has not reached its peers to join yet; nil
+// once it has, or when it has none.
+type joinState struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (j *joinState) set(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.err = err
+}
+
+func (j *joinState) pending() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
+// startDHT starts the DHT and joins it through the peers to join, and sets
+// up the publisher of the node's record there. When no peer to join
+// answers, the node starts alone and retryJoin keeps trying.
 func (n *Node) startDHT(ctx context.Context) error {
 	boot, err := host.ParseBootstrap(n.peersToJoin())
 	if err != nil {
@@ -50,13 +80,59 @@ func (n *Node) startDHT(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if n.dht, err = dht.New(jctx, n.p2p, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.creds.Bundle()}, Bootstrap: boot, Rejected: rejected}); err != nil {
+	if n.dht, err = dht.New(ctx, n.p2p, dht.Config{Verifier: &noderecord.Verifier{Bundle: n.creds.Bundle()}, Bootstrap: boot, JoinLater: true, Rejected: rejected}); err != nil {
 		return err
 	}
 	n.records = discovery.NewPublisher(discovery.PublisherConfig{DHT: n.dht, Key: n.id.Key, Facts: n.recordFacts, Now: n.cfg.Now})
+	if len(boot) > 0 {
+		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		defer cancel()
+		if err := n.dht.Join(jctx, boot...); err != nil {
+			n.join.set(err)
+			n.log.Warn("cannot reach any peer to join; starting alone and retrying in the background", "err", err)
+		}
+	}
 	return nil
+}
+
+// retryJoin tries the peers to join again until the node reaches one (or
+// another node reaches it), then routes its bus to theirs.
+func (n *Node) retryJoin(ctx context.Context) {
+	wait := time.Second
+	for n.join.pending() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, joinRetryMax)
+		if err := n.joinNow(ctx); err != nil {
+			n.join.set(err)
+			n.log.Warn("still cannot reach any peer to join; retrying", "in", wait, "err", err)
+			continue
+		}
+		n.join.set(nil)
+		n.log.Info("joined the fabric", "busRoutes", n.bus.Routes(), "dhtPeers", n.dht.RoutingTableSize())
+	}
+}
+
+// joinNow joins the DHT through the peers to join and routes the bus to
+// theirs, unless another node has routed its bus to this one already.
+func (n *Node) joinNow(ctx context.Context) error {
+	if n.bus.Routes() > 0 {
+		return nil
+	}
+	boot, _ := host.ParseBootstrap(n.peersToJoin())
+	jctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
+	if err := n.dht.Join(jctx, boot...); err != nil {
+		return err
+	}
+	routes, missing := discovery.BusRoutes(ctx, n.dht, boot, joinTimeout)
+	if len(routes) == 0 {
+		return fmt.Errorf("no peer to join has a bus route in the DHT yet: %w", errors.Join(missing...))
+	}
+	return n.bus.AddRoutes(routes)
 }
 
 // startBus starts the node's embedded NATS server on the API's host (on
@@ -68,10 +144,14 @@ func (n *Node) startBus(ctx context.Context) error {
 	if ip := net.ParseIP(busHost); ip == nil || ip.IsUnspecified() {
 		busHost = "127.0.0.1"
 	}
-	boot, _ := host.ParseBootstrap(n.peersToJoin())
-	routes, missing := discovery.BusRoutes(ctx, n.dht, boot, 15*time.Second)
-	for _, err := range missing {
-		n.log.Warn("no route to a bootstrap peer's bus yet", "err", err)
+	var routes []string
+	if n.join.pending() == nil {
+		boot, _ := host.ParseBootstrap(n.peersToJoin())
+		var missing []error
+		routes, missing = discovery.BusRoutes(ctx, n.dht, boot, 15*time.Second)
+		for _, err := range missing {
+			n.log.Warn("no route to a bootstrap peer's bus yet", "err", err)
+		}
 	}
 	kept := host.LoadPorts(n.cfg.DataDir)
 	cfg := bus.Config{Name: n.PeerID(), Host: busHost, Routes: routes, SVID: n.creds, Bundle: n.creds.Bundle(),
@@ -86,6 +166,14 @@ func (n *Node) startBus(ctx context.Context) error {
 		return err
 	}
 	return n.keepPorts()
+}
+
+// watchRoutes announces this node again whenever its bus reaches more
+// servers (a partition healed, a peer restarted): their nodes may hold it
+// dead, and would otherwise re-admit it only at its next periodic
+// announcement.
+func (n *Node) watchRoutes(ctx context.Context) {
+	n.bus.WatchRoutes(ctx, 250*time.Millisecond, n.members.AnnounceSoon)
 }
 
 // keepPorts records the ports the node listens on, to ask for them again

@@ -14,10 +14,13 @@ const StatusPath = "/api/cluster/status"
 // ClusterStatus is what /api/cluster/status and `mycel status` show: the
 // fabric as this node sees it.
 type ClusterStatus struct {
-	Node        string            `json:"node"`
-	PeerID      string            `json:"peerID"`
-	State       string            `json:"state"`
-	Settled     bool              `json:"settled"`
+	Node    string `json:"node"`
+	PeerID  string `json:"peerID"`
+	State   string `json:"state"`
+	Settled bool   `json:"settled"`
+	// JoinError says why the node has not reached any peer to join yet
+	// (it retries); empty once it has.
+	JoinError   string            `json:"joinError,omitempty"`
 	Clock       string            `json:"clock"`
 	Objects     int               `json:"objects"`
 	Members     int               `json:"liveMembers"`
@@ -32,6 +35,9 @@ func (n *Node) Status() ClusterStatus {
 		Node: n.cfg.Name, PeerID: n.PeerID(), State: "Alive", Settled: n.owners.Settled(),
 		Clock: n.store.Clock().Last().String(), Objects: n.store.Len(), Members: len(n.members.Live()),
 		Peers: n.members.Peers(), BusRoutes: n.bus.Routes(), GeneratedAt: n.cfg.Now().UTC(),
+	}
+	if err := n.join.pending(); err != nil {
+		st.JoinError = err.Error()
 	}
 	if st.Peers == nil {
 		st.Peers = []membership.Peer{}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,6 +150,12 @@ func (n *node) start() {
 	}
 	if n.socket != "" {
 		args = append(args, "--podman-socket", n.socket)
+	}
+	if os.Getenv("MYCEL_E2E_PPROF") == "1" {
+		// For profiling a test or benchmark: each node's profiles at
+		// http://<its API host>:6060/debug/pprof/.
+		h, _, _ := net.SplitHostPort(n.apiAddr)
+		args = append(args, "--pprof-addr", net.JoinHostPort(h, "6060"))
 	}
 	n.log = &bytes.Buffer{}
 	if n.netns != "" {

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os/signal"
 	"syscall"
 
@@ -13,7 +16,7 @@ import (
 
 func nodeCmd() *cobra.Command {
 	var cfg mycel.Config
-	var labels, capacity string
+	var labels, capacity, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a Mycel node",
@@ -30,6 +33,11 @@ The node stops on SIGINT or SIGTERM; its containers keep running and are re-adop
 			}
 			if cfg.Capacity, err = parseCapacity(capacity); err != nil {
 				return err
+			}
+			if pprofAddr != "" {
+				if err := servePprof(pprofAddr); err != nil {
+					return err
+				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -57,6 +65,21 @@ The node stops on SIGINT or SIGTERM; its containers keep running and are re-adop
 	f.StringVar(&capacity, "capacity", "", "advertise this capacity instead of the machine's, e.g. cpu=2,memory=4Gi,pods=50")
 	f.StringVar(&cfg.FailureDetection, "failure-detection", "lan", "failure detector timing: lan, wan (probes every second, suspicions of 2-10 s) or local (every node on one machine)")
 	f.IntVar(&cfg.PlacementSample, "placement-sample", 3, "candidates an owner tenders each replica to (d)")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiles (net/http/pprof) on this HOST:PORT, unauthenticated: for debugging only, on loopback")
 	cmd.MarkFlagRequired("data-dir")
 	return cmd
+}
+
+// servePprof serves /debug/pprof/ on addr for as long as the process runs.
+func servePprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go http.Serve(ln, mux)
+	return nil
 }

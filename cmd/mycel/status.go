@@ -45,6 +45,9 @@ its peer ID, logical clock, object count, bus routes, and every member it knows 
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "node %s (%s)\n  state %s, settled %v, %d live members, %d objects, %d bus routes\n  clock %s\n\n",
 				st.Node, st.PeerID, st.State, st.Settled, st.Members, st.Objects, st.BusRoutes, st.Clock)
+			if st.JoinError != "" {
+				fmt.Fprintf(out, "  not joined: cannot reach any peer to join yet (retrying): %s\n\n", st.JoinError)
+			}
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tSTATE\tLAST SEEN\tRTT\tPEER ID")
 			for _, p := range st.Peers {

@@ -10,13 +10,16 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -58,6 +61,9 @@ type Bus struct {
 	srv  *server.Server
 	conn *nats.Conn
 	log  *slog.Logger
+
+	mu   sync.Mutex
+	opts *server.Options // as started, with the routes added since
 }
 
 // spiffeAuth admits clients whose TLS peer certificate is an SVID the
@@ -100,7 +106,7 @@ func Start(cfg Config) (*Bus, error) {
 		TLSConfig:  tlsconf.Mutual(cfg.SVID, cfg.Bundle, tlsconf.MemberOf(td)),
 		TLSTimeout: 5,
 		// Clients authenticate by their SVID during the handshake.
-		CustomClientAuthentication: spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.MemberOf(td)},
+		CustomClientAuthentication: &spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.MemberOf(td)},
 		Cluster: server.ClusterOpts{
 			Name:       ClusterName,
 			Host:       cfg.Host,
@@ -115,19 +121,19 @@ func Start(cfg Config) (*Bus, error) {
 			// Routes learnt by gossip (to nodes not in Routes) are tried
 			// once by default; one failed handshake would leave the mesh
 			// without that link for good, and NATS does not forward between
-			// routes. Keep trying, backing off to 30 s.
-			ConnectRetries: 300,
-			ConnectBackoff: true,
+			// routes. Keep trying every second for an hour, without
+			// NATS's backoff (to 30 s): a route cut by a partition comes
+			// back within a second or two of the heal, not half a minute.
+			// A peer that returns later dials its own routes.
+			ConnectRetries: 3600,
 		},
-		CustomRouterAuthentication: spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.Nodes(td)},
+		CustomRouterAuthentication: &spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.Nodes(td)},
 	}
-	for _, r := range cfg.Routes {
-		u, err := url.Parse(r)
-		if err != nil {
-			return nil, fmt.Errorf("bus: route %q: %w", r, err)
-		}
-		opts.Routes = append(opts.Routes, u)
+	routes, err := parseRoutes(cfg.Routes)
+	if err != nil {
+		return nil, err
 	}
+	opts.Routes = routes
 	// The embedded server reports a port it cannot bind only by never
 	// becoming ready; find out at once.
 	for _, port := range []int{cfg.ClientPort, cfg.ClusterPort} {
@@ -140,7 +146,7 @@ func Start(cfg Config) (*Bus, error) {
 		}
 		ln.Close()
 	}
-	srv, err := server.NewServer(opts)
+	srv, err := server.NewServer(opts.Clone())
 	if err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
@@ -150,7 +156,7 @@ func Start(cfg Config) (*Bus, error) {
 		srv.Shutdown()
 		return nil, errors.New("bus: the embedded NATS server did not start within 10s")
 	}
-	b := &Bus{srv: srv, log: cfg.Logger}
+	b := &Bus{srv: srv, log: cfg.Logger, opts: opts}
 	conn, err := nats.Connect(srv.ClientURL(),
 		nats.Secure(tlsconf.Client(cfg.SVID, cfg.Bundle, tlsconf.Nodes(td))),
 		nats.Name(cfg.Name),
@@ -201,6 +207,65 @@ func (b *Bus) Ports() (client, cluster int) {
 		client = a.Port
 	}
 	return client, b.srv.ClusterAddr().Port
+}
+
+func parseRoutes(routes []string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, r := range routes {
+		u, err := url.Parse(r)
+		if err != nil {
+			return nil, fmt.Errorf("bus: route %q: %w", r, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// AddRoutes routes the server to more peers' cluster URLs, as if they had
+// been in Config.Routes (a node that started without reaching its
+// bootstrap peers adds theirs once it does). Routes it has are skipped.
+func (b *Bus) AddRoutes(routes []string) error {
+	add, err := parseRoutes(routes)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	opts := b.opts.Clone()
+	for _, u := range add {
+		if !slices.ContainsFunc(opts.Routes, func(have *url.URL) bool { return have.String() == u.String() }) {
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	if len(opts.Routes) == len(b.opts.Routes) {
+		return nil
+	}
+	if err := b.srv.ReloadOptions(opts.Clone()); err != nil {
+		return fmt.Errorf("bus: add routes: %w", err)
+	}
+	b.opts = opts
+	return nil
+}
+
+// WatchRoutes calls f whenever the server has more routes than when it
+// last looked (a peer back after a partition or a restart), looking every
+// period, until ctx is done. NATS reports no route events, so it polls.
+func (b *Bus) WatchRoutes(ctx context.Context, period time.Duration, f func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	last := b.Routes()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := b.Routes()
+		if n > last {
+			f()
+		}
+		last = n
+	}
 }
 
 // Routes is the number of routes to other servers.

@@ -83,6 +83,30 @@ func TestClusterOverMTLS(t *testing.T) {
 	}
 }
 
+// TestAddRoutes: a server started alone (its bootstrap peers were down)
+// joins the cluster once it is given a route, and adding the route again
+// changes nothing.
+func TestAddRoutes(t *testing.T) {
+	a, err := ca.Init(filepath.Join(t.TempDir(), "ca"), "fabric.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := startBus(t, a, "n1")
+	n2 := startBus(t, a, "n2", n1.ClusterURL())
+	alone := startBus(t, a, "alone")
+	if err := alone.AddRoutes([]string{n1.ClusterURL()}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes(t, alone, 2)
+	waitRoutes(t, n2, 2)
+	if err := alone.AddRoutes([]string{n1.ClusterURL()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alone.AddRoutes([]string{"::"}); err == nil {
+		t.Fatal("a malformed route was accepted")
+	}
+}
+
 func TestClientsNeedAnSVIDOfTheTrustDomain(t *testing.T) {
 	a, _ := ca.Init(filepath.Join(t.TempDir(), "ca"), "fabric.test")
 	other, _ := ca.Init(filepath.Join(t.TempDir(), "other"), "fabric.test")

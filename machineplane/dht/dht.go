@@ -41,6 +41,9 @@ type Config struct {
 	// Bootstrap peers are dialled at start and whenever the routing table
 	// runs empty.
 	Bootstrap []peer.AddrInfo
+	// JoinLater makes New return without dialling Bootstrap; the caller
+	// joins with Join (and may retry it) when it chooses.
+	JoinLater bool
 	// Client makes this a DHT client that queries but stores and serves
 	// nothing (for tools such as `mycel nodes`).
 	Client bool
@@ -74,7 +77,8 @@ func (c countingValidator) Validate(key string, value []byte) error {
 }
 
 // New starts the DHT on h and dials the bootstrap peers. It returns once at
-// least one bootstrap peer (if any were given) is in the routing table.
+// least one bootstrap peer (if any were given) is in the routing table,
+// or at once with JoinLater.
 func New(ctx context.Context, h host.Host, cfg Config) (*DHT, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("dht: Config.Verifier is required")
@@ -93,7 +97,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*DHT, error) {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
 	d := &DHT{h: h, kad: kad, v: cfg.Verifier}
-	if len(cfg.Bootstrap) > 0 {
+	if len(cfg.Bootstrap) > 0 && !cfg.JoinLater {
 		if err := d.Join(ctx, cfg.Bootstrap...); err != nil {
 			kad.Close()
 			return nil, err

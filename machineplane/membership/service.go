@@ -27,6 +27,9 @@ const (
 	TypeAnnounce    = "members.announce/v1"          // payload: signed node record
 	TypeSWIM        = "swim/v1"                      // payload: Message
 	announceEvery   = 10 * time.Second
+	// firstAnnounceBackoff is the wait after the first announcement of a
+	// schedule; each next wait doubles, up to announceEvery.
+	firstAnnounceBackoff = 250 * time.Millisecond
 )
 
 // MaxMessage bounds a member's message (the bus's payload limit).
@@ -119,8 +122,8 @@ type Service struct {
 	swim  *bus.Endpoint // SWIM messages, from verified members only
 	hello *bus.Endpoint // announcements: the record inside proves membership
 
-	// announcement schedule (Tick's): at once, then backing off to
-	// announceEvery.
+	// announcement schedule (Tick's and AnnounceSoon's, under mu): at
+	// once, then backing off to announceEvery.
 	nextAnnounce time.Time
 	backoff      time.Duration
 
@@ -159,7 +162,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		Opener: &envelope.Opener{Known: s.Known, Rejected: cfg.Rejected, MaxSize: MaxMessage, Now: cfg.Now}}
 	s.hello = &bus.Endpoint{Conn: cfg.Conn, Key: cfg.Key, Now: cfg.Now,
 		Opener: &envelope.Opener{Known: func(libp2ppeer.ID) bool { return true }, Rejected: cfg.Rejected, Now: cfg.Now}}
-	s.backoff = 250 * time.Millisecond
+	s.backoff = firstAnnounceBackoff
 	s.ml = New(cfg.Self, cfg.Protocol, transport{s}, uint64(cfg.Now().UnixNano()))
 	return s, nil
 }
@@ -262,9 +265,14 @@ func (s *Service) Run(ctx context.Context) error {
 // out before the bus has its routes), probes, and reports what changed.
 func (s *Service) Tick() {
 	now := s.cfg.Now()
-	if !now.Before(s.nextAnnounce) {
-		s.announce(SubjectAnnounce)
+	s.mu.Lock()
+	due := !now.Before(s.nextAnnounce)
+	if due {
 		s.nextAnnounce, s.backoff = now.Add(s.backoff), min(2*s.backoff, announceEvery)
+	}
+	s.mu.Unlock()
+	if due {
+		s.announce(SubjectAnnounce)
 	}
 	s.mu.Lock()
 	s.ml.Tick()
@@ -276,6 +284,15 @@ func (s *Service) Tick() {
 	events := s.observe()
 	s.mu.Unlock()
 	s.report(events)
+}
+
+// AnnounceSoon starts the announcement schedule again (at the next tick,
+// then backing off): for when the bus reaches servers it did not (a
+// partition healed), whose nodes may hold this one dead.
+func (s *Service) AnnounceSoon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextAnnounce, s.backoff = time.Time{}, firstAnnounceBackoff
 }
 
 // Leave tells the live members that this node leaves on purpose.

@@ -112,4 +112,18 @@ func TestServiceDeliversTypedEvents(t *testing.T) {
 	if a := services["a"]; a.IsLive(ids[2]) || !a.IsLive(ids[1]) || !a.IsLive(ids[0]) {
 		t.Errorf("a's IsLive: c %v, b %v, itself %v", a.IsLive(ids[2]), a.IsLive(ids[1]), a.IsLive(ids[0]))
 	}
+
+	// c runs on, cut off long enough that its announcements have backed
+	// off to every 10 s; the links heal, and c, told that its bus reaches
+	// more servers, announces at once: the others re-admit it within a
+	// few ticks instead of at its next announcement.
+	run(600, "a", "b", "c")
+	b.Heal()
+	services["c"].AnnounceSoon()
+	run(10, "a", "b", "c")
+	for _, n := range []string{"a", "b"} {
+		if st, _ := services[n].State(ids[2]); st != Alive {
+			t.Errorf("%s holds c %s 200 ms after the heal", n, st)
+		}
+	}
 }
