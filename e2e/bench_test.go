@@ -49,4 +49,6 @@ func BenchmarkIdleNodeRSS(b *testing.B) {
 		time.Sleep(10 * time.Second) // the idle period being measured, not synchronization
 	}
 	b.ReportMetric(rssMiB(b, n), "rss-MiB")
+	b.ReportMetric(procStatusMiB(b, n, "RssAnon"), "anon-MiB")
+	b.ReportMetric(procStatusMiB(b, n, "RssFile"), "file-MiB")
 }
