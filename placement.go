@@ -75,8 +75,8 @@ func (m placementMembers) Versions(peer string) map[string]string {
 	return r.Versions
 }
 
-func (m placementMembers) DeadSince(peer string) (time.Time, bool) {
-	return m.n.members.DeadSince(peer)
+func (m placementMembers) Death(peer string) (time.Time, bool, bool) {
+	return m.n.members.Death(peer)
 }
 
 // placementFacts are this node's resources and the pods bound to it, as the

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -44,6 +45,37 @@ func waitReady(t testing.TB, on, of []*node, status ...string) {
 		eventually(t, 90*time.Second, func() error {
 			_, err := n.kubectlErr(append([]string{"wait", "--for=" + cond, "--timeout=30s"}, names(of)...)...)
 			return err
+		})
+	}
+}
+
+// waitWhole waits until every one of nodes holds all the others Alive in
+// its membership (GET /api/cluster/status), so that what a test does next
+// does not meet a member still being met.
+func waitWhole(t testing.TB, nodes []*node) {
+	t.Helper()
+	for _, n := range nodes {
+		eventually(t, 90*time.Second, func() error {
+			out, err := n.kubectlErr("get", "--raw", "/api/cluster/status")
+			if err != nil {
+				return err
+			}
+			var st struct {
+				Peers []struct{ Name, State string }
+			}
+			if err := json.Unmarshal([]byte(out), &st); err != nil {
+				return err
+			}
+			alive := map[string]bool{}
+			for _, p := range st.Peers {
+				alive[p.Name] = p.State == "Alive"
+			}
+			for _, o := range nodes {
+				if o != n && !alive[o.name] {
+					return fmt.Errorf("%s does not hold %s alive: %s", n.name, o.name, out)
+				}
+			}
+			return nil
 		})
 	}
 }

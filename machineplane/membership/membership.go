@@ -83,6 +83,10 @@ type Event struct {
 	// At is when the change was observed; the protocol core, which knows
 	// only ticks, leaves it zero and the Service sets it.
 	At time.Time
+	// Confirmed, for NodeDead, says the death is confident: independent
+	// members suspected the member before it was declared dead (see
+	// Memberlist.Confirmed). NodeLeft is always confirmed.
+	Confirmed bool
 }
 
 // Update is one piece of gossip: a member's state at an incarnation.
@@ -93,6 +97,10 @@ type Update struct {
 	// From is who suspects, for a Suspect update: the suspicion shrinks as
 	// independent suspecters confirm it. Empty from nodes that predate it.
 	From string `json:",omitempty"`
+	// Confirmed, for a Dead update, says whoever declared the death held
+	// enough independent suspicions of the member to be confident
+	// (Memberlist.Confirmed).
+	Confirmed bool `json:",omitempty"`
 }
 
 // Message kinds.
@@ -161,6 +169,7 @@ type member struct {
 	suspectAt   int             // tick the suspicion started
 	suspecters  map[string]bool // who holds the suspicion (its confirmations)
 	rto         int             // probe timeout its round-trip times ask for (ticks)
+	confirmed   bool            // dead after confirmed suspicion, or left
 }
 
 type gossip struct {
@@ -255,6 +264,18 @@ func (m *Memberlist) State(id string) (State, bool) {
 	return mem.state, true
 }
 
+// Confirmed reports whether member id is gone with confidence: it left, or
+// it was declared dead once enough members independently suspected it
+// (Config.Confirmations besides the first, or a majority of the fabric if
+// that is fewer; see confirms), by this node's count or by whoever
+// declared the death. A death that only one member, or only the minority
+// side of a partition, saw is not confirmed: their own links may be the
+// fault.
+func (m *Memberlist) Confirmed(id string) bool {
+	mem := m.members[id]
+	return mem != nil && (mem.state == Dead || mem.state == Left) && mem.confirmed
+}
+
 // Health is the local health score: 0 when this node's probes succeed, up
 // to MaxHealth-1 when it has reason to think itself slow.
 func (m *Memberlist) Health() int { return m.health }
@@ -323,6 +344,13 @@ func (m *Memberlist) apply(u Update) bool {
 		return true
 	}
 	if mem.state == Dead || mem.state == Left {
+		if u.State == Dead && u.Incarnation == mem.incarnation && u.Confirmed && !mem.confirmed {
+			// Whoever declared the death had the confirmations this node
+			// lacked: it is confident now, and passes that on.
+			mem.confirmed = true
+			m.enqueue(u)
+			return true
+		}
 		// Only a newer incarnation brings a member back.
 		if u.State != Alive || u.Incarnation <= mem.incarnation {
 			return false
@@ -342,6 +370,15 @@ func (m *Memberlist) apply(u Update) bool {
 		return false
 	}
 	prev := mem.state
+	switch u.State {
+	case Dead:
+		u.Confirmed = u.Confirmed || (prev == Suspect && m.confirms(mem))
+		mem.confirmed = u.Confirmed
+	case Left:
+		mem.confirmed = true
+	default:
+		mem.confirmed = false
+	}
 	mem.state, mem.incarnation, mem.suspecters = u.State, u.Incarnation, nil
 	if u.State == Suspect {
 		mem.suspectAt, mem.suspecters = m.now, map[string]bool{u.From: true}
@@ -353,7 +390,7 @@ func (m *Memberlist) apply(u Update) bool {
 		}
 	}
 	if prev != u.State {
-		m.events = append(m.events, Event{Kind: eventKind(prev, u.State), Member: u.ID, Incarnation: u.Incarnation})
+		m.events = append(m.events, Event{Kind: eventKind(prev, u.State), Member: u.ID, Incarnation: u.Incarnation, Confirmed: mem.confirmed})
 	}
 	m.enqueue(u)
 	return true
@@ -411,6 +448,23 @@ func (m *Memberlist) suspicion(mem *member) int {
 	}
 	frac := math.Log(float64(confirmed)+1) / math.Log(float64(k)+1)
 	return m.scaled(max(m.cfg.SuspicionMin, int(float64(m.cfg.SuspicionMax)-frac*float64(m.cfg.SuspicionMax-m.cfg.SuspicionMin))))
+}
+
+// confirms reports whether mem's suspicion is held by enough members to
+// make its death confident: Confirmations of them besides the first, or a
+// majority of the fabric (every member this node knows of that has not
+// left, the dead and itself included) if that is fewer, and never by one
+// member alone. Counting the dead keeps the minority side of a partition
+// from confirming the deaths of the other side one by one.
+func (m *Memberlist) confirms(mem *member) bool {
+	known := 1
+	for _, o := range m.members {
+		if o.state != Left {
+			known++
+		}
+	}
+	need := min(m.cfg.Confirmations+1, known/2+1)
+	return need >= 2 && len(mem.suspecters) >= need
 }
 
 // enqueue queues u for gossip, replacing older news of the same member.

@@ -143,11 +143,37 @@ func TestDeadNodeIsDeclaredDeadByEveryone(t *testing.T) {
 				if fmt := fmt.Sprint(kinds); fmt != "[NodeJoined NodeSuspect NodeDead]" && fmt != "[NodeJoined NodeDead]" {
 					t.Errorf("%s saw %v about n3", id, kinds)
 				}
+				// Four survivors saw it: a confident death, on which its pods
+				// are re-placed at once.
+				if !nw.nodes[id].Confirmed("n3") {
+					t.Errorf("%s holds n3's death unconfirmed", id)
+				}
 			}
 			return
 		}
 	}
 	t.Fatalf("n3 not declared dead by everyone within %d ticks", bound)
+}
+
+// TestLoneWitnessDeathIsUnconfirmed: in a fabric of two, the survivor
+// declares the other dead, but no one can confirm it; a clean leave is
+// confirmed by its nature.
+func TestLoneWitnessDeathIsUnconfirmed(t *testing.T) {
+	cfg := DefaultLANConfig()
+	nw := newNetwork(t, 2, cfg)
+	nw.run(10)
+	nw.down["n1"] = true
+	nw.run(10*cfg.ProbePeriod + cfg.SuspicionMax*cfg.MaxHealth)
+	if st, _ := nw.nodes["n0"].State("n1"); st != Dead || nw.nodes["n0"].Confirmed("n1") {
+		t.Fatalf("n0 holds n1 %v, confirmed %v; want Dead, unconfirmed", st, nw.nodes["n0"].Confirmed("n1"))
+	}
+	nw = newNetwork(t, 2, cfg)
+	nw.run(10)
+	nw.nodes["n1"].Leave()
+	nw.run(10 * cfg.ProbePeriod)
+	if st, _ := nw.nodes["n0"].State("n1"); st != Left || !nw.nodes["n0"].Confirmed("n1") {
+		t.Fatalf("n0 holds n1 %v, confirmed %v; want Left, confirmed", st, nw.nodes["n0"].Confirmed("n1"))
+	}
 }
 
 func TestOneCutLinkDoesNotKill(t *testing.T) {
@@ -242,6 +268,16 @@ func TestPartitionHeals(t *testing.T) {
 	nw.run((10*cfg.ProbePeriod + cfg.SuspicionMax) * cfg.MaxHealth) // in the poorest health
 	if st, _ := nw.nodes[left[0]].State(right[0]); st != Dead {
 		t.Fatalf("%s holds %s %v across the partition, want Dead", left[0], right[0], st)
+	}
+	// Two of five cannot confirm the other side's deaths (it may be their
+	// own link that failed); three of five can.
+	for _, r := range right {
+		if nw.nodes[left[0]].Confirmed(r) {
+			t.Errorf("the minority confirmed %s's death", r)
+		}
+	}
+	if !nw.nodes[right[0]].Confirmed(left[0]) {
+		t.Errorf("the majority holds %s's death unconfirmed", left[0])
 	}
 	// Meanwhile right[0] refutes a suspicion on its own side: the left
 	// side buried it at an older incarnation than it now has.

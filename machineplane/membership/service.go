@@ -415,7 +415,11 @@ func (s *Service) report(events []Event) {
 	subs := s.subs
 	s.mu.Unlock()
 	for _, e := range events {
-		s.log.Info("membership", "event", e.Kind, "peer", e.Member, "name", s.Name(e.Member), "incarnation", e.Incarnation)
+		attrs := []any{"event", e.Kind, "peer", e.Member, "name", s.Name(e.Member), "incarnation", e.Incarnation}
+		if e.Kind == NodeDead {
+			attrs = append(attrs, "confirmed", e.Confirmed)
+		}
+		s.log.Info("membership", attrs...)
 		if s.cfg.Events != nil {
 			s.cfg.Events.WithLabelValues(string(e.Kind)).Inc()
 		}
@@ -463,13 +467,14 @@ func (s *Service) State(id string) (State, bool) {
 	return s.ml.State(id)
 }
 
-// DeadSince is when member id was declared dead (or left), if it is dead
-// or gone now.
-func (s *Service) DeadSince(id string) (time.Time, bool) {
+// Death is when member id was declared dead (or left), if it is dead or
+// gone now, and whether that is confident (Memberlist.Confirmed: it left,
+// or independent members confirmed the suspicion).
+func (s *Service) Death(id string) (at time.Time, confirmed, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.dead[id]
-	return t, ok
+	at, ok = s.dead[id]
+	return at, ok && s.ml.Confirmed(id), ok
 }
 
 // Health is this node's local health score (Memberlist.Health): 0 when

@@ -26,7 +26,8 @@ func (s *seeded) Read(p []byte) (int, error) {
 // with a fake clock (each delivery takes a millisecond): they meet by
 // announcement and subscribers get NodeJoined with the member and the
 // time; direct probes measure a round-trip time; a member that goes
-// silent is declared dead, and DeadSince says when.
+// silent is declared dead, and Death says when and that a and b both
+// confirmed it.
 func TestServiceDeliversTypedEvents(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	clock := func() time.Time { return now }
@@ -93,9 +94,9 @@ func TestServiceDeliversTypedEvents(t *testing.T) {
 	b.Cut(ids[1], ids[2])
 	silentAt := now
 	run(100, "a", "b")
-	dead, ok := services["a"].DeadSince(ids[2])
-	if st, _ := services["a"].State(ids[2]); st != Dead || !ok || dead.Before(silentAt) {
-		t.Fatalf("a holds c %s (dead since %v, %v)", st, dead, ok)
+	dead, confirmed, ok := services["a"].Death(ids[2])
+	if st, _ := services["a"].State(ids[2]); st != Dead || !ok || !confirmed || dead.Before(silentAt) {
+		t.Fatalf("a holds c %s (dead since %v, confirmed %v, %v)", st, dead, confirmed, ok)
 	}
 	var last Event
 	for _, e := range events["a"] {
@@ -103,11 +104,11 @@ func TestServiceDeliversTypedEvents(t *testing.T) {
 			last = e
 		}
 	}
-	if last.Kind != NodeDead || !last.At.Equal(dead) {
-		t.Errorf("a's last event about c: %+v, want NodeDead at %v", last, dead)
+	if last.Kind != NodeDead || !last.At.Equal(dead) || !last.Confirmed {
+		t.Errorf("a's last event about c: %+v, want a confirmed NodeDead at %v", last, dead)
 	}
-	if _, ok := services["a"].DeadSince(ids[1]); ok {
-		t.Error("b, alive, has a DeadSince")
+	if _, _, ok := services["a"].Death(ids[1]); ok {
+		t.Error("b, alive, has a Death")
 	}
 	if a := services["a"]; a.IsLive(ids[2]) || !a.IsLive(ids[1]) || !a.IsLive(ids[0]) {
 		t.Errorf("a's IsLive: c %v, b %v, itself %v", a.IsLive(ids[2]), a.IsLive(ids[1]), a.IsLive(ids[0]))

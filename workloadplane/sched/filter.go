@@ -23,8 +23,10 @@ type Members interface {
 	// advertises: "mycel", "runtime" (name/version), "os", "arch"; nil if
 	// no record of it is known.
 	Versions(peer string) map[string]string
-	// DeadSince is when membership declared peer dead (or gone), if it is.
-	DeadSince(peer string) (time.Time, bool)
+	// Death is when membership declared peer dead (or gone), if it is,
+	// and whether with confidence (it left, or independent members
+	// confirmed the suspicion).
+	Death(peer string) (at time.Time, confirmed, ok bool)
 }
 
 // Candidate is a node the owner may send a tender to.

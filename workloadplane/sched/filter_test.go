@@ -20,7 +20,7 @@ type fakeMembers struct {
 
 func (m fakeMembers) Live(peer string) bool                  { return !m.dead[peer] }
 func (m fakeMembers) Versions(peer string) map[string]string { return m.versions[peer] }
-func (m fakeMembers) DeadSince(string) (time.Time, bool)     { return time.Time{}, false }
+func (m fakeMembers) Death(string) (time.Time, bool, bool)   { return time.Time{}, false, false }
 
 func node(name string, ready bool, labels map[string]string) corev1.Node {
 	st := corev1.ConditionFalse

@@ -42,13 +42,16 @@ type Config struct {
 	// Owns reports whether this node places the pods keyed by uid (their
 	// workload key, objects.Chain.WorkloadKey); nil means all.
 	Owns func(uid types.UID) bool
-	// Members says who is alive, since when the dead are, and what the
-	// members' records advertise; required. A node membership never held
-	// dead counts as lost once its Node has not been Ready for LostAfter.
+	// Members says who is alive, since when the dead are and how
+	// confidently, and what the members' records advertise; required.
 	Members Members
-	// LostAfter is how long a node must have been dead and not Ready
-	// before its pods are re-placed; zero means 5s. It keeps a node that
-	// membership briefly suspected from losing its pods.
+	// LostAfter is how long a node must have been dead before its pods
+	// are re-placed when its death is not confirmed (only this node's side
+	// saw it: a two-node fabric, a partition's minority), or, for a node
+	// membership never met, how long its Node must not have been Ready;
+	// zero means 5s. A confirmed death re-places at once: a suspected node
+	// is alive, and one falsely declared dead by a lone member has this
+	// long to refute it before it loses its pods.
 	LostAfter time.Duration
 	// MaxBackoff caps the wait between attempts for a pod that could not
 	// be placed; zero means 10s. A membership change (Kick) retries at once.
@@ -307,8 +310,9 @@ func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Nod
 // taints evict, as Kubernetes' taint-eviction controller does: a taint the
 // pod does not tolerate evicts it at once, one it tolerates for
 // tolerationSeconds evicts it that long after the taint was added. A node
-// membership has held dead for LostAfter (or, for a node it never met,
-// whose Node has not been Ready for LostAfter) counts as tainted
+// membership declared dead with confirmation (or left, or held dead without
+// confirmation for LostAfter, or, for a node it never met, whose Node has
+// not been Ready for LostAfter) counts as tainted
 // node.kubernetes.io/unreachable:NoExecute; only controlled pods leave it,
 // so their controllers create replacements on live nodes (a node that
 // comes back removes their containers as orphans), and a pod tolerating
@@ -318,12 +322,12 @@ func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []co
 	now := s.cfg.Now()
 	next := s.cfg.MaxBackoff
 	byName := map[string]*corev1.Node{}
-	lostSince := map[string]time.Time{}
+	lostAt := map[string]time.Time{}
 	for i := range nodes {
 		n := &nodes[i]
 		byName[n.Name] = n
-		if since, ok := s.unreachableSince(n, now); ok {
-			lostSince[n.Name] = since
+		if at, ok := s.lostAt(n, now); ok {
+			lostAt[n.Name] = at
 		}
 	}
 	var errs []error
@@ -334,10 +338,10 @@ func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []co
 			continue
 		}
 		at, why, ok := time.Time{}, "", false
-		if since, lost := lostSince[n.Name]; lost && metav1.GetControllerOf(p) != nil {
+		if lost, isLost := lostAt[n.Name]; isLost && metav1.GetControllerOf(p) != nil {
 			unreachable := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute}
 			if d, evicts := tolerated(p, &unreachable); evicts {
-				at, ok = since.Add(max(d, s.cfg.LostAfter)), true
+				at, ok = lost.Add(d), true
 				why = fmt.Sprintf("Node %s was declared dead; deleting the pod so its controller replaces it on a live node", n.Name)
 			}
 		}
@@ -366,7 +370,7 @@ func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []co
 		}
 		var grace *int64
 		reason := "TaintManagerEviction"
-		if _, lost := lostSince[n.Name]; lost {
+		if _, lost := lostAt[n.Name]; lost {
 			grace, reason = new(int64(0)), "NodeLost" // nothing there runs a grace period
 		}
 		s.cfg.Client.Record(ctx, p, component, corev1.EventTypeWarning, reason, why)
@@ -399,24 +403,29 @@ func tolerated(p *corev1.Pod, t *corev1.Taint) (time.Duration, bool) {
 	return time.Duration(max(*best.TolerationSeconds, 0)) * time.Second, true
 }
 
-// unreachableSince reports whether n is unreachable and since when: held
-// dead by membership, or, for a node membership never met, not Ready.
-func (s *Scheduler) unreachableSince(n *corev1.Node, now time.Time) (time.Time, bool) {
+// lostAt reports whether n is lost, and from when it counts as tainted
+// unreachable: at once once membership declared it dead with confirmation
+// (or it left); LostAfter after an unconfirmed death; and, for a node
+// membership never met, LostAfter after its Node stopped being Ready.
+func (s *Scheduler) lostAt(n *corev1.Node, now time.Time) (time.Time, bool) {
 	peer := n.Labels[mycelv1alpha1.LabelPeerID]
 	if peer == "" || s.cfg.Members.Live(peer) {
 		return time.Time{}, false
 	}
-	if since, ok := s.cfg.Members.DeadSince(peer); ok {
-		return since, true
+	if at, confirmed, ok := s.cfg.Members.Death(peer); ok {
+		if confirmed {
+			return at, true
+		}
+		return at.Add(s.cfg.LostAfter), true
 	}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
-			return c.LastTransitionTime.Time, true
+			return c.LastTransitionTime.Add(s.cfg.LostAfter), true
 		}
 	}
 	// A Ready node counts from now: whoever owns the Node marks it
 	// Unknown soon after its death.
-	return now, true
+	return now.Add(s.cfg.LostAfter), true
 }
 
 // due returns how long until the pod may be tried again (0: now).

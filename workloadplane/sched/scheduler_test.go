@@ -37,16 +37,25 @@ type schedHarness struct {
 	s     *Scheduler
 	now   time.Time
 	live  map[string]bool
+	dead  map[string]death
 	nodes []string
 }
 
-// harnessMembers are the harness's members: live as h.live says, never
-// dead for long, advertising no versions.
+type death struct {
+	at        time.Time
+	confirmed bool
+}
+
+// harnessMembers are the harness's members: live as h.live says, dead as
+// h.dead says, advertising no versions.
 type harnessMembers struct{ h *schedHarness }
 
-func (m harnessMembers) Live(peer string) bool              { return m.h.live[peer] }
-func (m harnessMembers) Versions(string) map[string]string  { return nil }
-func (m harnessMembers) DeadSince(string) (time.Time, bool) { return time.Time{}, false }
+func (m harnessMembers) Live(peer string) bool             { return m.h.live[peer] }
+func (m harnessMembers) Versions(string) map[string]string { return nil }
+func (m harnessMembers) Death(peer string) (time.Time, bool, bool) {
+	d, ok := m.h.dead[peer]
+	return d.at, d.confirmed, ok
+}
 
 // newSchedHarness stores two Ready nodes of 1 CPU and 1 GiB each, with
 // bidders that read their usage from the store, and a scheduler owning
@@ -57,7 +66,7 @@ func newSchedHarness(t *testing.T) *schedHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &schedHarness{objs: objects.New(st, objects.Config{}), now: time.Now(), live: map[string]bool{"peer-a": true, "peer-b": true}}
+	h := &schedHarness{objs: objects.New(st, objects.Config{}), now: time.Now(), live: map[string]bool{"peer-a": true, "peer-b": true}, dead: map[string]death{}}
 	ctx := context.Background()
 	if err := h.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		t.Fatal(err)
@@ -210,6 +219,41 @@ func TestSchedulerReplacesPodsOfLostNodes(t *testing.T) {
 	}
 	if err := h.objs.Get(ctx, daemon); err != nil {
 		t.Fatalf("pod tolerating an unreachable node for good deleted: %v", err)
+	}
+}
+
+// TestSchedulerReplacesAtOnceOnConfirmedDeath: a node that membership
+// declared dead without confirmation keeps its pods for LostAfter, and
+// keeps them for good if it refutes the death in that time; a confirmed
+// death re-places them at once.
+func TestSchedulerReplacesAtOnceOnConfirmedDeath(t *testing.T) {
+	h := newSchedHarness(t)
+	ctx := context.Background()
+	p := h.pod(t, "on-b", "64Mi", true)
+	p.Spec.NodeName = "b"
+	if err := h.objs.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	h.live["peer-b"], h.dead["peer-b"] = false, death{at: h.now}
+	if wait, _ := h.s.ScheduleAll(ctx); wait != 5*time.Second {
+		t.Fatalf("next wake in %v after an unconfirmed death, want LostAfter (5s)", wait)
+	}
+	h.now = h.now.Add(4 * time.Second)
+	h.live["peer-b"] = true // refuted
+	delete(h.dead, "peer-b")
+	h.now = h.now.Add(2 * time.Second)
+	h.s.ScheduleAll(ctx)
+	if err := h.objs.Get(ctx, p); err != nil || p.DeletionTimestamp != nil {
+		t.Fatalf("pod of a node that refuted its death deleted: %v", err)
+	}
+
+	h.live["peer-b"], h.dead["peer-b"] = false, death{at: h.now, confirmed: true}
+	h.s.ScheduleAll(ctx)
+	if err := h.objs.Get(ctx, p); err == nil {
+		t.Fatal("pod of a node confirmed dead still exists")
+	}
+	if evs := h.events(t, "NodeLost"); len(evs) != 1 {
+		t.Fatalf("%d NodeLost events, want 1", len(evs))
 	}
 }
 
