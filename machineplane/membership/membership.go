@@ -71,6 +71,9 @@ const (
 	NodeDead    EventKind = "NodeDead"
 	NodeLeft    EventKind = "NodeLeft"
 	NodeAlive   EventKind = "NodeAlive" // a suspected member refuted the suspicion
+	// NodeDeadConfirmed: a member this node held dead, unconfirmed, is
+	// confirmed dead by the gossip of whoever declared it (Event.Confirmed).
+	NodeDeadConfirmed EventKind = "NodeDeadConfirmed"
 )
 
 // Event is a change in what this node believes about a member.
@@ -348,6 +351,7 @@ func (m *Memberlist) apply(u Update) bool {
 			// Whoever declared the death had the confirmations this node
 			// lacked: it is confident now, and passes that on.
 			mem.confirmed = true
+			m.events = append(m.events, Event{Kind: NodeDeadConfirmed, Member: u.ID, Incarnation: u.Incarnation, Confirmed: true})
 			m.enqueue(u)
 			return true
 		}

@@ -167,6 +167,15 @@ func TestLoneWitnessDeathIsUnconfirmed(t *testing.T) {
 	if st, _ := nw.nodes["n0"].State("n1"); st != Dead || nw.nodes["n0"].Confirmed("n1") {
 		t.Fatalf("n0 holds n1 %v, confirmed %v; want Dead, unconfirmed", st, nw.nodes["n0"].Confirmed("n1"))
 	}
+	// Gossip from a member that held the confirmations (the declarer in a
+	// larger fabric) confirms it, and says so: the scheduler re-places the
+	// dead node's pods on that event rather than 5 s later.
+	n0 := nw.nodes["n0"]
+	n0.Events()
+	n0.apply(Update{ID: "n1", State: Dead, Incarnation: n0.members["n1"].incarnation, Confirmed: true})
+	if ev := n0.Events(); !n0.Confirmed("n1") || len(ev) != 1 || ev[0].Kind != NodeDeadConfirmed || !ev[0].Confirmed {
+		t.Fatalf("after a confirmed Dead gossip: confirmed %v, events %+v", n0.Confirmed("n1"), ev)
+	}
 	nw = newNetwork(t, 2, cfg)
 	nw.run(10)
 	nw.nodes["n1"].Leave()

@@ -172,7 +172,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 func NewEventCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mycel_membership_events_total",
-		Help: "Membership events this node observed, by kind (NodeJoined, NodeSuspect, NodeDead, NodeLeft).",
+		Help: "Membership events this node observed, by kind (NodeJoined, NodeSuspect, NodeAlive, NodeDead, NodeDeadConfirmed, NodeLeft).",
 	}, []string{"event"})
 	return c, reg.Register(c)
 }
