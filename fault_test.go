@@ -79,9 +79,9 @@ func TestForgedMessagesAreRejectedAndCounted(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no write of node-b's seen on the bus: %v", err)
 		}
-		var e envelope.Envelope
 		var batch struct{ Records []store.Record }
-		if json.Unmarshal(m.Data, &e) != nil || e.Sender != b.PeerID() || json.Unmarshal(e.Payload, &batch) != nil {
+		e, err := envelope.Decode(m.Data)
+		if err != nil || e.Sender != b.PeerID() || json.Unmarshal(e.Payload, &batch) != nil {
 			continue
 		}
 		for _, r := range batch.Records {
@@ -112,11 +112,9 @@ func TestForgedMessagesAreRejectedAndCounted(t *testing.T) {
 		return data
 	}
 	tampered := func() []byte {
-		var e envelope.Envelope
-		json.Unmarshal(genuine, &e)
+		e, _ := envelope.Decode(genuine)
 		e.Payload = writeOf("forged-tampered")
-		data, _ := json.Marshal(&e)
-		return data
+		return e.Encode()
 	}
 	stranger, _, _ := crypto.GenerateEd25519Key(nil)
 

@@ -102,8 +102,7 @@ spec:
 		if err != nil {
 			t.Fatalf("no award seen on the bus: %v", err)
 		}
-		var e envelope.Envelope
-		if json.Unmarshal(m.Data, &e) == nil && e.Type == sched.TypeAward && json.Unmarshal(e.Payload, &award) == nil {
+		if e, err := envelope.Decode(m.Data); err == nil && e.Type == sched.TypeAward && json.Unmarshal(e.Payload, &award) == nil {
 			genuine = m
 		}
 	}
@@ -153,9 +152,8 @@ spec:
 	if err != nil {
 		t.Fatalf("member-signed award for an unknown tender: %v", err)
 	}
-	var e envelope.Envelope
 	var reply sched.Reply
-	if json.Unmarshal(m.Data, &e) != nil || json.Unmarshal(e.Payload, &reply) != nil || reply.Type != sched.TypeDecline {
+	if e, err := envelope.Decode(m.Data); err != nil || json.Unmarshal(e.Payload, &reply) != nil || reply.Type != sched.TypeDecline {
 		t.Fatalf("member-signed award for an unknown tender: reply %s, want a decline", m.Data)
 	}
 	for reason, was := range before {

@@ -7,8 +7,9 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/rand"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -19,8 +20,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Version is the envelope format version.
-const Version = 1
+// Version is the envelope format version. Version 2 is a binary encoding
+// whose signed part is the message's own bytes (version 1 was JSON, signed
+// over its re-encoding); a node accepts only its own version.
+const Version = 2
+
+// domain starts every version-2 envelope, and so every signed message.
+const domain = "mycel-envelope/v2\n"
 
 // Defaults for an Opener.
 const (
@@ -45,47 +51,123 @@ var reasons = map[error]string{
 	ErrUnknownSender: "unknown_sender", ErrSkew: "skew", ErrReplay: "replay",
 }
 
-// Envelope is a signed message.
+// Envelope is a signed message. On the wire (Encode) it is the domain
+// separator "mycel-envelope/v2\n"; Type, Sender and Nonce, each a uvarint
+// length and its bytes; Timestamp as 8 big-endian bytes; Payload as a
+// uvarint length and its bytes; and last Signature, a uvarint length and its
+// bytes, over everything before it. Signing and checking read the
+// message's own bytes: nothing is encoded twice.
 type Envelope struct {
-	Version   int    `json:"v"`
-	Type      string `json:"type"`
-	Sender    string `json:"sender"`
-	Timestamp int64  `json:"ts"` // Unix nanoseconds
-	Nonce     []byte `json:"nonce"`
-	Payload   []byte `json:"payload"`
-	Signature []byte `json:"sig,omitempty"`
+	Version   int
+	Type      string
+	Sender    string
+	Timestamp int64 // Unix nanoseconds
+	Nonce     []byte
+	Payload   []byte
+	Signature []byte
+
+	sender peer.ID // Sender, decoded by Parse
 }
 
-// signedBytes is what the signature covers: the envelope without its
-// signature, prefixed with a domain separator.
-func (e *Envelope) signedBytes() ([]byte, error) {
-	c := *e
-	c.Signature = nil
-	b, err := json.Marshal(&c)
-	if err != nil {
+// signedBytes is what the signature covers: the encoding up to the
+// signature.
+func (e *Envelope) signedBytes() []byte {
+	b := make([]byte, 0, len(domain)+5*binary.MaxVarintLen64+8+len(e.Type)+len(e.Sender)+len(e.Nonce)+len(e.Payload)+len(e.Signature))
+	b = append(b, domain...)
+	for _, f := range [][]byte{[]byte(e.Type), []byte(e.Sender), e.Nonce} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Timestamp))
+	b = binary.AppendUvarint(b, uint64(len(e.Payload)))
+	return append(b, e.Payload...)
+}
+
+// Encode is e's wire encoding. Only tests and tools that build or alter
+// envelopes need it; Seal encodes as it signs.
+func (e *Envelope) Encode() []byte {
+	return appendSignature(e.signedBytes(), e.Signature)
+}
+
+func appendSignature(signed, sig []byte) []byte {
+	return append(binary.AppendUvarint(signed, uint64(len(sig))), sig...)
+}
+
+// Decode reads the wire encoding, checking its shape only (no signature,
+// sender or freshness check: that is Opener's). Tests and tools use it to
+// look into envelopes.
+func Decode(data []byte) (*Envelope, error) {
+	rest, ok := bytes.CutPrefix(data, []byte(domain))
+	if !ok {
+		return nil, fmt.Errorf("%w: not a version-%d envelope", ErrMalformed, Version)
+	}
+	field := func() ([]byte, error) {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return nil, fmt.Errorf("%w: truncated", ErrMalformed)
+		}
+		f := rest[k : k+int(n)]
+		rest = rest[k+int(n):]
+		return f, nil
+	}
+	e := &Envelope{Version: Version}
+	var f [3][]byte
+	var err error
+	for i := range f {
+		if f[i], err = field(); err != nil {
+			return nil, err
+		}
+	}
+	e.Type, e.Sender, e.Nonce = string(f[0]), string(f[1]), f[2]
+	if len(rest) < 8 {
+		return nil, fmt.Errorf("%w: truncated", ErrMalformed)
+	}
+	e.Timestamp, rest = int64(binary.BigEndian.Uint64(rest)), rest[8:]
+	if e.Payload, err = field(); err != nil {
 		return nil, err
 	}
-	return append([]byte("mycel-envelope/v1\n"), b...), nil
+	if e.Signature, err = field(); err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the signature", ErrMalformed, len(rest))
+	}
+	return e, nil
+}
+
+// senders caches the peer ID (as a string) of each key that seals, which
+// would otherwise be derived and base58-encoded for every message. A
+// process holds a handful of keys (a thousand in a simulation).
+var senders sync.Map // crypto.PrivKey → string
+
+func senderOf(key crypto.PrivKey) (string, error) {
+	if s, ok := senders.Load(key); ok {
+		return s.(string), nil
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return "", fmt.Errorf("envelope: %w", err)
+	}
+	senders.Store(key, id.String())
+	return id.String(), nil
 }
 
 // Seal wraps payload as a message of typ from the holder of key.
 func Seal(key crypto.PrivKey, typ string, payload []byte, now time.Time) ([]byte, error) {
-	id, err := peer.IDFromPrivateKey(key)
+	sender, err := senderOf(key)
 	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
+		return nil, err
 	}
-	e := &Envelope{Version: Version, Type: typ, Sender: id.String(), Timestamp: now.UnixNano(), Nonce: make([]byte, 16), Payload: payload}
+	e := &Envelope{Version: Version, Type: typ, Sender: sender, Timestamp: now.UnixNano(), Nonce: make([]byte, 16), Payload: payload}
 	if _, err := rand.Read(e.Nonce); err != nil {
 		return nil, err
 	}
-	msg, err := e.signedBytes()
+	signed := e.signedBytes()
+	sig, err := key.Sign(signed)
 	if err != nil {
-		return nil, err
-	}
-	if e.Signature, err = key.Sign(msg); err != nil {
 		return nil, fmt.Errorf("envelope: sign: %w", err)
 	}
-	return json.Marshal(e)
+	return appendSignature(signed, sig), nil
 }
 
 // Opener checks received envelopes. It is safe for concurrent use.
@@ -124,20 +206,49 @@ func NewRejectedCounter(reg prometheus.Registerer) (*prometheus.CounterVec, erro
 }
 
 // Open checks data and returns the envelope, or an error wrapping one of the
-// rejection reasons.
+// rejection reasons: Parse, then Verify.
 func (o *Opener) Open(data []byte) (*Envelope, error) {
-	e, err := o.open(data)
-	if err != nil && o.Rejected != nil {
-		for reason, label := range reasons {
-			if errors.Is(err, reason) {
-				o.Rejected.WithLabelValues(label).Inc()
-			}
-		}
+	e, err := o.parse(data)
+	if err == nil {
+		err = o.verify(e)
 	}
+	if err != nil {
+		o.count(err)
+		return nil, err
+	}
+	return e, nil
+}
+
+// Parse checks data's size and shape only and returns the envelope, which
+// must not be acted on before Verify accepts it. A receiver that may never
+// use a message (the owner's losing bids) parses it and verifies it only
+// when it does.
+func (o *Opener) Parse(data []byte) (*Envelope, error) {
+	e, err := o.parse(data)
+	o.count(err)
 	return e, err
 }
 
-func (o *Opener) open(data []byte) (*Envelope, error) {
+// Verify checks a parsed envelope's signature, sender, timestamp and nonce
+// (recording the nonce, so a second Verify of it is a replay).
+func (o *Opener) Verify(e *Envelope) error {
+	err := o.verify(e)
+	o.count(err)
+	return err
+}
+
+func (o *Opener) count(err error) {
+	if err == nil || o.Rejected == nil {
+		return
+	}
+	for reason, label := range reasons {
+		if errors.Is(err, reason) {
+			o.Rejected.WithLabelValues(label).Inc()
+		}
+	}
+}
+
+func (o *Opener) parse(data []byte) (*Envelope, error) {
 	maxSize := o.MaxSize
 	if maxSize == 0 {
 		maxSize = DefaultMaxSize
@@ -145,30 +256,29 @@ func (o *Opener) open(data []byte) (*Envelope, error) {
 	if len(data) > maxSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrOversized, len(data), maxSize)
 	}
-	var e Envelope
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if e.Version != Version || e.Type == "" || len(e.Nonce) < 16 || len(e.Signature) == 0 {
-		return nil, fmt.Errorf("%w: version %d, type %q, %d-byte nonce", ErrMalformed, e.Version, e.Type, len(e.Nonce))
-	}
-	sender, err := peer.Decode(e.Sender)
+	e, err := Decode(data)
 	if err != nil {
+		return nil, err
+	}
+	if e.Type == "" || len(e.Nonce) < 16 || len(e.Signature) == 0 {
+		return nil, fmt.Errorf("%w: type %q, %d-byte nonce, %d-byte signature", ErrMalformed, e.Type, len(e.Nonce), len(e.Signature))
+	}
+	if e.sender, err = peer.Decode(e.Sender); err != nil {
 		return nil, fmt.Errorf("%w: sender %q: %v", ErrMalformed, e.Sender, err)
 	}
-	pub, err := sender.ExtractPublicKey()
+	return e, nil
+}
+
+func (o *Opener) verify(e *Envelope) error {
+	pub, err := e.sender.ExtractPublicKey()
 	if err != nil {
-		return nil, fmt.Errorf("%w: sender %s has no embedded key", ErrMalformed, sender)
+		return fmt.Errorf("%w: sender %s has no embedded key", ErrMalformed, e.sender)
 	}
-	msg, err := e.signedBytes()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if ok, err := pub.Verify(e.signedBytes(), e.Signature); err != nil || !ok {
+		return fmt.Errorf("%w: from %s", ErrBadSignature, e.sender)
 	}
-	if ok, err := pub.Verify(msg, e.Signature); err != nil || !ok {
-		return nil, fmt.Errorf("%w: from %s", ErrBadSignature, sender)
-	}
-	if o.Known == nil || !o.Known(sender) {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownSender, sender)
+	if o.Known == nil || !o.Known(e.sender) {
+		return fmt.Errorf("%w: %s", ErrUnknownSender, e.sender)
 	}
 	window := o.Window
 	if window == 0 {
@@ -179,12 +289,9 @@ func (o *Opener) open(data []byte) (*Envelope, error) {
 		now = o.Now()
 	}
 	if d := now.Sub(time.Unix(0, e.Timestamp)); d > window || d < -window {
-		return nil, fmt.Errorf("%w: %s off (window %s)", ErrSkew, d.Round(time.Millisecond), window)
+		return fmt.Errorf("%w: %s off (window %s)", ErrSkew, d.Round(time.Millisecond), window)
 	}
-	if err := o.remember(sender.String()+string(e.Nonce), e.Timestamp, now.Add(-window).UnixNano()); err != nil {
-		return nil, err
-	}
-	return &e, nil
+	return o.remember(e.Sender+string(e.Nonce), e.Timestamp, now.Add(-window).UnixNano())
 }
 
 // remember records a nonce, failing if it was seen. Entries older than the

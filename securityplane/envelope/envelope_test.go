@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -36,18 +35,27 @@ func TestOpen(t *testing.T) {
 		return b
 	}
 	tampered := func() []byte {
-		var e Envelope
-		json.Unmarshal(seal(alice, now), &e)
+		e, _ := Decode(seal(alice, now))
 		e.Payload = []byte(`{"pod":"evil"}`)
-		b, _ := json.Marshal(&e)
-		return b
+		return e.Encode()
+	}
+	retyped := func() []byte {
+		e, _ := Decode(seal(alice, now))
+		e.Type = "award" // every field is signed, not only the payload
+		return e.Encode()
+	}
+	version1 := func() []byte {
+		return []byte(`{"v":1,"type":"tender","sender":"` + aliceID.String() + `","ts":0,"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","payload":"","sig":"AA=="}`)
+	}
+	unsigned := func() []byte {
+		e, _ := Decode(seal(alice, now))
+		e.Signature = nil
+		return e.Encode()
 	}
 	impersonated := func() []byte {
-		var e Envelope
-		json.Unmarshal(seal(mallory, now), &e)
+		e, _ := Decode(seal(mallory, now))
 		e.Sender = aliceID.String() // claims to be alice, signed by mallory
-		b, _ := json.Marshal(&e)
-		return b
+		return e.Encode()
 	}
 	replayed := seal(alice, now)
 	if _, err := o.Open(replayed); err != nil {
@@ -61,14 +69,17 @@ func TestOpen(t *testing.T) {
 		{"valid", seal(alice, now), nil},
 		{"replayed", replayed, ErrReplay},
 		{"tampered payload", tampered(), ErrBadSignature},
+		{"tampered type", retyped(), ErrBadSignature},
+		{"format version 1", version1(), ErrMalformed},
 		{"impersonated sender", impersonated(), ErrBadSignature},
 		{"unknown sender", seal(mallory, now), ErrUnknownSender},
 		{"from the future", seal(alice, now.Add(time.Minute)), ErrSkew},
 		{"too old", seal(alice, now.Add(-time.Minute)), ErrSkew},
 		{"within the window", seal(alice, now.Add(-20*time.Second)), nil},
 		{"oversized", make([]byte, 5000), ErrOversized},
-		{"not json", []byte("{"), ErrMalformed},
-		{"unsigned", []byte(`{"v":1,"type":"x","sender":"` + aliceID.String() + `","nonce":"AAAAAAAAAAAAAAAAAAAAAA=="}`), ErrMalformed},
+		{"not an envelope", []byte("{"), ErrMalformed},
+		{"truncated", seal(alice, now)[:60], ErrMalformed},
+		{"unsigned", unsigned(), ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +95,7 @@ func TestOpen(t *testing.T) {
 			}
 		})
 	}
-	for reason, want := range map[string]float64{"replay": 1, "bad_signature": 2, "unknown_sender": 1, "skew": 2, "oversized": 1, "malformed": 2} {
+	for reason, want := range map[string]float64{"replay": 1, "bad_signature": 3, "unknown_sender": 1, "skew": 2, "oversized": 1, "malformed": 4} {
 		if got := testutil.ToFloat64(rejected.WithLabelValues(reason)); got != want {
 			t.Errorf("rejected{reason=%q} = %v, want %v", reason, got, want)
 		}
@@ -133,6 +144,7 @@ func FuzzOpen(f *testing.F) {
 	good, _ := Seal(alice, "t", []byte("p"), time.Now())
 	f.Add(good)
 	f.Add([]byte(`{"v":1}`))
+	f.Add(good[:len(good)-10])
 	o := &Opener{Known: func(id peer.ID) bool { return id == aliceID }}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := o.Open(data)
@@ -143,4 +155,23 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrRejected", err)
 		}
 	})
+}
+
+// BenchmarkSealOpen is one message of a negotiation's size (a tender's
+// 1.5 KB payload), sealed by its sender and opened by its receiver.
+func BenchmarkSealOpen(b *testing.B) {
+	k, _, _ := crypto.GenerateEd25519Key(nil)
+	id, _ := peer.IDFromPrivateKey(k)
+	o := &Opener{Known: func(p peer.ID) bool { return p == id }}
+	payload := make([]byte, 1500)
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := Seal(k, "sched.tender", payload, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := o.Open(data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -178,8 +178,8 @@ func (w *world) named(s string) string {
 
 // record traces one message: sender, receiver, type and what it carries.
 func (w *world) record(from, to, subject string, data []byte) {
-	var e envelope.Envelope
-	if err := json.Unmarshal(data, &e); err != nil {
+	e, err := envelope.Decode(data)
+	if err != nil {
 		w.trace = append(w.trace, fmt.Sprintf("%s -> %s on %s: not an envelope", w.named(from), w.named(to), w.named(subject)))
 		return
 	}
