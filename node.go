@@ -83,6 +83,7 @@ type Node struct {
 	ctrl      *controller.Manager
 	nodes     *controller.NodeLifecycle
 	transport *sched.BusTransport
+	pods      *sched.Ledger // the pods bound to this node, for its bidder
 	scheduler *sched.Scheduler
 	api       *api
 }

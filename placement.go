@@ -2,19 +2,21 @@ package mycel
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/workloadplane/agent"
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 	"github.com/mycelfabric/mycel/workloadplane/sched"
 )
 
 // startBidder builds the node's bidder and the transport that answers
 // tenders and awards with it.
 func (n *Node) startBidder(context.Context) error {
+	n.pods = sched.NewLedger(n.cfg.Name)
 	bidder, err := sched.NewBidder(sched.BidderConfig{Facts: n.placementFacts, Policy: sched.OPA(n.policy), Now: n.cfg.Now,
 		Logger: n.log.With("component", "bidder")})
 	if err != nil {
@@ -29,7 +31,29 @@ func (n *Node) startBidder(context.Context) error {
 	return nil
 }
 
+// serveBids keeps the node's pod ledger from the store's pods and answers
+// tenders and awards.
 func (n *Node) serveBids(ctx context.Context) {
+	pods, err := n.objs.ResourceOf(&corev1.Pod{})
+	if err != nil {
+		n.log.Error("placement: no pods resource", "err", err)
+		return
+	}
+	log := n.log.With("component", "bidder")
+	go n.objs.In(pods).Follow(ctx, "", func(all []objects.Object) {
+		list := make([]corev1.Pod, len(all))
+		for i, o := range all {
+			list[i] = *o.(*corev1.Pod)
+		}
+		n.pods.Reset(list)
+	}, func(ev objects.Event) {
+		p := ev.Object.(*corev1.Pod)
+		if ev.Type == objects.Deleted {
+			n.pods.Forget(p.UID)
+			return
+		}
+		n.pods.Observe(p)
+	}, func(err error) { log.Warn("pod ledger: list or watch of pods failed; listing again", "err", err) })
 	if err := n.transport.Serve(ctx); err != nil {
 		n.log.Error("placement transport stopped", "err", err)
 	}
@@ -80,16 +104,15 @@ func (m placementMembers) Death(peer string) (time.Time, bool, bool) {
 }
 
 // placementFacts are this node's resources and the pods bound to it, as the
-// bidder sees them: allocatable and labels from its record, used from the
-// requests of its active pods.
+// bidder sees them: allocatable and labels from its record, used from its
+// ledger of active pods.
 func (n *Node) placementFacts() (sched.Facts, error) {
 	rec := n.records.Record()
 	node := &corev1.Node{Status: corev1.NodeStatus{Allocatable: agent.ResourceList(rec.Allocatable)}}
 	f := sched.Facts{Node: n.cfg.Name, Zone: rec.Zone, Labels: agent.NodeLabels(rec), Allocatable: sched.Allocatable(node)}
-	var pods corev1.PodList
-	if err := n.objs.List(context.Background(), &pods, "", nil); err != nil {
-		return f, fmt.Errorf("list pods: %w", err)
+	var synced bool
+	if f.Used, f.Bound, synced = n.pods.Usage(); !synced {
+		return f, errors.New("its pods are not loaded yet")
 	}
-	f.Used, f.Bound = sched.Usage(n.cfg.Name, pods.Items)
 	return f, nil
 }

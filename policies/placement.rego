@@ -3,10 +3,13 @@
 #
 # Input:
 #   pod        the Pod to place (Kubernetes JSON)
-#   node       {name, zone, labels, allocatable, free, requests}; the last
-#              three are {milliCPU, memoryBytes, pods}: what the node has,
-#              what is left after bound pods and reservations, and what the
-#              pod asks for. The node has already checked that the pod fits.
+#   node       {name, zone, labels, allocatable, free, requests,
+#              percentFreeAfter}; allocatable, free and requests are
+#              {milliCPU, memoryBytes, pods}: what the node has, what is left
+#              after bound pods and reservations, and what the pod asks for;
+#              percentFreeAfter is {cpu, memory}, the whole percentages of
+#              allocatable left after the pod. The node has already checked
+#              that the pod fits.
 #   requester  the SPIFFE ID of the owner asking
 #   siblings   {node, zone}: pods of the same workload already on this
 #              node and in its zone
@@ -21,17 +24,10 @@ deny contains msg if {
 	msg := "unschedulable: the node is labelled mycel.io/unschedulable=true"
 }
 
-# share is the fraction of total that is left after the pod.
-share(left, total) := left / total if total > 0
-
-share(_, total) := 0 if total <= 0
-
-free_after := (share(input.node.free.milliCPU - input.node.requests.milliCPU, input.node.allocatable.milliCPU)
-	+ share(input.node.free.memoryBytes - input.node.requests.memoryBytes, input.node.allocatable.memoryBytes)) / 2
-
-# Spread first (a node already running one of the workload's pods loses 100
-# points per pod, a zone 25 per pod), then prefer the node with more left free
-# (up to 100 points).
+# Spread first (a node already running one of the workload's pods loses 200
+# points per pod, a zone 50 per pod), then prefer the node with more left free
+# (the percentages of CPU and memory left after the pod, summed: up to 200
+# points). Everything is a small integer, which OPA computes fastest.
 default score := 0
 
-score := ((100 * free_after) - (100 * object.get(input, ["siblings", "node"], 0))) - (25 * object.get(input, ["siblings", "zone"], 0))
+score := ((input.node.percentFreeAfter.cpu + input.node.percentFreeAfter.memory) - (200 * input.siblings.node)) - (50 * input.siblings.zone)

@@ -4,7 +4,14 @@ import data.mycel.placement
 
 res(cpu, mem) := {"milliCPU": cpu, "memoryBytes": mem, "pods": 110}
 
-node(labels, free) := {"name": "n", "labels": labels, "allocatable": res(4000, 8000), "free": free, "requests": res(500, 1000)}
+# pct is what a node computes for percentFreeAfter: the whole percentage of
+# allocatable left after the pod's request.
+pct(free, req, alloc) := floor(((free - req) * 100) / alloc)
+
+node(labels, free) := {
+	"name": "n", "labels": labels, "allocatable": res(4000, 8000), "free": free, "requests": res(500, 1000),
+	"percentFreeAfter": {"cpu": pct(free.milliCPU, 500, 4000), "memory": pct(free.memoryBytes, 1000, 8000)},
+}
 
 input_for(labels, free, on_node, in_zone) := {
 	"pod": {"metadata": {"name": "web-1"}},
@@ -42,5 +49,5 @@ test_zone_spread if {
 }
 
 test_zero_allocatable_does_not_fail if {
-	placement.score == 0 with input as {"node": {"labels": {}, "allocatable": res(0, 0), "free": res(0, 0), "requests": res(0, 0)}, "siblings": {"node": 0, "zone": 0}}
+	placement.score == 0 with input as {"node": {"labels": {}, "allocatable": res(0, 0), "free": res(0, 0), "requests": res(0, 0), "percentFreeAfter": {"cpu": 0, "memory": 0}}, "siblings": {"node": 0, "zone": 0}}
 }

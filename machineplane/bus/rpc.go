@@ -63,7 +63,15 @@ func (e *Endpoint) Request(ctx context.Context, subject, peer, typ string, v, ou
 	if err != nil {
 		return "", err
 	}
-	raw, err := e.Conn.Request(ctx, subject, data)
+	return e.Ask(ctx, subject, peer, typ, data, out)
+}
+
+// Ask sends a message already sealed as typ (by Seal) on subject to peer
+// and waits for the reply,
+// which must open, come from peer and decode into out. It returns the
+// reply's envelope type.
+func (e *Endpoint) Ask(ctx context.Context, subject, peer, typ string, sealed []byte, out any) (string, error) {
+	raw, err := e.Conn.Request(ctx, subject, sealed)
 	if err != nil {
 		return "", fmt.Errorf("%s to %s: %w", typ, peer, err)
 	}

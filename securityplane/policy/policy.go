@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
@@ -27,9 +28,13 @@ const (
 	AdmissionQuery = "data.mycel.admission.deny"
 	// AuthzQuery is a set of denial messages for an API request.
 	AuthzQuery = "data.mycel.authz.deny"
-	// PlacementQuery is the placement package: "deny", a set of messages,
-	// and "score", a number (higher is preferred).
-	PlacementQuery = "data.mycel.placement"
+	// PlacementPackage is the placement package: "deny", a set of
+	// messages, and "score", a number (higher is preferred).
+	PlacementPackage = "data.mycel.placement"
+	// placementQuery evaluates only those two rules, each collected into an
+	// array so that a package without one of them (or without the package)
+	// still answers.
+	placementQuery = "deny := [m | " + PlacementPackage + ".deny[m]]; score := [s | s := " + PlacementPackage + ".score]"
 )
 
 // Engine holds the prepared policy queries.
@@ -38,6 +43,11 @@ type Engine struct {
 	authz     rego.PreparedEvalQuery
 	placement rego.PreparedEvalQuery
 	files     []string
+	// inputs are the top-level input fields the policies read by name;
+	// anyInput is set when they may read others (input as a whole, or
+	// input[k] with a variable k).
+	inputs   map[string]bool
+	anyInput bool
 }
 
 // LoadDir loads every .rego file (tests excluded) from a directory on disk.
@@ -66,18 +76,57 @@ func Load(ctx context.Context, fsys fs.FS, origin string) (*Engine, error) {
 		file := path.Join(origin, name)
 		e.files = append(e.files, file)
 		modules = append(modules, rego.Module(file, string(src)))
+		if m, err := ast.ParseModuleWithOpts(file, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1}); err == nil {
+			e.noteInputs(m)
+		} else {
+			e.anyInput = true // the compile below names the error
+		}
 	}
 	if len(e.files) == 0 {
 		return nil, fmt.Errorf("%w in %s", ErrNoPolicies, origin)
 	}
 	sort.Strings(e.files)
-	for q, dst := range map[string]*rego.PreparedEvalQuery{AdmissionQuery: &e.admission, AuthzQuery: &e.authz, PlacementQuery: &e.placement} {
+	for q, dst := range map[string]*rego.PreparedEvalQuery{AdmissionQuery: &e.admission, AuthzQuery: &e.authz, placementQuery: &e.placement} {
 		if *dst, err = rego.New(append([]func(*rego.Rego){rego.Query(q)}, modules...)...).PrepareForEval(ctx); err != nil {
 			return nil, fmt.Errorf("policy: compile %s: %w", origin, err)
 		}
 	}
 	return e, nil
 }
+
+// noteInputs records which top-level input fields module m reads. Every
+// ref input.f (or input["f"]) names f; any other use of input (input
+// alone, input[k]) may read anything.
+func (e *Engine) noteInputs(m *ast.Module) {
+	if e.inputs == nil {
+		e.inputs = map[string]bool{}
+	}
+	named := 0
+	ast.WalkRefs(m, func(r ast.Ref) bool {
+		if len(r) > 1 && r[0].Equal(ast.InputRootDocument) {
+			if f, ok := r[1].Value.(ast.String); ok {
+				e.inputs[string(f)] = true
+				named++
+			}
+		}
+		return false
+	})
+	uses := 0
+	ast.WalkVars(m, func(v ast.Var) bool {
+		if v.Equal(ast.InputRootDocument.Value) {
+			uses++
+		}
+		return false
+	})
+	if uses > named {
+		e.anyInput = true
+	}
+}
+
+// Reads reports whether the policies may read input.field: a caller can
+// leave out what no policy reads (placement leaves out the pod, the
+// costliest part of its input, for policies that never look at it).
+func (e *Engine) Reads(field string) bool { return e.anyInput || e.inputs[field] }
 
 // Files lists the loaded policy files.
 func (e *Engine) Files() []string { return e.files }
@@ -142,42 +191,40 @@ type Placement struct {
 	Deny  []string
 }
 
-// Place evaluates the placement policy for input (given to the policy as
-// input). A policy set without a mycel.placement package accepts every
-// node with score 0.
+// Place evaluates the placement policy's deny and score rules for input
+// (given to the policy as input): an ast.Value is used as it is (the
+// placement path builds one directly, with no JSON round trip); any other
+// value goes through JSON. A policy set without a mycel.placement package
+// accepts every node with score 0.
 func (e *Engine) Place(ctx context.Context, input any) (Placement, error) {
-	in, err := toJSONValue(input)
-	if err != nil {
-		return Placement{}, fmt.Errorf("policy: placement input: %w", err)
+	in, ok := input.(ast.Value)
+	if !ok {
+		v, err := toJSONValue(input)
+		if err == nil {
+			in, err = ast.InterfaceToValue(v)
+		}
+		if err != nil {
+			return Placement{}, fmt.Errorf("policy: placement input: %w", err)
+		}
 	}
-	rs, err := e.placement.Eval(ctx, rego.EvalInput(in))
+	rs, err := e.placement.Eval(ctx, rego.EvalParsedInput(in))
 	if err != nil {
 		return Placement{}, fmt.Errorf("policy: evaluate placement: %w", err)
 	}
 	var out Placement
 	for _, r := range rs {
-		for _, ex := range r.Expressions {
-			doc, ok := ex.Value.(map[string]any)
+		deny, _ := r.Bindings["deny"].([]any)
+		for _, m := range deny {
+			out.Deny = append(out.Deny, fmt.Sprint(m))
+		}
+		scores, _ := r.Bindings["score"].([]any)
+		for _, s := range scores {
+			n, ok := s.(json.Number)
 			if !ok {
-				return Placement{}, fmt.Errorf("policy: %s must be a package (object), got %T", PlacementQuery, ex.Value)
+				return Placement{}, fmt.Errorf("policy: %s.score must be a number, got %T", PlacementPackage, s)
 			}
-			if s, ok := doc["score"]; ok {
-				n, ok := s.(json.Number)
-				if !ok {
-					return Placement{}, fmt.Errorf("policy: %s.score must be a number, got %T", PlacementQuery, s)
-				}
-				if out.Score, err = n.Float64(); err != nil {
-					return Placement{}, fmt.Errorf("policy: %s.score: %w", PlacementQuery, err)
-				}
-			}
-			if d, ok := doc["deny"]; ok {
-				set, ok := d.([]any)
-				if !ok {
-					return Placement{}, fmt.Errorf("policy: %s.deny must be a set of strings, got %T", PlacementQuery, d)
-				}
-				for _, m := range set {
-					out.Deny = append(out.Deny, fmt.Sprint(m))
-				}
+			if out.Score, err = n.Float64(); err != nil {
+				return Placement{}, fmt.Errorf("policy: %s.score: %w", PlacementPackage, err)
 			}
 		}
 	}

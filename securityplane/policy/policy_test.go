@@ -69,14 +69,15 @@ func TestDefaultPlacement(t *testing.T) {
 	res := map[string]any{"milliCPU": 2000, "memoryBytes": 4 << 30, "pods": 110}
 	in := func(labels map[string]any, siblings int) map[string]any {
 		return map[string]any{
-			"pod":      map[string]any{"metadata": map[string]any{"name": "p"}},
-			"node":     map[string]any{"name": "n", "labels": labels, "allocatable": res, "free": res, "requests": map[string]any{"milliCPU": 0, "memoryBytes": 0, "pods": 1}},
+			"pod": map[string]any{"metadata": map[string]any{"name": "p"}},
+			"node": map[string]any{"name": "n", "labels": labels, "allocatable": res, "free": res, "requests": map[string]any{"milliCPU": 0, "memoryBytes": 0, "pods": 1},
+				"percentFreeAfter": map[string]any{"cpu": 100, "memory": 100}},
 			"siblings": map[string]any{"node": siblings, "zone": 0},
 		}
 	}
 	alone, err := e.Place(context.Background(), in(map[string]any{}, 0))
-	if err != nil || len(alone.Deny) != 0 || alone.Score != 100 {
-		t.Fatalf("idle node: %+v, %v; want score 100 and no denial", alone, err)
+	if err != nil || len(alone.Deny) != 0 || alone.Score != 200 {
+		t.Fatalf("idle node: %+v, %v; want score 200 and no denial", alone, err)
 	}
 	crowded, err := e.Place(context.Background(), in(map[string]any{}, 2))
 	if err != nil || crowded.Score >= alone.Score {
@@ -97,5 +98,36 @@ func TestPlacementWithoutPackageAcceptsAll(t *testing.T) {
 	}
 	if v, err := e.Place(context.Background(), map[string]any{}); err != nil || v.Score != 0 || len(v.Deny) != 0 {
 		t.Fatalf("no placement package: %+v, %v; want score 0, no denial", v, err)
+	}
+}
+
+// TestReads: the engine knows which input fields its policies may read,
+// erring on the side of everything when input is used as a whole.
+func TestReads(t *testing.T) {
+	e, err := Load(context.Background(), policies.Default, "policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Reads("pod") || !e.Reads("node") || !e.Reads("siblings") || !e.Reads("request") {
+		t.Fatalf("default policies: reads pod %v, node %v, siblings %v, request %v; want all but pod",
+			e.Reads("pod"), e.Reads("node"), e.Reads("siblings"), e.Reads("request"))
+	}
+	for src, readsPod := range map[string]bool{
+		`score := 1 if input.node.name == "a"`:                       false,
+		`score := count(input.pod.metadata.labels)`:                  true,
+		`score := count(input["pod"].spec.containers)`:               true,
+		`score := object.get(input, ["pod", "metadata", "name"], 0)`: true,
+		`score := 1 if { some k; input[k].x == 1 }`:                  true,
+		`doc := input` + "\n" + `score := count(doc)`:                true,
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "placement.rego"), []byte("package mycel.placement\n\n"+src+"\n"), 0o644)
+		e, err := LoadDir(context.Background(), dir)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := e.Reads("pod"); got != readsPod {
+			t.Errorf("%s: reads pod %v, want %v", src, got, readsPod)
+		}
 	}
 }

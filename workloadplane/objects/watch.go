@@ -64,6 +64,50 @@ func (w *Watch) Next(ctx context.Context) (Event, error) {
 // Close ends the watch.
 func (w *Watch) Close() { w.w.Close() }
 
+// Follow keeps a view of the objects in namespace ("" for all) up to date
+// until ctx is done: reset gets every object, at the start and whenever the
+// watch has to start again (its history expired, an object failed to
+// decode), and apply gets each change in between. Why a watch ended or a
+// list failed goes to failed, if set; a failed list is retried every second.
+func (c Collection) Follow(ctx context.Context, namespace string, reset func([]Object), apply func(Event), failed func(error)) {
+	for ctx.Err() == nil {
+		l, err := c.List(namespace, nil, nil)
+		var w *Watch
+		if err == nil {
+			w, err = c.Watch(namespace, l.ResourceVersion)
+		}
+		if err != nil {
+			if failed != nil {
+				failed(err)
+			}
+			pause(ctx, time.Second)
+			continue
+		}
+		reset(l.Items)
+		for {
+			ev, err := w.Next(ctx)
+			if err != nil {
+				if ctx.Err() == nil && failed != nil {
+					failed(err)
+				}
+				break
+			}
+			apply(ev)
+		}
+		w.Close()
+	}
+}
+
+// pause waits d or until ctx is done.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 // Notify sends on kick (without blocking) after every change to objects of
 // the resource named plural (e.g. "pods"), until ctx is done. Controllers
 // use it as their level trigger: a kick means "something changed,
@@ -86,12 +130,7 @@ func (o *Objects) Notify(ctx context.Context, plural string, kick chan<- struct{
 			w, err = o.store.Watch(r.prefix(""), rv)
 		}
 		if err != nil {
-			t := time.NewTimer(time.Second)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
+			pause(ctx, time.Second)
 			continue
 		}
 		for {

@@ -38,6 +38,26 @@ type NodeInput struct {
 	// what the pod asks for.
 	Free     Resources `json:"free"`
 	Requests Resources `json:"requests"`
+	// PercentFreeAfter is the share of allocatable CPU and memory left
+	// after the pod, in whole percent, so that a policy can score on small
+	// integers (OPA's arithmetic on large or fractional numbers goes through
+	// big numbers and strings, several microseconds per operation).
+	PercentFreeAfter Percentages `json:"percentFreeAfter"`
+}
+
+// Percentages are whole percentages, 0 to 100.
+type Percentages struct {
+	CPU    int64 `json:"cpu"`
+	Memory int64 `json:"memory"`
+}
+
+// percentLeft is the whole percentage of total that left is, within 0-100
+// (0 when total is not positive).
+func percentLeft(left, total int64) int64 {
+	if total <= 0 || left <= 0 {
+		return 0
+	}
+	return min(100, left*100/total)
 }
 
 // Siblings counts the pods of the same workload already on this node and
@@ -86,6 +106,7 @@ type Bidder struct {
 	mu     sync.Mutex
 	bids   map[string]openBid  // by tender ID
 	leases map[types.UID]lease // by pod UID
+	sweep  time.Time           // when expired bids are next dropped
 }
 
 type openBid struct {
@@ -176,11 +197,16 @@ func (b *Bidder) OnTender(ctx context.Context, from string, t Tender) Reply {
 	}
 	req := Requests(t.Pod)
 	b.mu.Lock()
-	now := b.cfg.Now()
-	for id, bid := range b.bids {
-		if !now.Before(bid.expires) {
-			delete(b.bids, id) // never awarded
+	if now := b.cfg.Now(); !now.Before(b.sweep) {
+		// Bids never awarded are dropped once they expire, in a sweep at
+		// most every second rather than at every tender (a busy node holds
+		// thousands of open bids); OnAward checks expiry itself.
+		for id, bid := range b.bids {
+			if !now.Before(bid.expires) {
+				delete(b.bids, id)
+			}
 		}
+		b.sweep = now.Add(time.Second)
 	}
 	free := b.freeLocked(f)
 	if l, held := b.leases[t.Pod.UID]; held {
@@ -190,7 +216,11 @@ func (b *Bidder) OnTender(ctx context.Context, from string, t Tender) Reply {
 	reply.Reasons = shortfall(free, req)
 	v, err := b.cfg.Policy.Place(ctx, PolicyInput{
 		Pod: t.Pod, Requester: t.Requester,
-		Node:     NodeInput{Name: f.Node, Zone: f.Zone, Labels: f.Labels, Allocatable: f.Allocatable, Free: free, Requests: req},
+		Node: NodeInput{Name: f.Node, Zone: f.Zone, Labels: f.Labels, Allocatable: f.Allocatable, Free: free, Requests: req,
+			PercentFreeAfter: Percentages{
+				CPU:    percentLeft(free.MilliCPU-req.MilliCPU, f.Allocatable.MilliCPU),
+				Memory: percentLeft(free.MemoryBytes-req.MemoryBytes, f.Allocatable.MemoryBytes),
+			}},
 		Siblings: Siblings{Node: t.Siblings[f.Node], Zone: t.ZoneSiblings[f.Zone]},
 	})
 	if err != nil {

@@ -28,7 +28,8 @@ type PlacerConfig struct {
 	// Lease is how long a winner holds resources for the owner to bind;
 	// zero means 10s.
 	Lease time.Duration
-	// Timeout bounds each exchange with a candidate; zero means 2s.
+	// Timeout bounds each exchange with the candidates (all tenders of a
+	// round at once, then each award); zero means 2s.
 	Timeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -77,8 +78,10 @@ type Spread struct {
 type Outcome struct {
 	// Node won and confirmed; empty when the pod was not placed.
 	Node string
-	// Asked counts the candidates tendered to; Reasons counts why the ones
-	// that did not win declined (or did not answer).
+	// Asked counts the candidates tendered to; Reasons counts the
+	// candidates that did not answer and, when the pod was not placed, why
+	// the others declined (a placed pod's declines are never verified, as
+	// nothing uses them).
 	Asked   int
 	Reasons Reasons
 	// Messages counts the messages sent and received.
@@ -94,49 +97,55 @@ func (p *Placer) Place(ctx context.Context, pod *corev1.Pod, cands []Candidate, 
 	seq := p.seq
 	p.mu.Unlock()
 	sample := p.sample(pod, cands, seq)
+	lean := *pod // the tender carries the pod without its field-management bookkeeping
+	lean.ManagedFields = nil
 	t := Tender{
 		ID: fmt.Sprintf("%s/%s/%d", p.cfg.Self, pod.UID, seq), Owner: p.cfg.Self, Requester: p.cfg.Requester,
-		Pod: pod, Siblings: spread.Nodes, ZoneSiblings: spread.Zones,
+		Pod: &lean, Siblings: spread.Nodes, ZoneSiblings: spread.Zones,
 		Expires: p.cfg.Now().Add(p.cfg.TenderTTL).UnixNano(),
 	}
 	out := Outcome{Asked: len(sample), Reasons: Reasons{}, Messages: 2 * len(sample)}
-	replies := make([]Reply, len(sample))
-	var wg sync.WaitGroup
+	peers := make([]string, len(sample))
 	for i, c := range sample {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-			defer cancel()
-			r, err := p.cfg.Transport.Tender(tctx, c.Peer, t)
-			if err == nil && (r.Tender != t.ID || r.Node != c.Node) {
-				err = fmt.Errorf("reply for tender %q from node %q", r.Tender, r.Node)
-			}
-			if err != nil {
-				r = Reply{Node: c.Node, Type: TypeDecline, Reasons: []string{"node(s) did not answer the tender"}}
-			}
-			replies[i] = r
-		}()
+		peers[i] = c.Peer
 	}
-	wg.Wait()
-	var bids []int
-	for i, r := range replies {
-		if r.Type == TypeBid {
-			bids = append(bids, i)
-			continue
+	tctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	answers := p.cfg.Transport.Tender(tctx, peers, t)
+	cancel()
+	// Replies are checked (their tender and node, then their signature)
+	// only as they are used: bids best first until one is awarded, declines
+	// only if the pod is not placed, since only then are their reasons told.
+	noAnswer := "node(s) did not answer the tender"
+	usable := func(i int) bool {
+		r := answers[i].Reply
+		if err := answers[i].check(); err != nil || r.Tender != t.ID || r.Node != sample[i].Node {
+			out.Reasons[noAnswer]++
+			return false
 		}
-		for _, why := range r.Reasons {
-			out.Reasons[why]++
+		return true
+	}
+	var bids, declines []int
+	for i, a := range answers {
+		switch {
+		case a.Err != nil:
+			out.Reasons[noAnswer]++
+		case a.Reply.Type == TypeBid:
+			bids = append(bids, i)
+		default:
+			declines = append(declines, i)
 		}
 	}
 	sort.SliceStable(bids, func(a, b int) bool {
-		ra, rb := replies[bids[a]], replies[bids[b]]
+		ra, rb := answers[bids[a]].Reply, answers[bids[b]].Reply
 		if ra.Score != rb.Score {
 			return ra.Score > rb.Score
 		}
 		return tie(pod, ra.Node) > tie(pod, rb.Node)
 	})
 	for _, i := range bids {
+		if !usable(i) {
+			continue
+		}
 		c := sample[i]
 		a := Award{Tender: t.ID, Pod: pod.UID, LeaseUntil: p.cfg.Now().Add(p.cfg.Lease).UnixNano()}
 		actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
@@ -155,24 +164,42 @@ func (p *Placer) Place(ctx context.Context, pod *corev1.Pod, cands []Candidate, 
 			out.Reasons["node(s) did not confirm the award"]++
 		}
 	}
+	for _, i := range declines {
+		if usable(i) {
+			for _, why := range answers[i].Reply.Reasons {
+				out.Reasons[why]++
+			}
+		}
+	}
 	return out
 }
 
 // sample picks at most d candidates uniformly, with a generator seeded by
 // the pod and the round, so each pod and each retry sees its own sample and
-// a script sees the same one every run (power of d choices). The cost is a
-// copy of the list and d swaps.
+// a script sees the same one every run (power of d choices). It is the
+// first d steps of a Fisher-Yates shuffle, done sparsely: the candidate list
+// is neither copied nor changed, so the cost is d draws whatever the
+// fabric's size.
 func (p *Placer) sample(pod *corev1.Pod, cands []Candidate, seq uint64) []Candidate {
 	if len(cands) <= p.cfg.Sample {
 		return cands
 	}
-	out := append([]Candidate(nil), cands...)
 	r := rand.New(rand.NewPCG(hash(string(pod.UID)), seq))
-	for i := range p.cfg.Sample {
-		j := i + r.IntN(len(out)-i)
-		out[i], out[j] = out[j], out[i]
+	moved := make(map[int]int, 2*p.cfg.Sample) // position → index of the candidate the shuffle put there
+	at := func(i int) int {
+		if v, ok := moved[i]; ok {
+			return v
+		}
+		return i
 	}
-	return out[:p.cfg.Sample]
+	out := make([]Candidate, p.cfg.Sample)
+	for i := range out {
+		j := i + r.IntN(len(cands)-i)
+		vi, vj := at(i), at(j)
+		moved[i], moved[j] = vj, vi
+		out[i] = cands[vj]
+	}
+	return out
 }
 
 // tie breaks equal scores the same way on every owner.

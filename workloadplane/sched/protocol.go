@@ -34,7 +34,8 @@ type Tender struct {
 	Owner string `json:"owner"`
 	// Requester is the owner's SPIFFE ID, given to the placement policy.
 	Requester string `json:"requester"`
-	// Pod is the pod to place, as the owner sees it.
+	// Pod is the pod to place, as the owner sees it, without
+	// metadata.managedFields.
 	Pod *corev1.Pod `json:"pod"`
 	// Siblings counts the pods of the same workload on each node name, and
 	// ZoneSiblings in each zone, as the owner knows them (its own awards
@@ -67,13 +68,35 @@ type Award struct {
 	LeaseUntil int64 `json:"leaseUntil"`
 }
 
-// Transport carries negotiation messages from an owner to one candidate
-// (by peer ID) and returns the candidate's answer. Implementations are safe
-// for concurrent use and return an error when no answer comes before ctx
-// ends.
+// Transport carries negotiation messages from an owner to candidates (by
+// peer ID) and returns their answers. Implementations are safe for
+// concurrent use.
 type Transport interface {
-	Tender(ctx context.Context, peer string, t Tender) (Reply, error)
+	// Tender sends the same tender to every peer at once and returns their
+	// answers in the order of peers; an answer's Err is set where no reply
+	// came before ctx ended.
+	Tender(ctx context.Context, peers []string, t Tender) []Answer
+	// Award sends a to peer and returns its answer, or an error when none
+	// came before ctx ended.
 	Award(ctx context.Context, peer string, a Award) (Reply, error)
+}
+
+// Answer is one candidate's answer to a tender. A transport may deliver
+// the reply before checking its signature, with verify to do so: the owner
+// verifies a reply before it acts on it, and never verifies the ones it
+// does not use (the losing bids; the declines of a pod that was placed).
+type Answer struct {
+	Reply  Reply
+	Err    error
+	verify func() error
+}
+
+// check is nil when the answer came and is authentic.
+func (a Answer) check() error {
+	if a.Err != nil || a.verify == nil {
+		return a.Err
+	}
+	return a.verify()
 }
 
 // Resources are the amounts a pod requests or a node has free.
@@ -115,22 +138,4 @@ func Requests(p *corev1.Pod) Resources {
 func Allocatable(n *corev1.Node) Resources {
 	a := n.Status.Allocatable
 	return Resources{MilliCPU: a.Cpu().MilliValue(), MemoryBytes: a.Memory().Value(), Pods: a.Pods().Value()}
-}
-
-// Usage is what the pods bound to node use of it: the requests of those
-// still active (not Succeeded or Failed), and their UIDs. It is the one
-// resource accounting of a node, shared by the real bidder and the
-// simulator.
-func Usage(node string, pods []corev1.Pod) (Resources, map[types.UID]bool) {
-	var used Resources
-	bound := map[types.UID]bool{}
-	for i := range pods {
-		p := &pods[i]
-		if p.Spec.NodeName != node || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		used = used.Add(Requests(p))
-		bound[p.UID] = true
-	}
-	return used, bound
 }

@@ -19,8 +19,12 @@ import (
 // directTransport hands messages straight to bidders by peer ID.
 type directTransport map[string]*Bidder
 
-func (d directTransport) Tender(ctx context.Context, peer string, t Tender) (Reply, error) {
-	return d[peer].OnTender(ctx, t.Owner, t), nil
+func (d directTransport) Tender(ctx context.Context, peers []string, t Tender) []Answer {
+	out := make([]Answer, len(peers))
+	for i, peer := range peers {
+		out[i].Reply = d[peer].OnTender(ctx, t.Owner, t)
+	}
+	return out
 }
 
 func (d directTransport) Award(_ context.Context, peer string, a Award) (Reply, error) {

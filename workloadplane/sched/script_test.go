@@ -250,14 +250,18 @@ func (m *memTransport) record(format string, args ...any) {
 	m.w.log = append(m.w.log, fmt.Sprintf(format, args...))
 }
 
-func (m *memTransport) Tender(ctx context.Context, to string, t Tender) (Reply, error) {
-	if err := m.reach(to); err != nil {
-		m.record("tender %s -> %s: no answer", m.from, to)
-		return Reply{}, err
+func (m *memTransport) Tender(ctx context.Context, peers []string, t Tender) []Answer {
+	out := make([]Answer, len(peers))
+	for i, to := range peers {
+		if err := m.reach(to); err != nil {
+			m.record("tender %s -> %s: no answer", m.from, to)
+			out[i].Err = err
+			continue
+		}
+		out[i].Reply = m.w.nodes[to].bidder.OnTender(ctx, m.from, t)
+		m.record("tender %s -> %s: %s", m.from, to, describe(out[i].Reply))
 	}
-	r := m.w.nodes[to].bidder.OnTender(ctx, m.from, t)
-	m.record("tender %s -> %s: %s", m.from, to, describe(r))
-	return r, nil
+	return out
 }
 
 func (m *memTransport) Award(_ context.Context, to string, a Award) (Reply, error) {

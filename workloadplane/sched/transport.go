@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,19 +113,78 @@ func (b *BusTransport) answer(ctx context.Context, e *envelope.Envelope, refused
 	return reply.Type, reply
 }
 
-// Tender sends t to peer and returns its Bid or Decline.
-func (b *BusTransport) Tender(ctx context.Context, peer string, t Tender) (Reply, error) {
-	return b.ask(ctx, peer, TypeTender, t)
+// Tender seals t once and sends it to every peer at once; each answers
+// with a Bid or a Decline. Replies are parsed and decoded here, and their
+// signatures verified only when the owner uses them (Answer), on the
+// owner's goroutine rather than on the short-lived ones that wait for them
+// (whose stacks would otherwise grow for the verification at every tender).
+func (b *BusTransport) Tender(ctx context.Context, peers []string, t Tender) []Answer {
+	out := make([]Answer, len(peers))
+	e := b.endpoint()
+	sealed, err := e.Seal(TypeTender, t)
+	if err != nil {
+		for i := range out {
+			out[i].Err = fmt.Errorf("sched: %w", err)
+		}
+		return out
+	}
+	raw := make([][]byte, len(peers))
+	var wg sync.WaitGroup
+	for i, peer := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			raw[i], out[i].Err = e.Conn.Request(ctx, fmt.Sprintf(SubjectFmt, peer), sealed)
+		}()
+	}
+	wg.Wait()
+	for i, peer := range peers {
+		if out[i].Err != nil {
+			out[i].Err = fmt.Errorf("sched: %s to %s: %w", TypeTender, peer, out[i].Err)
+			continue
+		}
+		env, err := b.Opener.Parse(raw[i])
+		if err == nil && env.Sender != peer {
+			err = fmt.Errorf("%s answered for %s", env.Sender, peer)
+		}
+		var r Reply
+		if err == nil {
+			err = bus.Decode(env, env.Type, &r)
+		}
+		if out[i].Reply, out[i].Err = checkReply(peer, r, typeOf(env), err); out[i].Err == nil {
+			out[i].verify = func() error { return b.Opener.Verify(env) }
+		}
+	}
+	return out
+}
+
+func typeOf(e *envelope.Envelope) string {
+	if e == nil {
+		return ""
+	}
+	return e.Type
 }
 
 // Award sends a to peer and returns its Confirm or Decline.
 func (b *BusTransport) Award(ctx context.Context, peer string, a Award) (Reply, error) {
-	return b.ask(ctx, peer, TypeAward, a)
+	sealed, err := b.endpoint().Seal(TypeAward, a)
+	if err != nil {
+		return Reply{}, fmt.Errorf("sched: %w", err)
+	}
+	return b.ask(ctx, peer, TypeAward, sealed)
 }
 
-func (b *BusTransport) ask(ctx context.Context, peer, typ string, v any) (Reply, error) {
+// ask sends a sealed message of type typ to peer and decodes its reply.
+func (b *BusTransport) ask(ctx context.Context, peer, typ string, sealed []byte) (Reply, error) {
 	var r Reply
-	got, err := b.endpoint().Request(ctx, fmt.Sprintf(SubjectFmt, peer), peer, typ, v, &r)
+	got, err := b.endpoint().Ask(ctx, fmt.Sprintf(SubjectFmt, peer), peer, typ, sealed, &r)
+	return checkReply(peer, r, got, err)
+}
+
+// checkReply passes on a reply decoded from an envelope of type got, or
+// the error of its exchange; a reply whose type is not its envelope's is an
+// error.
+func checkReply(peer string, r Reply, got string, err error) (Reply, error) {
 	if err != nil {
 		return Reply{}, fmt.Errorf("sched: %w", err)
 	}

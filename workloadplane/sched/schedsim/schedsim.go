@@ -2,8 +2,8 @@
 // nodes run real bidders that evaluate the real placement policy and
 // answer real owners over a real embedded NATS server, with signed
 // envelopes. Only the machines are simulated: a node's capacity is a
-// number and the pods placed on it are kept in memory, accounted with the
-// same sched.Usage as a real node's. `mycel bench` runs it; results are in
+// number and the pods placed on it are kept in memory, accounted in the
+// same sched.Ledger as a real node's. `mycel bench` runs it; results are in
 // docs/benchmarks.md.
 package schedsim
 
@@ -15,6 +15,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -64,6 +65,10 @@ type Result struct {
 	// MaxPerNode is the most pods of one workload that landed on one node
 	// (1 is a perfect spread while workloads are smaller than the fabric).
 	MaxPerNode int
+	// CPUPerPlacement is the process's CPU time (user and system, every
+	// thread: owners, bidders and the NATS server) while placing, divided
+	// by the placements tried.
+	CPUPerPlacement time.Duration
 }
 
 // Simulated machines: 4 CPUs, 8 GiB and a kubelet's 110 pods each.
@@ -105,31 +110,25 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 }
 
 // node is a simulated node: its bidder's facts are its capacity and the
-// pods placed on it.
+// pods placed on it, in its ledger.
 type node struct {
 	name, peer, zone string
 	placer           *sched.Placer
-
-	mu   sync.Mutex
-	pods []corev1.Pod
+	ledger           *sched.Ledger
 }
 
 func (s *node) facts() (sched.Facts, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f := sched.Facts{Node: s.name, Zone: s.zone, Labels: map[string]string{corev1.LabelTopologyZone: s.zone}, Allocatable: machine}
-	f.Used, f.Bound = sched.Usage(s.name, s.pods)
+	f.Used, f.Bound, _ = s.ledger.Usage()
 	return f, nil
 }
 
 // bind binds pod to the node, as the owner does once the winner confirmed
 // (its reservation held the room).
 func (s *node) bind(pod *corev1.Pod) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	p := pod.DeepCopy()
 	p.Spec.NodeName = s.name
-	s.pods = append(s.pods, *p)
+	s.ledger.Observe(p)
 }
 
 func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (Result, error) {
@@ -152,7 +151,7 @@ func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	members := map[peer.ID]bool{}
-	opener := &envelope.Opener{Known: func(id peer.ID) bool { return members[id] }, Replay: 16 * cfg.Pods}
+	known := func(id peer.ID) bool { return members[id] }
 	ids := make([]string, size)
 	byPeer, byName := map[string]*node{}, map[string]*node{}
 	cands := make([]sched.Candidate, size)
@@ -164,12 +163,14 @@ func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (
 		}
 		id, _ := peer.IDFromPrivateKey(key)
 		s := &node{name: fmt.Sprintf("sim-%04d", i), peer: id.String(), zone: fmt.Sprintf("zone-%d", i%3)}
+		s.ledger = sched.NewLedger(s.name)
+		s.ledger.Reset(nil)
 		members[id] = true
 		bidder, err := sched.NewBidder(sched.BidderConfig{Facts: s.facts, Policy: sched.OPA(engine)})
 		if err != nil {
 			return Result{}, err
 		}
-		tr := &sched.BusTransport{Conn: bus.NATS(conns[i%len(conns)]), Key: key, Self: s.peer, Opener: opener, Bidder: bidder}
+		tr := &sched.BusTransport{Conn: bus.NATS(conns[i%len(conns)]), Key: key, Self: s.peer, Opener: &envelope.Opener{Known: known}, Bidder: bidder}
 		if s.placer, err = sched.NewPlacer(sched.PlacerConfig{Self: s.peer, Requester: "spiffe://schedsim/node/" + s.peer, Transport: tr, Sample: cfg.Sample}); err != nil {
 			return Result{}, err
 		}
@@ -193,6 +194,7 @@ func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (
 	var mu sync.Mutex
 	var lat []time.Duration
 	maxPerNode := 0
+	cpu0 := processCPU()
 	start := time.Now()
 	var owners sync.WaitGroup
 	for range cfg.Owners {
@@ -231,6 +233,7 @@ func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (
 	close(work)
 	owners.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	cancel()
 	serving.Wait()
 
@@ -238,10 +241,20 @@ func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (
 	if res.Placed > 0 {
 		res.PerSecond = float64(res.Placed) / elapsed.Seconds()
 		res.MessagesPerPlacement = float64(messages.Load()) / float64(res.Placed+res.Unplaced)
+		res.CPUPerPlacement = cpu / time.Duration(res.Placed+res.Unplaced)
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 		res.P50, res.P99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
 	}
 	return res, nil
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func simPod(workload string, replica int) *corev1.Pod {
