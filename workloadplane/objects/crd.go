@@ -45,6 +45,12 @@ func crdResource() *Resource {
 		syncStatus: func(o Object) {
 			// As kube-apiserver does: the storage version is a stored version.
 			crd := o.(*apiextensionsv1.CustomResourceDefinition)
+			if crd.Status.Conditions == nil {
+				// An empty list, not null (the field has no omitempty):
+				// `kubectl wait --for=condition=established` right after
+				// the create fails on a null list, and waits on an empty one.
+				crd.Status.Conditions = []apiextensionsv1.CustomResourceDefinitionCondition{}
+			}
 			for _, v := range crd.Spec.Versions {
 				if v.Storage && !slices.Contains(crd.Status.StoredVersions, v.Name) {
 					crd.Status.StoredVersions = append(crd.Status.StoredVersions, v.Name)

@@ -2,6 +2,7 @@ package objects
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -75,6 +76,11 @@ func TestCustomResourcesFollowTheirCRD(t *testing.T) {
 	}
 	if err := o.Create(ctx, crd); err != nil {
 		t.Fatal(err)
+	}
+	// A new CRD lists no conditions yet, as an empty list: `kubectl wait
+	// --for=condition=established` right after the create fails on null.
+	if raw, _ := json.Marshal(crd.Status); !strings.Contains(string(raw), `"conditions":[]`) {
+		t.Fatalf("new CRD's status %s, want conditions []", raw)
 	}
 	if err := o.SyncCustom(ctx); err != nil {
 		t.Fatal(err)
