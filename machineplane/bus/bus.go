@@ -2,7 +2,8 @@
 // server and clusters it with its peers' (routes found through the DHT).
 // Every client connection and every route is mTLS with node SVIDs, verified
 // with go-spiffe; a client must hold an SVID of the trust domain, a route a
-// node SVID. The node's own components talk through an in-process client.
+// node SVID. The node's own components talk through an in-process client
+// (net.Pipe, no TLS), admitted by a token that never leaves the process.
 //
 // Small fabrics are one NATS cluster. docs/architecture.md describes how it
 // grows past that (per-region hubs chosen by rendezvous hashing, leaf nodes,
@@ -11,6 +12,9 @@ package bus
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +39,7 @@ import (
 const ClusterName = "mycel"
 
 // MaxPayload bounds one bus message: room for the largest object the API
-// accepts (3 MiB), base64-encoded inside a signed envelope.
+// accepts (3 MiB) inside a signed envelope, with room to spare.
 const MaxPayload = 8 << 20
 
 // Config configures a node's bus.
@@ -69,15 +73,25 @@ type Bus struct {
 // spiffeAuth admits clients whose TLS peer certificate is an SVID the
 // authorizer accepts (the handshake has verified it already; this is the
 // authorization step, and it also guards the server against a
-// misconfigured TLS setting).
+// misconfigured TLS setting). With local set, it also admits the node's
+// own in-process client, which has no TLS (a net.Pipe inside the process)
+// and presents local, a random token that never leaves the process: a
+// connection over the network has TLS (the server requires it), so it can
+// never take that path.
 type spiffeAuth struct {
 	bundle    *x509bundle.Bundle
 	authorize tlsconfig.Authorizer
+	local     string
 }
 
 func (a spiffeAuth) Check(c server.ClientAuthentication) bool {
 	st := c.GetTLSConnectionState()
-	if st == nil || len(st.PeerCertificates) == 0 {
+	if st == nil {
+		addr := c.RemoteAddress()
+		return a.local != "" && addr != nil && addr.Network() == "pipe" &&
+			subtle.ConstantTimeCompare([]byte(c.GetOpts().Token), []byte(a.local)) == 1
+	}
+	if len(st.PeerCertificates) == 0 {
 		return false
 	}
 	id, chains, err := x509svid.Verify(st.PeerCertificates, a.bundle)
@@ -97,6 +111,11 @@ func Start(cfg Config) (*Bus, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	td := cfg.Bundle.TrustDomain()
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+	local := hex.EncodeToString(secret)
 	opts := &server.Options{
 		ServerName: cfg.Name,
 		Host:       cfg.Host,
@@ -105,8 +124,9 @@ func Start(cfg Config) (*Bus, error) {
 		MaxPayload: MaxPayload,
 		TLSConfig:  tlsconf.Mutual(cfg.SVID, cfg.Bundle, tlsconf.MemberOf(td)),
 		TLSTimeout: 5,
-		// Clients authenticate by their SVID during the handshake.
-		CustomClientAuthentication: &spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.MemberOf(td)},
+		// Clients authenticate by their SVID during the handshake; the
+		// node's own in-process client by a token of this process.
+		CustomClientAuthentication: &spiffeAuth{bundle: cfg.Bundle, authorize: tlsconf.MemberOf(td), local: local},
 		Cluster: server.ClusterOpts{
 			Name:       ClusterName,
 			Host:       cfg.Host,
@@ -157,8 +177,11 @@ func Start(cfg Config) (*Bus, error) {
 		return nil, errors.New("bus: the embedded NATS server did not start within 10s")
 	}
 	b := &Bus{srv: srv, log: cfg.Logger, opts: opts}
-	conn, err := nats.Connect(srv.ClientURL(),
-		nats.Secure(tlsconf.Client(cfg.SVID, cfg.Bundle, tlsconf.Nodes(td))),
+	// The node's own client is in process (net.Pipe): no TCP and no TLS
+	// for what never leaves the process.
+	conn, err := nats.Connect("",
+		nats.InProcessServer(srv),
+		nats.Token(local),
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 	)

@@ -140,4 +140,19 @@ func TestClientsNeedAnSVIDOfTheTrustDomain(t *testing.T) {
 		c.Close()
 		t.Fatal("a plaintext client connected")
 	}
+	// Over the network, the in-process client's token is worth nothing: a
+	// plaintext client presenting the very token is refused, and so is an
+	// in-process client with another token.
+	local := b.opts.CustomClientAuthentication.(*spiffeAuth).local
+	if c, err := nats.Connect("nats://"+b.srv.Addr().String(), nats.Token(local), nats.MaxReconnects(0), nats.Timeout(3*time.Second)); err == nil {
+		c.Close()
+		t.Fatal("a plaintext client with the node's local token connected")
+	}
+	if c, err := nats.Connect("", nats.InProcessServer(b.srv), nats.Token("guess"), nats.MaxReconnects(0), nats.Timeout(3*time.Second)); err == nil {
+		c.Close()
+		t.Fatal("an in-process client with a wrong token connected")
+	}
+	if !b.Conn().IsConnected() {
+		t.Fatal("the node's own in-process client is not connected")
+	}
 }
