@@ -556,8 +556,15 @@ func (m *Memberlist) Tick() {
 		age := m.now - p.started
 		switch {
 		case p.acked:
-			m.addHealth(-1)
-			m.probe = nil
+			// The round lasts its period even when the ack came at once:
+			// one probe per ProbePeriod (as memberlist's ProbeInterval),
+			// not one per tick, which multiplied the traffic at rest. Only
+			// a suspect to confirm (urgent) starts the next round early,
+			// so confirmations do not wait out the period.
+			if age >= m.scaled(m.cfg.ProbePeriod) || m.urgent != "" {
+				m.addHealth(-1)
+				m.probe = nil
+			}
 		case age >= p.period:
 			if mem := m.members[p.target]; mem != nil && (mem.state == Alive || mem.state == Suspect) {
 				// A suspicion, or this node's confirmation of another's.

@@ -25,6 +25,7 @@ type network struct {
 	lossTo map[string]float64
 	held   []delivery
 	steps  int
+	sent   int // messages sent, delivered or not
 }
 
 type delivery struct {
@@ -37,7 +38,10 @@ type port struct {
 	from string
 }
 
-func (p port) Send(to string, m Message) { p.n.queue = append(p.n.queue, delivery{p.from, to, m}) }
+func (p port) Send(to string, m Message) {
+	p.n.sent++
+	p.n.queue = append(p.n.queue, delivery{p.from, to, m})
+}
 
 func newNetwork(t *testing.T, n int, cfg Config) *network {
 	t.Helper()
@@ -371,6 +375,25 @@ func TestNoDeathsUnderLoss(t *testing.T) {
 		if d := nw.deaths(); len(d) != 0 {
 			t.Errorf("%.0f %% loss: %d deaths: %v", 100*loss, len(d), d[:min(len(d), 5)])
 		}
+	}
+}
+
+// TestOneProbePerPeriodAtRest: with nobody failing, each member pings one
+// other per ProbePeriod and each ping is acked: about two messages per
+// member per period, as memberlist sends at its probe interval. (A probe
+// acked at once used to start the next at the next tick: five times the
+// traffic at rest.)
+func TestOneProbePerPeriodAtRest(t *testing.T) {
+	cfg := lanTiming()
+	nw := newNetwork(t, 5, cfg)
+	nw.run(100) // settle
+	nw.sent = 0
+	const ticks = 1000
+	nw.run(ticks)
+	perPeriod := float64(nw.sent) / float64(len(nw.ids)) / (float64(ticks) / float64(cfg.ProbePeriod))
+	t.Logf("%.2f messages per member per probe period", perPeriod)
+	if perPeriod < 1.5 || perPeriod > 2.5 {
+		t.Fatalf("%.2f messages per member per probe period, want about 2 (a ping and its ack)", perPeriod)
 	}
 }
 
