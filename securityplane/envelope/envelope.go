@@ -55,8 +55,10 @@ var reasons = map[error]string{
 // separator "mycel-envelope/v2\n"; Type, Sender and Nonce, each a uvarint
 // length and its bytes; Timestamp as 8 big-endian bytes; Payload as a
 // uvarint length and its bytes; and last Signature, a uvarint length and its
-// bytes, over everything before it. Signing and checking read the
-// message's own bytes: nothing is encoded twice.
+// bytes, over everything before it. The sender signs the bytes it sends;
+// the receiver checks the fields it decoded, laid out again the same way
+// (a copy, not a second encoding format), so what it verifies is always
+// what it then reads.
 type Envelope struct {
 	Version   int
 	Type      string
