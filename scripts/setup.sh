@@ -27,22 +27,18 @@ go mod download
 ./scripts/build-image.sh
 
 probe() { timeout 120 podman run --rm --pull=never localhost/mycel-demo:0.1 -exit-after 1ms -exit-code 0 >/dev/null 2>&1; }
-# nproc counts every process of the user, zombies included, so it must be far
-# above what the machine runs: 1024 (this script's first choice) broke every
-# container start ("write child: broken pipe") once a machine's init had
-# left a thousand exited conmons unreaped, as some sandboxes' init does.
-conf='# Written by Mycel'"'"'s scripts/setup.sh: crun fails on hybrid cgroups and the
+if ! probe; then
+  echo "setup: plain 'podman run' fails here; configuring runc and default ulimits in /etc/containers/containers.conf"
+  $sudo mkdir -p /etc/containers
+  $sudo tee /etc/containers/containers.conf >/dev/null <<'CONF'
+# Written by Mycel's scripts/setup.sh: crun fails on hybrid cgroups and the
 # default rlimits on some machines; runc with explicit ulimits works.
 [containers]
-default_ulimits = ["nofile=1024:1024", "nproc=32768:32768"]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 
 [engine]
-runtime = "runc"'
-ours() { head -1 /etc/containers/containers.conf 2>/dev/null | grep -q "^# Written by Mycel's scripts/setup.sh"; }
-if ! probe || { ours && [ "$(cat /etc/containers/containers.conf)" != "$conf" ]; }; then
-  echo "setup: configuring runc and default ulimits in /etc/containers/containers.conf"
-  $sudo mkdir -p /etc/containers
-  printf '%s\n' "$conf" | $sudo tee /etc/containers/containers.conf >/dev/null
+runtime = "runc"
+CONF
   # A running API service must pick up the new configuration.
   pkill -f 'podman system service' 2>/dev/null || true
   probe || { echo "setup: podman run still fails; see 'podman run --rm localhost/mycel-demo:0.1'" >&2; exit 1; }

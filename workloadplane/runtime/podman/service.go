@@ -28,8 +28,9 @@ func Listening(path string) bool {
 
 // EnsureService makes sure a Podman API service listens on path, starting
 // `podman system service` for it when none does. The service is started in
-// its own process group so it outlives this process: containers keep being
-// reachable across node restarts. It returns whether it started one.
+// its own process group, in "/", so it outlives this process and whatever
+// directory it was started from: containers keep being reachable across node
+// restarts. It returns whether it started one.
 func EnsureService(ctx context.Context, path string) (bool, error) {
 	if Listening(path) {
 		return false, nil
@@ -43,6 +44,12 @@ func EnsureService(ctx context.Context, path string) (bool, error) {
 	}
 	cmd := exec.Command(bin, "system", "service", "--time=0", "unix://"+path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The service outlives this process, so it must not keep this
+	// process's working directory: once that is removed (a node started
+	// from a directory deleted later), every conmon the service spawns
+	// fails ("Failed to get working directory") and every container start
+	// fails with "write child: broken pipe".
+	cmd.Dir = "/"
 	logf, err := os.OpenFile(filepath.Join(os.TempDir(), "mycel-podman-service.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err == nil {
 		cmd.Stdout, cmd.Stderr = logf, logf
