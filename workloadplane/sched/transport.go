@@ -148,21 +148,16 @@ func (b *BusTransport) Tender(ctx context.Context, peers []string, t Tender) []A
 			err = fmt.Errorf("%s answered for %s", env.Sender, peer)
 		}
 		var r Reply
+		var typ string
 		if err == nil {
-			err = bus.Decode(env, env.Type, &r)
+			typ = env.Type
+			err = bus.Decode(env, typ, &r)
 		}
-		if out[i].Reply, out[i].Err = checkReply(peer, r, typeOf(env), err); out[i].Err == nil {
+		if out[i].Reply, out[i].Err = checkReply(peer, r, typ, err); out[i].Err == nil {
 			out[i].verify = func() error { return b.Opener.Verify(env) }
 		}
 	}
 	return out
-}
-
-func typeOf(e *envelope.Envelope) string {
-	if e == nil {
-		return ""
-	}
-	return e.Type
 }
 
 // Award sends a to peer and returns its Confirm or Decline.
