@@ -191,22 +191,11 @@ type Placement struct {
 	Deny  []string
 }
 
-// Place evaluates the placement policy's deny and score rules for input
-// (given to the policy as input): an ast.Value is used as it is (the
-// placement path builds one directly, with no JSON round trip); any other
-// value goes through JSON. A policy set without a mycel.placement package
+// Place evaluates the placement policy's deny and score rules for input,
+// given to the policy as input and built by the caller as OPA's own value
+// (no JSON round trip). A policy set without a mycel.placement package
 // accepts every node with score 0.
-func (e *Engine) Place(ctx context.Context, input any) (Placement, error) {
-	in, ok := input.(ast.Value)
-	if !ok {
-		v, err := toJSONValue(input)
-		if err == nil {
-			in, err = ast.InterfaceToValue(v)
-		}
-		if err != nil {
-			return Placement{}, fmt.Errorf("policy: placement input: %w", err)
-		}
-	}
+func (e *Engine) Place(ctx context.Context, in ast.Value) (Placement, error) {
 	rs, err := e.placement.Eval(ctx, rego.EvalParsedInput(in))
 	if err != nil {
 		return Placement{}, fmt.Errorf("policy: evaluate placement: %w", err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/mycelfabric/mycel/policies"
 )
 
@@ -61,19 +63,29 @@ func TestPolicyDirReplacesDefaults(t *testing.T) {
 	}
 }
 
+// value is v as OPA's own value, as the placement path builds its input.
+func value(t *testing.T, v any) ast.Value {
+	t.Helper()
+	out, err := ast.InterfaceToValue(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestDefaultPlacement(t *testing.T) {
 	e, err := Load(context.Background(), policies.Default, "policies")
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := map[string]any{"milliCPU": 2000, "memoryBytes": 4 << 30, "pods": 110}
-	in := func(labels map[string]any, siblings int) map[string]any {
-		return map[string]any{
+	in := func(labels map[string]any, siblings int) ast.Value {
+		return value(t, map[string]any{
 			"pod": map[string]any{"metadata": map[string]any{"name": "p"}},
 			"node": map[string]any{"name": "n", "labels": labels, "allocatable": res, "free": res, "requests": map[string]any{"milliCPU": 0, "memoryBytes": 0, "pods": 1},
 				"percentFreeAfter": map[string]any{"cpu": 100, "memory": 100}},
 			"siblings": map[string]any{"node": siblings, "zone": 0},
-		}
+		})
 	}
 	alone, err := e.Place(context.Background(), in(map[string]any{}, 0))
 	if err != nil || len(alone.Deny) != 0 || alone.Score != 200 {
@@ -96,7 +108,7 @@ func TestPlacementWithoutPackageAcceptsAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := e.Place(context.Background(), map[string]any{}); err != nil || v.Score != 0 || len(v.Deny) != 0 {
+	if v, err := e.Place(context.Background(), value(t, map[string]any{})); err != nil || v.Score != 0 || len(v.Deny) != 0 {
 		t.Fatalf("no placement package: %+v, %v; want score 0, no denial", v, err)
 	}
 }

@@ -164,7 +164,6 @@ func runOnce(ctx context.Context, cfg Config, size int, engine *policy.Engine) (
 		id, _ := peer.IDFromPrivateKey(key)
 		s := &node{name: fmt.Sprintf("sim-%04d", i), peer: id.String(), zone: fmt.Sprintf("zone-%d", i%3)}
 		s.ledger = sched.NewLedger(s.name)
-		s.ledger.Reset(nil)
 		members[id] = true
 		bidder, err := sched.NewBidder(sched.BidderConfig{Facts: s.facts, Policy: sched.OPA(engine)})
 		if err != nil {
