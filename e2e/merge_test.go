@@ -1,11 +1,19 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 )
 
 // TestConcurrentLabelsAllSurvive: 100 `kubectl label` commands, each adding
@@ -51,5 +59,84 @@ func TestConcurrentLabelsAllSurvive(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestResourceVersionsHoldOnEveryNode: with stock client-go and kubectl, an
+// object read on one node is updated through another (its resourceVersion
+// is a precondition everywhere), a stale resourceVersion gets 409 Conflict
+// on every node, and a watch on one node from another's resourceVersion
+// answers 410 Gone (client-go relists) rather than skipping changes.
+func TestResourceVersionsHoldOnEveryNode(t *testing.T) {
+	_, nodes := onHosts(t, 3)
+	ctx := context.Background()
+	clients := make([]kubernetes.Interface, len(nodes))
+	for i, n := range nodes {
+		clients[i] = clientOf(t, n)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "rv", Namespace: "default"}, Data: map[string]string{"count": "0"}}
+	if _, err := clients[0].CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	holds := func(want string) {
+		for i, c := range clients {
+			eventually(t, 30*time.Second, func() error {
+				got, err := c.CoreV1().ConfigMaps("default").Get(ctx, "rv", metav1.GetOptions{})
+				if err == nil && got.Data["count"] != want {
+					err = fmt.Errorf("%s holds count=%s, want %s", nodes[i].name, got.Data["count"], want)
+				}
+				return err
+			})
+		}
+	}
+	holds("0")
+	stale, err := clients[0].CoreV1().ConfigMaps("default").Get(ctx, "rv", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read on each node, write through the next one at once: the write may
+	// reach a node before the previous one has.
+	for round := 1; round <= 9; round++ {
+		from, to := clients[round%3], clients[(round+1)%3]
+		got, err := from.CoreV1().ConfigMaps("default").Get(ctx, "rv", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Data["count"] = strconv.Itoa(round)
+		if _, err := to.CoreV1().ConfigMaps("default").Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("round %d: read on %s, update through %s: %v", round, nodes[round%3].name, nodes[(round+1)%3].name, err)
+		}
+	}
+	holds("9")
+	// kubectl: get -o yaml on one node, replace through another.
+	yaml := nodes[1].kubectl("get", "configmap", "rv", "-o", "yaml")
+	if !strings.Contains(yaml, `count: "9"`) {
+		t.Fatalf("kubectl get -o yaml on %s: %s", nodes[1].name, yaml)
+	}
+	if out, err := nodes[2].kubectlIn(strings.Replace(yaml, `count: "9"`, `count: "10"`, 1), "replace", "-f", "-"); err != nil {
+		t.Fatalf("kubectl replace through %s of what %s gave: %v: %s", nodes[2].name, nodes[1].name, err, out)
+	}
+	holds("10")
+	for i, c := range clients {
+		upd := stale.DeepCopy()
+		upd.Data["count"] = "stale"
+		if _, err := c.CoreV1().ConfigMaps("default").Update(ctx, upd, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+			t.Errorf("update through %s with a stale resourceVersion: %v, want 409 Conflict", nodes[i].name, err)
+		}
+	}
+	holds("10")
+
+	list, err := clients[0].CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := clients[1].CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ev, ok := <-w.ResultChan()
+	if !ok || ev.Type != watch.Error || !apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) && !apierrors.IsGone(apierrors.FromObject(ev.Object)) {
+		t.Fatalf("watch on %s from %s's resourceVersion: %v %+v, want a 410 error event", nodes[1].name, nodes[0].name, ev.Type, ev.Object)
 	}
 }

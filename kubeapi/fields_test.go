@@ -8,7 +8,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/mycelfabric/mycel/securityplane/ca"
 	"github.com/mycelfabric/mycel/workloadplane/objects"
@@ -206,4 +208,93 @@ func TestConcurrentEditsMergePerField(t *testing.T) {
 			tc.want(t, got[0])
 		})
 	}
+}
+
+// TestResourceVersionsAcrossNodes: a resourceVersion read on one node is a
+// precondition on the other (it names the object's version, not a place in
+// one node's sequence), a stale one conflicts there, one whose version has
+// not arrived yet waits for it, and a watch from the other node's
+// resourceVersion answers 410 Gone instead of skipping events.
+func TestResourceVersionsAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	p := newReplicaPair(t)
+	a, b := p.objs[0], p.objs[1]
+	for _, o := range []*objects.Objects{a, b} {
+		if err := o.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b's sequence of changes runs ahead of a's.
+	if err := b.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	p.exchange(t)
+	get := func(o *objects.Objects) *corev1.ConfigMap {
+		t.Helper()
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "default"}}
+		if err := o.Get(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		return cm
+	}
+	update := func(o *objects.Objects, cm *corev1.ConfigMap, k, v string) error {
+		cm = cm.DeepCopy()
+		cm.Data = map[string]string{k: v}
+		return o.Update(ctx, cm)
+	}
+	readOnA := get(a)
+	if readOnA.ResourceVersion == get(b).ResourceVersion {
+		t.Fatalf("both nodes gave resourceVersion %s: want each node's own sequence in it", readOnA.ResourceVersion)
+	}
+	if err := update(b, readOnA, "k", "read on a, written through b"); err != nil {
+		t.Fatalf("update through b with a's resourceVersion: %v", err)
+	}
+	p.exchange(t)
+	if err := update(a, readOnA, "k", "stale"); !apierrors.IsConflict(err) {
+		t.Fatalf("update through a with its stale resourceVersion: %v, want 409 Conflict", err)
+	}
+	if got := get(a).Data["k"]; got != "read on a, written through b" {
+		t.Fatalf("a holds %q", got)
+	}
+
+	// A version written on a that b has not received yet: b waits for it.
+	if err := update(a, get(a), "k", "newer on a"); err != nil {
+		t.Fatal(err)
+	}
+	newer := get(a)
+	done := make(chan error, 1)
+	go func() { done <- update(b, newer, "k", "after the newer one") }()
+	recs, _, err := p.st[0].List("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.st[1].MergeBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("update through b with a version that reached b later: %v", err)
+	}
+
+	cms := func(o *objects.Objects) objects.Collection {
+		return o.In(o.Lookup(schema.GroupVersion{Version: "v1"}, "configmaps"))
+	}
+	l, err := cms(a).List("default", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms(b).Watch("default", l.ResourceVersion); !apierrors.IsResourceExpired(err) {
+		t.Fatalf("watch on b from a's list resourceVersion: %v, want 410 Expired", err)
+	}
+	lb, err := cms(b).List("default", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cms(b).Watch("default", lb.ResourceVersion)
+	if err != nil {
+		t.Fatalf("watch on b from its own list: %v", err)
+	}
+	w.Close()
 }

@@ -110,7 +110,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, req *request)
 	if err != nil {
 		return err
 	}
-	rv := strconv.FormatUint(pg.rv, 10)
+	rv := pg.rv.String()
 	if wantsTable(r.Header.Get("Accept")) {
 		t := s.table(req.res, pg.items, rv, r)
 		t.Continue, t.RemainingItemCount = pg.continues, pg.remaining
@@ -313,8 +313,9 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, b
 // updateObject validates, admits and writes an update of req's object; rv,
 // when non-zero, is the optimistic-concurrency precondition. Under dryRun it
 // stops before writing.
-func (s *Server) updateObject(r *http.Request, req *request, obj objects.Object, rv uint64) error {
+func (s *Server) updateObject(r *http.Request, req *request, obj objects.Object, rv objects.ResourceVersion) error {
 	c := s.objs.In(req.res)
+	c.Await(r.Context(), req.namespace, req.name, rv)
 	old, err := c.Get(req.namespace, req.name)
 	if err != nil {
 		return err

@@ -21,8 +21,9 @@ import (
 
 // continueToken is what a continue value holds (base64url of its JSON).
 type continueToken struct {
-	Version int    `json:"v"`
-	RV      uint64 `json:"rv"`
+	Version int `json:"v"`
+	// RV is the first page's resourceVersion, a number (ResourceVersion).
+	RV string `json:"rv"`
 	// After is the namespace/name of the last object of the previous
 	// page.
 	After string `json:"after"`
@@ -31,7 +32,7 @@ type continueToken struct {
 // page is one page of a list and what a client needs to ask for the next.
 type page struct {
 	items     []objects.Object
-	rv        uint64
+	rv        objects.ResourceVersion
 	continues string
 	remaining *int64
 }
@@ -61,13 +62,15 @@ func listPage(r *http.Request, c objects.Collection, namespace string, ls labels
 		return page{}, err
 	}
 	pg := page{items: l.Items, rv: l.ResourceVersion}
-	if tok.RV != 0 {
-		pg.rv = tok.RV
+	if rv := objects.MustParseResourceVersion(tok.RV); rv.Replica == l.ResourceVersion.Replica && !rv.IsZero() {
+		// A page continued on another node carries that node's current
+		// resourceVersion: the first page's means nothing here.
+		pg.rv = rv
 	}
 	if n == 0 || left == 0 || len(l.Items) == 0 {
 		return pg, nil
 	}
-	raw, _ := json.Marshal(continueToken{Version: 1, RV: pg.rv, After: itemKey(l.Items[len(l.Items)-1])})
+	raw, _ := json.Marshal(continueToken{Version: 2, RV: pg.rv.String(), After: itemKey(l.Items[len(l.Items)-1])})
 	pg.continues = base64.RawURLEncoding.EncodeToString(raw)
 	if ls.Empty() && fs.Empty() {
 		pg.remaining = &left
@@ -83,7 +86,7 @@ func parseContinue(c string) (continueToken, error) {
 	if err == nil {
 		err = json.Unmarshal(raw, &tok)
 	}
-	if err == nil && tok.Version != 1 {
+	if err == nil && tok.Version != 2 {
 		err = fmt.Errorf("unknown version %d", tok.Version)
 	}
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+
+	"github.com/mycelfabric/mycel/workloadplane/objects"
 )
 
 // maxPatchRetries bounds how often a patch is re-applied when the object
@@ -76,6 +78,9 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request
 		if err != nil {
 			return err
 		}
+		if attempt == 0 && s.awaitPinned(r, req, patched, curRV) {
+			continue // the version the patch pins arrived (or not): patch what is here now
+		}
 		obj, err := s.replace(w, r, req, patched, "application/json")
 		// Retry on conflict only if the patch itself did not pin the version.
 		if err != nil && apierrors.IsConflict(err) && obj != nil && obj.GetResourceVersion() == curRV && attempt < maxPatchRetries {
@@ -87,4 +92,21 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request
 		s.writeJSON(w, http.StatusOK, obj)
 		return nil
 	}
+}
+
+// awaitPinned waits for the version of req's object that a patch pins
+// (metadata.resourceVersion in the patched document) when it was read on
+// another node and has not arrived here yet (objects.Collection.Await); it
+// reports whether it waited.
+func (s *Server) awaitPinned(r *http.Request, req *request, patched []byte, curRV string) bool {
+	var m struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	if json.Unmarshal(patched, &m) != nil || m.Metadata.ResourceVersion == curRV {
+		return false
+	}
+	rv, err := objects.ParseResourceVersion(m.Metadata.ResourceVersion)
+	return err == nil && s.objs.In(req.res).Await(r.Context(), req.namespace, req.name, rv)
 }

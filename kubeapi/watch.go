@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -59,7 +58,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 			return err
 		}
 		initial = res.Items
-		if res.ResourceVersion > fromRV {
+		if res.ResourceVersion.Seq > fromRV.Seq || fromRV.Replica != res.ResourceVersion.Replica {
 			fromRV = res.ResourceVersion
 		}
 	}
@@ -117,10 +116,10 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 			return nil // the client is gone; past the headers nothing more can be said
 		}
 	}
-	bookmark := func(rv uint64, initialEnd bool) error {
+	bookmark := func(rv objects.ResourceVersion, initialEnd bool) error {
 		b := req.res.New()
 		b.GetObjectKind().SetGroupVersionKind(req.res.GVK())
-		b.SetResourceVersion(strconv.FormatUint(rv, 10))
+		b.SetResourceVersion(c.ListVersion(rv.Seq).String())
 		if initialEnd {
 			b.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 		}
@@ -152,7 +151,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, req *request
 			// stream; clients re-watch from their last resourceVersion.
 			return nil
 		}
-		lastRV, _ = objects.ParseResourceVersion(ev.Object.GetResourceVersion())
+		lastRV = objects.MustParseResourceVersion(ev.Object.GetResourceVersion())
 		typ, obj := filtered(req.res, ev, ls, fs)
 		if obj == nil {
 			continue

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,6 +49,10 @@ type Store interface {
 	// Watch follows changes under prefix after fromRV, or fails with
 	// store.ErrExpired.
 	Watch(prefix string, fromRV uint64) (*store.Watcher, error)
+	// Await waits until ok holds of what key holds (store.Store.Await).
+	Await(ctx context.Context, key string, ok func(rec store.Record, exists bool) bool) bool
+	// Replica identifies this replica's resourceVersions.
+	Replica() uint64
 }
 
 // Objects is the typed object layer over the store: defaults, validation,
@@ -157,7 +160,7 @@ func (c Collection) Get(namespace, name string) (Object, error) {
 	if err != nil {
 		return nil, storeErr(c.r, name, err)
 	}
-	return c.decode(rec.Value, rec.RV, rec.Key)
+	return c.decode(rec.Value, c.o.recordVersion(rec), rec.Key)
 }
 
 // errNoSealer is what reading or writing a sealed resource fails with on an
@@ -177,19 +180,19 @@ type sealedDoc struct {
 func (c Collection) Gone(namespace, name string, uid types.UID) bool {
 	key := c.r.key(namespace, name)
 	if rec, err := c.o.store.Get(key); err == nil {
-		obj, err := c.decode(rec.Value, rec.RV, key)
+		obj, err := c.decode(rec.Value, c.o.recordVersion(rec), key)
 		return err == nil && obj.GetUID() != uid
 	}
 	rec, err := c.o.store.Tombstone(key)
 	if err != nil || rec.Value == nil {
 		return false
 	}
-	obj, err := c.decode(rec.Value, rec.RV, key)
+	obj, err := c.decode(rec.Value, c.o.recordVersion(rec), key)
 	return err == nil && obj.GetUID() == uid
 }
 
 // decode turns a stored document into a typed object carrying rv.
-func (c Collection) decode(value []byte, rv uint64, key string) (Object, error) {
+func (c Collection) decode(value []byte, rv ResourceVersion, key string) (Object, error) {
 	if c.r.sealed {
 		if c.o.sealer == nil {
 			return nil, apierrors.NewInternalError(errNoSealer)
@@ -207,7 +210,7 @@ func (c Collection) decode(value []byte, rv uint64, key string) (Object, error) 
 	if err := json.Unmarshal(value, obj); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("objects: stored %s is corrupt: %w", key, err))
 	}
-	obj.SetResourceVersion(strconv.FormatUint(rv, 10))
+	obj.SetResourceVersion(rv.String())
 	c.r.setTypeMeta(obj)
 	return obj, nil
 }
@@ -236,7 +239,7 @@ func (c Collection) encode(obj Object) ([]byte, error) {
 // List is a list of objects and the resourceVersion it is consistent with.
 type List struct {
 	Items           []Object
-	ResourceVersion uint64
+	ResourceVersion ResourceVersion
 }
 
 // Into fills a typed list (e.g. *corev1.PodList).
@@ -252,7 +255,7 @@ func (l List) Into(list runtime.Object) error {
 	if err != nil {
 		return err
 	}
-	lm.SetResourceVersion(strconv.FormatUint(l.ResourceVersion, 10))
+	lm.SetResourceVersion(l.ResourceVersion.String())
 	return nil
 }
 
@@ -263,9 +266,9 @@ func (c Collection) List(namespace string, ls labels.Selector, fs fields.Selecto
 	if err != nil {
 		return List{}, apierrors.NewInternalError(err)
 	}
-	out := List{ResourceVersion: rv}
+	out := List{ResourceVersion: c.o.listVersion(rv)}
 	for _, rec := range recs {
-		obj, err := c.decode(rec.Value, rec.RV, rec.Key)
+		obj, err := c.decode(rec.Value, c.o.recordVersion(rec), rec.Key)
 		if err != nil {
 			return List{}, err
 		}
@@ -290,7 +293,7 @@ func (c Collection) ListPage(namespace string, ls labels.Selector, fs fields.Sel
 	}
 	var out List
 	rv, left, err := c.o.store.ListAfter(c.r.prefix(namespace), start, func(rec store.Record) (bool, error) {
-		obj, err := c.decode(rec.Value, rec.RV, rec.Key)
+		obj, err := c.decode(rec.Value, c.o.recordVersion(rec), rec.Key)
 		if err != nil {
 			return false, err
 		}
@@ -306,7 +309,7 @@ func (c Collection) ListPage(namespace string, ls labels.Selector, fs fields.Sel
 		}
 		return List{}, 0, err
 	}
-	out.ResourceVersion = rv
+	out.ResourceVersion = c.o.listVersion(rv)
 	return out, left, nil
 }
 
@@ -356,7 +359,7 @@ func (c Collection) Insert(obj Object) error {
 	if err != nil {
 		return storeErr(c.r, obj.GetName(), err)
 	}
-	obj.SetResourceVersion(strconv.FormatUint(rec.RV, 10))
+	obj.SetResourceVersion(c.o.recordVersion(rec).String())
 	return nil
 }
 
@@ -409,17 +412,22 @@ func (c Collection) PrepareUpdate(obj, old Object, status bool) error {
 // finalizers and with no grace period left is removed, as kube-apiserver
 // does, unless a controller finishes its resource's deletions (namespaces,
 // CRDs).
-func (c Collection) Write(obj Object, rv uint64) error {
+func (c Collection) Write(obj Object, rv ResourceVersion) error {
 	data, err := c.encode(obj)
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
+	pre, ok := c.o.precondition(rv)
+	if !ok {
+		return storeErr(c.r, obj.GetName(), store.ErrConflict)
+	}
+	pre.MustExist = true
 	key := c.r.key(obj.GetNamespace(), obj.GetName())
-	rec, err := c.o.store.Put(key, data, store.Precondition{MustExist: true, RV: rv})
+	rec, err := c.o.store.Put(key, data, pre)
 	if err != nil {
 		return storeErr(c.r, obj.GetName(), err)
 	}
-	obj.SetResourceVersion(strconv.FormatUint(rec.RV, 10))
+	obj.SetResourceVersion(c.o.recordVersion(rec).String())
 	if g := obj.GetDeletionGracePeriodSeconds(); !c.r.finishes && obj.GetDeletionTimestamp() != nil && len(obj.GetFinalizers()) == 0 && (g == nil || *g == 0) {
 		if _, err := c.o.store.Delete(key, store.Precondition{RV: rec.RV}); err != nil && !errors.Is(err, store.ErrConflict) {
 			return storeErr(c.r, obj.GetName(), err)
@@ -438,6 +446,7 @@ func (c Collection) update(obj Object, status bool) error {
 	if err != nil {
 		return err
 	}
+	c.Await(context.Background(), obj.GetNamespace(), obj.GetName(), rv)
 	old, err := c.Get(obj.GetNamespace(), obj.GetName())
 	if err != nil {
 		return err
@@ -508,7 +517,7 @@ func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, 
 		if !errors.As(err, &lost) {
 			return obj, err
 		}
-		if rv != 0 || attempt == maxDeleteAttempts {
+		if !rv.IsZero() || attempt == maxDeleteAttempts {
 			return nil, lost.error
 		}
 	}
@@ -531,8 +540,9 @@ func raced(err error) error {
 
 // deleteAt deletes namespace/name once, at resourceVersion rv or, if zero,
 // at the version it reads; a write that lost a race is a racedErr.
-func (c Collection) deleteAt(namespace, name string, opts DeleteOptions, rv uint64) (Object, error) {
+func (c Collection) deleteAt(namespace, name string, opts DeleteOptions, rv ResourceVersion) (Object, error) {
 	r := c.r
+	c.Await(context.Background(), namespace, name, rv)
 	cur, err := c.Get(namespace, name)
 	if err != nil {
 		return nil, err
@@ -540,8 +550,8 @@ func (c Collection) deleteAt(namespace, name string, opts DeleteOptions, rv uint
 	if opts.UID != "" && opts.UID != cur.GetUID() {
 		return nil, apierrors.NewConflict(r.GroupResource(), name, fmt.Errorf("precondition failed: UID in precondition: %s, UID in object meta: %s", opts.UID, cur.GetUID()))
 	}
-	if rv == 0 {
-		rv, _ = ParseResourceVersion(cur.GetResourceVersion())
+	if rv.IsZero() {
+		rv = MustParseResourceVersion(cur.GetResourceVersion())
 	}
 	changed := withPropagation(cur, opts.Propagation)
 	mark := func(grace int64) (Object, error) {
@@ -572,7 +582,11 @@ func (c Collection) deleteAt(namespace, name string, opts DeleteOptions, rv uint
 	if len(cur.GetFinalizers()) > 0 {
 		return mark(0)
 	}
-	if _, err := c.o.store.Delete(r.key(namespace, name), store.Precondition{RV: rv}); err != nil {
+	pre, ok := c.o.precondition(rv)
+	if !ok {
+		return nil, storeErr(r, name, store.ErrConflict)
+	}
+	if _, err := c.o.store.Delete(r.key(namespace, name), pre); err != nil {
 		return nil, raced(storeErr(r, name, err))
 	}
 	return cur, nil
@@ -581,18 +595,6 @@ func (c Collection) deleteAt(namespace, name string, opts DeleteOptions, rv uint
 // zeroGrace reports whether opts ask to remove at once.
 func zeroGrace(opts DeleteOptions) bool {
 	return opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds == 0
-}
-
-// ParseResourceVersion reads a resourceVersion as a client sends it ("" is 0).
-func ParseResourceVersion(rv string) (uint64, error) {
-	if rv == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseUint(rv, 10, 64)
-	if err != nil {
-		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q: must be a number from a previous response", rv))
-	}
-	return n, nil
 }
 
 // storeErr maps store errors to API errors for r/name.

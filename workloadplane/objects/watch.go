@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
 
@@ -32,10 +34,14 @@ type Event struct {
 }
 
 // Watch follows changes in namespace ("" for all) after resourceVersion
-// fromRV; it fails with 410 Expired if fromRV is older than the retained
-// history.
-func (c Collection) Watch(namespace string, fromRV uint64) (*Watch, error) {
-	w, err := c.o.store.Watch(c.r.prefix(namespace), fromRV)
+// from; it fails with 410 Expired if from is older than the retained
+// history or names a place in another node's sequence of changes (the
+// client lists again on this node: nothing is skipped silently).
+func (c Collection) Watch(namespace string, from ResourceVersion) (*Watch, error) {
+	if c.o.foreign(from) {
+		return nil, apierrors.NewResourceExpired("the resourceVersion was read on another node: list again on this one")
+	}
+	w, err := c.o.store.Watch(c.r.prefix(namespace), from.Seq)
 	if err != nil {
 		return nil, storeErr(c.r, "", err)
 	}
@@ -48,13 +54,14 @@ func (w *Watch) Next(ctx context.Context) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	obj, err := w.c.decode(ev.Record.Value, ev.Record.RV, ev.Record.Key)
+	rv := w.c.o.recordVersion(ev.Record)
+	obj, err := w.c.decode(ev.Record.Value, rv, ev.Record.Key)
 	if err != nil {
 		return Event{}, err
 	}
 	out := Event{Type: ev.Type, Object: obj}
 	if ev.Prev != nil {
-		if out.Prev, err = w.c.decode(ev.Prev, ev.Record.RV, ev.Record.Key); err != nil {
+		if out.Prev, err = w.c.decode(ev.Prev, rv, ev.Record.Key); err != nil {
 			return Event{}, err
 		}
 	}

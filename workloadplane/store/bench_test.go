@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func BenchmarkPut(b *testing.B) {
@@ -35,5 +36,17 @@ func BenchmarkList1000(b *testing.B) {
 		if recs, _, err := s.List("pods/ns/"); err != nil || len(recs) != 1000 {
 			b.Fatal(len(recs), err)
 		}
+	}
+}
+
+func BenchmarkRecordVersion(b *testing.B) {
+	t := Timestamp{Wall: time.Now().UnixNano(), Node: "12D3KooWEaBHtc5vjqw5kT1us1siyi4smMQzCvQHJQdeWMDGA65Z"}
+	r := Record{Born: t, Stamp: t, StatusStamp: t, Fields: map[string]Timestamp{}}
+	for i := range 20 {
+		r.Fields[fmt.Sprintf(`f:metadata/f:labels/f:l%d`, i)] = t
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Version()
 	}
 }

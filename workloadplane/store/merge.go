@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -59,6 +60,51 @@ func (r Record) version() Timestamp {
 		return r.StatusStamp
 	}
 	return r.Stamp
+}
+
+// Version names what a live record holds, the same on every replica: two
+// replicas whose records of a key have the same stamps hold the same
+// object. Unlike RV it can be compared across replicas, for optimistic
+// concurrency through any node. Its high bits are the millisecond of the
+// record's newest stamp, so of two versions of one key the one with the
+// higher millisecond is the newer; the low VersionHashBits hash all its
+// stamps, so two versions written in the same millisecond (or merged from
+// the same writes in part) differ too. It is never zero.
+func (r Record) Version() uint64 {
+	sum := stampHash(stampHash(stampHash(fnvOffset, r.Born), r.Stamp), r.StatusStamp)
+	for p, t := range r.Fields { // order-free: a sum of each part's hash
+		sum += stampHash(fnvString(fnvOffset, p), t)
+	}
+	ms := uint64(r.version().Wall / int64(time.Millisecond))
+	return max(ms<<VersionHashBits|sum&(1<<VersionHashBits-1), 1)
+}
+
+// VersionHashBits is how many low bits of a Version hash its stamps.
+const VersionHashBits = 20
+
+// FNV-1a, 64 bits (hash/fnv's, without its allocation per use).
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := range len(s) {
+		h = (h ^ uint64(s[i])) * fnvPrime
+	}
+	return h
+}
+
+func fnvUint64(h, v uint64) uint64 {
+	for range 8 {
+		h = (h ^ v&0xff) * fnvPrime
+		v >>= 8
+	}
+	return h
+}
+
+func stampHash(h uint64, t Timestamp) uint64 {
+	return fnvString(fnvUint64(fnvUint64(h, uint64(t.Wall)), uint64(t.Logical)), t.Node) * fnvPrime // the prime ends the node ID
 }
 
 // localStamps stamps a local write of value over cur: each part that

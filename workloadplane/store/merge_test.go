@@ -231,7 +231,8 @@ func TestMergeBatchAppliesInOneGo(t *testing.T) {
 		mustPut(t, a, fmt.Sprintf("pods/ns/p%d", i), fmt.Sprintf(`{"v":%d}`, i))
 	}
 	mustMerge(t, c, writes["a"][:1]) // c already holds p0
-	w, err := b.Watch("pods/", b.ResourceVersion())
+	base := b.ResourceVersion()
+	w, err := b.Watch("pods/", base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestMergeBatchAppliesInOneGo(t *testing.T) {
 	defer cancel()
 	for i := range 5 {
 		ev, err := w.Next(ctx)
-		if err != nil || ev.Type != Added || ev.Record.Key != fmt.Sprintf("pods/ns/p%d", i) || ev.Record.RV != uint64(i+1) {
+		if err != nil || ev.Type != Added || ev.Record.Key != fmt.Sprintf("pods/ns/p%d", i) || ev.Record.RV != base+uint64(i+1) {
 			t.Fatalf("event %d: %+v %v", i, ev, err)
 		}
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -31,7 +32,11 @@ var (
 	bucketLog     = []byte("log")
 	bucketMeta    = []byte("meta")
 	keyRV         = []byte("rv")
+	keyReplica    = []byte("replica")
 )
+
+// MaxReplica bounds replica IDs: a replica's ID is below it (see Replica).
+const MaxReplica = 1_000_000_000_000
 
 // Record is one key's state on this replica.
 type Record struct {
@@ -115,6 +120,7 @@ type Store struct {
 	index    map[string]Entry
 	digest   Digest
 	rv       uint64
+	replica  uint64
 	oldest   uint64 // smallest resourceVersion a watch may resume from
 	watchers map[*Watcher]struct{}
 	closed   bool
@@ -143,12 +149,31 @@ func Open(path string, opts Options) (*Store, error) {
 				return err
 			}
 		}
-		if v := tx.Bucket(bucketMeta).Get(keyRV); v != nil {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyRV); v != nil {
 			s.rv = binary.BigEndian.Uint64(v)
+		} else if err := meta.Put(keyRV, u64(1)); err != nil {
+			// resourceVersions start at 1: 0 means "any" to clients.
+			return err
+		} else {
+			s.rv = 1
 		}
-		s.oldest = s.rv
+		if v := meta.Get(keyReplica); v != nil {
+			s.replica = binary.BigEndian.Uint64(v)
+		} else {
+			s.replica = newReplica()
+			if err := meta.Put(keyReplica, u64(s.replica)); err != nil {
+				return err
+			}
+		}
+		if s.rv > 1 {
+			s.oldest = s.rv
+		}
 		if k, _ := tx.Bucket(bucketLog).Cursor().First(); k != nil {
 			s.oldest = binary.BigEndian.Uint64(k) - 1
+			if s.oldest == 1 {
+				s.oldest = 0 // nothing was written at 1 (a new store's start)
+			}
 		}
 		// Observe the newest stamp so local writes after a restart order after
 		// everything written before it, even if the wall clock went back.
@@ -195,6 +220,17 @@ func (s *Store) ResourceVersion() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rv
+}
+
+// Replica identifies this replica's resourceVersions: a random number in
+// [1, MaxReplica) drawn when the store was created, so resourceVersions of
+// two replicas (or of one data dir and its replacement) are told apart.
+func (s *Store) Replica() uint64 { return s.replica }
+
+func newReplica() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return 1 + binary.BigEndian.Uint64(b[:])%(MaxReplica-1)
 }
 
 // Get returns the live record under key.
@@ -309,6 +345,9 @@ type Precondition struct {
 	// RV, if non-zero, fails the write with ErrConflict unless the live
 	// record's RV equals it.
 	RV uint64
+	// Version, if non-zero, fails the write with ErrConflict unless the
+	// live record's Version equals it.
+	Version uint64
 }
 
 // Put writes value under key as a local write and returns the new record.
@@ -503,6 +542,8 @@ func apply(tx *bolt.Tx, o op, rv *uint64) (change, error) {
 	case pre.MustExist && !live:
 		return change{}, ErrNotFound
 	case pre.RV != 0 && (!live || cur.RV != pre.RV):
+		return change{}, ErrConflict
+	case pre.Version != 0 && (!live || cur.Version() != pre.Version):
 		return change{}, ErrConflict
 	}
 	rec, ok := o.next(cur, exists)

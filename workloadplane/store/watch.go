@@ -128,3 +128,29 @@ func (w *Watcher) wake() {
 	default:
 	}
 }
+
+// Await waits until ok holds of what key holds (its record, live or a
+// tombstone, and false for none), or ctx is done; it reports whether ok
+// held.
+func (s *Store) Await(ctx context.Context, key string, ok func(rec Record, exists bool) bool) bool {
+	w, err := s.Watch(key, s.ResourceVersion())
+	if err != nil {
+		return false
+	}
+	defer w.Close()
+	for {
+		rec, err := s.record(key)
+		if ok(rec, err == nil) {
+			return true
+		}
+		for {
+			ev, err := w.Next(ctx)
+			if err != nil {
+				return false
+			}
+			if ev.Record.Key == key {
+				break
+			}
+		}
+	}
+}
