@@ -19,9 +19,16 @@ import (
 // TestConcurrentLabelsAllSurvive: 100 `kubectl label` commands, each adding
 // a different label to one Namespace, run at once through the APIs of five
 // nodes; every one is acknowledged, and in the end every node holds all
-// 100 labels (the store merges per label key).
+// 100 labels (the store merges per label key), with no loss and with 20 %
+// of every node's packets dropped.
 func TestConcurrentLabelsAllSurvive(t *testing.T) {
-	_, nodes := onHosts(t, 5)
+	for _, loss := range []float64{0, 0.2} {
+		t.Run(fmt.Sprintf("loss=%.0f%%", loss*100), func(t *testing.T) { concurrentLabels(t, loss) })
+	}
+}
+
+func concurrentLabels(t *testing.T, loss float64) {
+	net, nodes := onHosts(t, 5)
 	nodes[0].kubectl("create", "namespace", "merged")
 	waitFor := func(n *node) {
 		eventually(t, 60*time.Second, func() error {
@@ -31,6 +38,11 @@ func TestConcurrentLabelsAllSurvive(t *testing.T) {
 	}
 	for _, n := range nodes {
 		waitFor(n)
+	}
+	if loss > 0 {
+		for _, n := range nodes {
+			net.loss(n, loss)
+		}
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
@@ -47,6 +59,16 @@ func TestConcurrentLabelsAllSurvive(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	if loss > 0 {
+		dropped := 0
+		for _, n := range nodes {
+			dropped += net.dropped(n)
+		}
+		if dropped == 0 {
+			t.Fatal("no packet was dropped: the loss was not applied")
+		}
+		t.Logf("%d packets dropped while labelling", dropped)
 	}
 	for _, n := range nodes {
 		eventually(t, 60*time.Second, func() error {
