@@ -2,6 +2,7 @@ package kubeapi
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -17,22 +18,27 @@ import (
 	"github.com/mycelfabric/mycel/workloadplane/store"
 )
 
-// replicaPair is two replicas of one fabric's objects that merge per part.
-type replicaPair struct {
-	st   [2]*store.Store
-	objs [2]*objects.Objects
+// replicas are replicas of one fabric's objects that merge per part.
+type replicas struct {
+	st   []*store.Store
+	objs []*objects.Objects
 }
 
-func newReplicaPair(t *testing.T) *replicaPair {
+// replicaPair is two replicas.
+type replicaPair = replicas
+
+func newReplicaPair(t *testing.T) *replicaPair { return newReplicas(t, 2) }
+
+func newReplicas(t *testing.T, n int) *replicas {
 	t.Helper()
-	p := &replicaPair{}
-	for i, node := range []string{"a", "b"} {
-		st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Node: node})
+	p := &replicas{}
+	for i := range n {
+		st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Node: string(rune('a' + i))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		p.st[i], p.objs[i] = st, objects.New(st, objects.Config{})
+		p.st, p.objs = append(p.st, st), append(p.objs, objects.New(st, objects.Config{}))
 	}
 	authority, err := ca.Init(filepath.Join(t.TempDir(), "ca"), "test.example")
 	if err != nil {
@@ -48,22 +54,43 @@ func newReplicaPair(t *testing.T) *replicaPair {
 	return p
 }
 
-// exchange merges what each replica holds into the other, both from the
-// state before either merged: the two orders of one merge.
-func (p *replicaPair) exchange(t *testing.T) {
+// exchange merges what each of the first two replicas holds into the
+// other, both from the state before either merged: the two orders of one
+// merge.
+func (p *replicas) exchange(t *testing.T) {
 	t.Helper()
-	a, _, err := p.st[0].List("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _, err := p.st[1].List("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := p.all(t, 0), p.all(t, 1)
 	if _, err := p.st[0].MergeBatch(b); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.st[1].MergeBatch(a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// all is every record replica i holds, tombstones included, as
+// anti-entropy sends them.
+func (p *replicas) all(t *testing.T, i int) []store.Record {
+	t.Helper()
+	buckets := make([]int, store.Buckets)
+	for b := range buckets {
+		buckets[b] = b
+	}
+	var keys []string
+	for _, e := range p.st[i].Entries(buckets) {
+		keys = append(keys, e.Key)
+	}
+	recs, err := p.st[i].Records(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// sync merges everything replica from holds into replica to.
+func (p *replicas) sync(t *testing.T, from, to int) {
+	t.Helper()
+	if _, err := p.st[to].MergeBatch(p.all(t, from)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -267,13 +294,7 @@ func TestResourceVersionsAcrossNodes(t *testing.T) {
 	newer := get(a)
 	done := make(chan error, 1)
 	go func() { done <- update(b, newer, "k", "after the newer one") }()
-	recs, _, err := p.st[0].List("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.st[1].MergeBatch(recs); err != nil {
-		t.Fatal(err)
-	}
+	p.sync(t, 0, 1)
 	if err := <-done; err != nil {
 		t.Fatalf("update through b with a version that reached b later: %v", err)
 	}
@@ -297,4 +318,81 @@ func TestResourceVersionsAcrossNodes(t *testing.T) {
 		t.Fatalf("watch on b from its own list: %v", err)
 	}
 	w.Close()
+}
+
+// TestPartitionedWritesMergeOnHeal: four replicas split 2|2. On each side,
+// every replica adds its own label to one ConfigMap and both sides set the
+// same data key; one side deletes a second ConfigMap while the other keeps
+// writing it. Each side replicates within itself. After the heal, in any
+// order of merges, every replica holds the same records: all four labels,
+// the later write of the shared key, and the delete.
+func TestPartitionedWritesMergeOnHeal(t *testing.T) {
+	ctx := context.Background()
+	p := newReplicas(t, 4)
+	r := p.objs
+	for _, o := range r {
+		if err := o.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"shared", "doomed"} {
+		if err := r[0].Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i < 4; i++ {
+		p.sync(t, 0, i)
+	}
+	side := func(i int) int { return i / 2 * 2 } // {0,1} and {2,3}
+	// within replicates replica i's writes to its side's other replica.
+	within := func(i int) { p.sync(t, i, side(i)+(1-i%2)) }
+	edit := func(i int, name string, f func(*corev1.ConfigMap)) {
+		t.Helper()
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+		if err := r[i].Get(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		f(cm)
+		if err := r[i].Update(ctx, cm); err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		within(i)
+	}
+	for i := range 4 {
+		edit(i, "shared", func(cm *corev1.ConfigMap) {
+			if cm.Labels == nil {
+				cm.Labels = map[string]string{}
+			}
+			cm.Labels[fmt.Sprintf("from-%d", i)] = "yes"
+		})
+	}
+	edit(3, "shared", func(cm *corev1.ConfigMap) { cm.Data = map[string]string{"k": "from 3"} })
+	edit(1, "shared", func(cm *corev1.ConfigMap) { cm.Data = map[string]string{"k": "from 1, later"} })
+	if err := r[0].Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "doomed", Namespace: "default"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	within(0)
+	edit(2, "doomed", func(cm *corev1.ConfigMap) { cm.Data = map[string]string{"after": "the delete"} })
+
+	// The heal: anti-entropy between members in no particular order.
+	for _, m := range [][2]int{{3, 0}, {1, 2}, {0, 3}, {2, 1}, {0, 2}, {3, 1}} {
+		p.sync(t, m[0], m[1])
+	}
+	for i := range 4 {
+		if p.st[i].Digest() != p.st[0].Digest() {
+			t.Errorf("replica %d's digest differs from replica 0's", i)
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "default"}}
+		if err := r[i].Get(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"from-0": "yes", "from-1": "yes", "from-2": "yes", "from-3": "yes"}
+		if !reflect.DeepEqual(cm.Labels, want) || cm.Data["k"] != "from 1, later" {
+			t.Errorf("replica %d: labels %v, data %v; want all four labels and the later k", i, cm.Labels, cm.Data)
+		}
+		err := r[i].Get(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "doomed", Namespace: "default"}})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("replica %d: the deleted ConfigMap: %v, want NotFound", i, err)
+		}
+	}
 }
