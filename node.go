@@ -210,7 +210,7 @@ func (n *Node) openStore(context.Context) (err error) {
 // startObjects opens the object layer and makes sure the default namespace
 // exists.
 func (n *Node) startObjects(ctx context.Context) error {
-	n.objs = objects.New(n.store, objects.Config{Now: n.cfg.Now, Sealer: n.creds.DataKeys()})
+	n.objs = objects.New(n.repl.Routed(n.owners.Of), objects.Config{Now: n.cfg.Now, Sealer: n.creds.DataKeys()})
 	err := n.objs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: metav1.NamespaceDefault}})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err

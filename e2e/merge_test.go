@@ -139,6 +139,45 @@ func TestResourceVersionsHoldOnEveryNode(t *testing.T) {
 		t.Fatalf("kubectl replace through %s of what %s gave: %v: %s", nodes[2].name, nodes[1].name, err, out)
 	}
 	holds("10")
+	// A write through one node, and at once, through the others, writes at
+	// the version before it: their owner has seen it, replicated or not.
+	before, err := clients[0].CoreV1().ConfigMaps("default").Get(ctx, "rv", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := before.DeepCopy()
+	first.Data["count"] = "11"
+	if _, err := clients[0].CoreV1().ConfigMaps("default").Update(ctx, first, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients[1:] {
+		upd := before.DeepCopy()
+		upd.Data["count"] = "lost"
+		if _, err := c.CoreV1().ConfigMaps("default").Update(ctx, upd, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+			t.Errorf("update through %s at the version before %s's write: %v, want 409 Conflict", nodes[i+1].name, nodes[0].name, err)
+		}
+	}
+	holds("11")
+	// One name created through every node at once: one create succeeds.
+	created := make(chan error, len(clients))
+	for _, c := range clients {
+		go func() {
+			_, err := c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "once", Namespace: "default"}}, metav1.CreateOptions{})
+			created <- err
+		}()
+	}
+	won := 0
+	for range clients {
+		switch err := <-created; {
+		case err == nil:
+			won++
+		case !apierrors.IsAlreadyExists(err):
+			t.Errorf("concurrent create: %v, want success or 409 AlreadyExists", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d concurrent creates of one name succeeded, want 1", won, len(clients))
+	}
 	for i, c := range clients {
 		upd := stale.DeepCopy()
 		upd.Data["count"] = "stale"
@@ -146,7 +185,7 @@ func TestResourceVersionsHoldOnEveryNode(t *testing.T) {
 			t.Errorf("update through %s with a stale resourceVersion: %v, want 409 Conflict", nodes[i].name, err)
 		}
 	}
-	holds("10")
+	holds("11")
 
 	list, err := clients[0].CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
 	if err != nil {

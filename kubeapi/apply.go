@@ -251,7 +251,7 @@ func (s *Server) serveApply(w http.ResponseWriter, r *http.Request, req *request
 			if perr != nil {
 				return perr
 			}
-			err = s.updateObject(r, req, obj, rv)
+			err = s.updateObject(r, req, obj, rv, false)
 		}
 		// Someone wrote in between (or created it): apply to their object.
 		if (apierrors.IsConflict(err) && !isApplyConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < maxPatchRetries {

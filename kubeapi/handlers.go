@@ -275,7 +275,7 @@ func (s *Server) createObject(r *http.Request, req *request, obj objects.Object)
 	if dryRun(r) {
 		return nil
 	}
-	return c.Insert(obj)
+	return c.Strict().Insert(obj)
 }
 
 func dryRun(r *http.Request) bool { return r.URL.Query().Get("dryRun") == "All" }
@@ -285,7 +285,7 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, req *reques
 	if err != nil {
 		return err
 	}
-	obj, err := s.replace(w, r, req, body, r.Header.Get("Content-Type"))
+	obj, err := s.replace(w, r, req, body, r.Header.Get("Content-Type"), true)
 	if err != nil {
 		return err
 	}
@@ -294,8 +294,9 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, req *reques
 }
 
 // replace decodes a whole object and writes it as an update of req's
-// object, with its resourceVersion (if set) as the precondition.
-func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, body []byte, contentType string) (objects.Object, error) {
+// object, with its resourceVersion (if set) as the precondition: the
+// client's if clients is set, else one the server read.
+func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, body []byte, contentType string, client bool) (objects.Object, error) {
 	obj, err := s.decodeBody(w, r, req.res, body, contentType)
 	if err != nil {
 		return nil, err
@@ -307,14 +308,18 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request, req *request, b
 	if err != nil {
 		return nil, err
 	}
-	return obj, s.updateObject(r, req, obj, rv)
+	return obj, s.updateObject(r, req, obj, rv, client)
 }
 
 // updateObject validates, admits and writes an update of req's object; rv,
-// when non-zero, is the optimistic-concurrency precondition. Under dryRun it
-// stops before writing.
-func (s *Server) updateObject(r *http.Request, req *request, obj objects.Object, rv objects.ResourceVersion) error {
+// when non-zero, is the optimistic-concurrency precondition; client says
+// the client gave it (objects.Collection.Strict), not the server. Under
+// dryRun it stops before writing.
+func (s *Server) updateObject(r *http.Request, req *request, obj objects.Object, rv objects.ResourceVersion, client bool) error {
 	c := s.objs.In(req.res)
+	if client {
+		c = c.Strict()
+	}
 	c.Await(r.Context(), req.namespace, req.name, rv)
 	old, err := c.Get(req.namespace, req.name)
 	if err != nil {
@@ -407,7 +412,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, req *reques
 		s.writeJSON(w, http.StatusOK, obj)
 		return nil
 	}
-	obj, err := s.objs.In(req.res).Delete(req.namespace, req.name, do)
+	obj, err := s.objs.In(req.res).Strict().Delete(req.namespace, req.name, do)
 	if err != nil {
 		return err
 	}
@@ -524,7 +529,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, req *request
 	}
 	sub := *req
 	sub.sub = ""
-	if err := s.updateObject(r, &sub, obj, rv); err != nil {
+	if err := s.updateObject(r, &sub, obj, rv, true); err != nil {
 		return err
 	}
 	sc, err = req.res.Scale(obj)

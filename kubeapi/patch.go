@@ -78,10 +78,11 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request
 		if err != nil {
 			return err
 		}
-		if attempt == 0 && s.awaitPinned(r, req, patched, curRV) {
+		pinned := pinnedVersion(body, patched, curRV)
+		if attempt == 0 && pinned != "" && s.awaitPinned(r, req, pinned) {
 			continue // the version the patch pins arrived (or not): patch what is here now
 		}
-		obj, err := s.replace(w, r, req, patched, "application/json")
+		obj, err := s.replace(w, r, req, patched, "application/json", pinned != "")
 		// Retry on conflict only if the patch itself did not pin the version.
 		if err != nil && apierrors.IsConflict(err) && obj != nil && obj.GetResourceVersion() == curRV && attempt < maxPatchRetries {
 			continue
@@ -94,19 +95,33 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, req *request
 	}
 }
 
-// awaitPinned waits for the version of req's object that a patch pins
-// (metadata.resourceVersion in the patched document) when it was read on
-// another node and has not arrived here yet (objects.Collection.Await); it
-// reports whether it waited.
-func (s *Server) awaitPinned(r *http.Request, req *request, patched []byte, curRV string) bool {
+// pinnedVersion is the resourceVersion a patch pins, or "": that of the
+// patched document (metadata.resourceVersion) if the patch set it (a
+// merge patch naming one) or changed it from the one it was applied to
+// (cur).
+func pinnedVersion(patch, patched []byte, cur string) string {
 	var m struct {
 		Metadata struct {
 			ResourceVersion string `json:"resourceVersion"`
 		} `json:"metadata"`
 	}
-	if json.Unmarshal(patched, &m) != nil || m.Metadata.ResourceVersion == curRV {
-		return false
+	if json.Unmarshal(patched, &m) != nil || m.Metadata.ResourceVersion == "" {
+		return ""
 	}
-	rv, err := objects.ParseResourceVersion(m.Metadata.ResourceVersion)
+	if rv := m.Metadata.ResourceVersion; rv != cur {
+		return rv
+	}
+	m.Metadata.ResourceVersion = ""
+	if json.Unmarshal(patch, &m) == nil && m.Metadata.ResourceVersion != "" { // a JSON patch is an array: no
+		return m.Metadata.ResourceVersion
+	}
+	return ""
+}
+
+// awaitPinned waits for the version of req's object that a patch pins when
+// it was read on another node and has not arrived here yet
+// (objects.Collection.Await); it reports whether it waited.
+func (s *Server) awaitPinned(r *http.Request, req *request, pinned string) bool {
+	rv, err := objects.ParseResourceVersion(pinned)
 	return err == nil && s.objs.In(req.res).Await(r.Context(), req.namespace, req.name, rv)
 }

@@ -152,6 +152,19 @@ func (o *Objects) In(r *Resource) Collection { return Collection{o: o, r: r} }
 type Collection struct {
 	o *Objects
 	r *Resource
+	// strict writes check a caller's preconditions where the key's writes
+	// meet (store.Precondition.Strict): the API's, for its clients.
+	strict bool
+}
+
+// Strict is c for writes on a client's behalf: a create, and a write or
+// delete at a resourceVersion the client gave, are checked by the object's
+// owner while nodes are connected (replica.Routed), so a stale
+// resourceVersion is 409 and a second create of a name is 409
+// AlreadyExists whichever node the request reaches.
+func (c Collection) Strict() Collection {
+	c.strict = true
+	return c
 }
 
 // Get returns the object namespace/name.
@@ -355,7 +368,7 @@ func (c Collection) Insert(obj Object) error {
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	rec, err := c.o.store.Put(c.r.key(obj.GetNamespace(), obj.GetName()), data, store.Precondition{MustNotExist: true})
+	rec, err := c.o.store.Put(c.r.key(obj.GetNamespace(), obj.GetName()), data, store.Precondition{MustNotExist: true, Strict: c.strict})
 	if err != nil {
 		return storeErr(c.r, obj.GetName(), err)
 	}
@@ -421,7 +434,7 @@ func (c Collection) Write(obj Object, rv ResourceVersion) error {
 	if !ok {
 		return storeErr(c.r, obj.GetName(), store.ErrConflict)
 	}
-	pre.MustExist = true
+	pre.MustExist, pre.Strict = true, c.strict && pre.Version != 0
 	key := c.r.key(obj.GetNamespace(), obj.GetName())
 	rec, err := c.o.store.Put(key, data, pre)
 	if err != nil {
@@ -511,8 +524,10 @@ func (c Collection) Delete(namespace, name string, opts DeleteOptions) (Object, 
 	if err != nil {
 		return nil, err
 	}
+	at := c
+	at.strict = c.strict && !rv.IsZero() // only the caller's resourceVersion
 	for attempt := 1; ; attempt++ {
-		obj, err := c.deleteAt(namespace, name, opts, rv)
+		obj, err := at.deleteAt(namespace, name, opts, rv)
 		var lost racedErr
 		if !errors.As(err, &lost) {
 			return obj, err
@@ -586,6 +601,7 @@ func (c Collection) deleteAt(namespace, name string, opts DeleteOptions, rv Reso
 	if !ok {
 		return nil, storeErr(r, name, store.ErrConflict)
 	}
+	pre.Strict = c.strict && pre.Version != 0
 	if _, err := c.o.store.Delete(r.key(namespace, name), pre); err != nil {
 		return nil, raced(storeErr(r, name, err))
 	}

@@ -34,6 +34,10 @@ func (t *Table) Owns(key types.UID) bool {
 	return t.Settled() && Of(string(key), t.members.Live()) == t.self
 }
 
+// Of is the live member that owns key (the package's Of over the live
+// members), settled or not.
+func (t *Table) Of(key string) string { return Of(key, t.members.Live()) }
+
 // Settled reports whether Settle has returned.
 func (t *Table) Settled() bool {
 	select {

@@ -61,9 +61,12 @@ type Config struct {
 	// Interval is the anti-entropy period; zero means 5 seconds.
 	Interval time.Duration
 	// Timeout bounds one request; zero means 5 seconds.
-	Timeout  time.Duration
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
+	Timeout time.Duration
+	// WriteTimeout bounds how long a strict write waits for its key's
+	// owner before it is written here (Routed); zero means 2 seconds.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	Registry     prometheus.Registerer
 	// BatchBytes and BatchCount bound the records of one message (a put, a
 	// reply, a push); BucketsPerStep and KeysPerStep bound what one
 	// anti-entropy request asks for. Zero means the defaults above.
@@ -88,7 +91,7 @@ type Replicator struct {
 	mu   sync.Mutex
 	next int // round-robin position in Peers
 
-	sent, received, dropped, repaired prometheus.Counter
+	sent, received, dropped, repaired, unrouted prometheus.Counter
 }
 
 // New returns a Replicator; call Enqueue from the store's OnLocalWrite and
@@ -99,6 +102,7 @@ func New(cfg Config) (*Replicator, error) {
 	}
 	cfg.Interval = cmp.Or(cfg.Interval, 5*time.Second)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 5*time.Second)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, defaultWriteTimeout)
 	cfg.BatchBytes = cmp.Or(cfg.BatchBytes, DefaultBatchBytes)
 	cfg.BatchCount = cmp.Or(cfg.BatchCount, DefaultBatchCount)
 	cfg.BucketsPerStep = cmp.Or(cfg.BucketsPerStep, DefaultBucketsPerStep)
@@ -123,6 +127,7 @@ func New(cfg Config) (*Replicator, error) {
 	r.received = counter("mycel_replica_records_merged_total", "Records from other replicas that changed this one.")
 	r.dropped = counter("mycel_replica_fanout_dropped_total", "Local writes not fanned out because the queue was full (anti-entropy repairs them).")
 	r.repaired = counter("mycel_replica_records_repaired_total", "Records exchanged by anti-entropy.")
+	r.unrouted = counter("mycel_replica_strict_writes_local_total", "Strict writes written here because their key's owner did not answer.")
 	return r, nil
 }
 
@@ -159,7 +164,13 @@ func (r *Replicator) Serve() (stop func(), err error) {
 		put.Unsubscribe()
 		return nil, fmt.Errorf("replica: subscribe: %w", err)
 	}
-	return func() { put.Unsubscribe(); syncs.Unsubscribe() }, nil
+	writes, err := r.ep.Handle(fmt.Sprintf(SubjectWriteFmt, r.cfg.Self), r.onWrite)
+	if err != nil {
+		put.Unsubscribe()
+		syncs.Unsubscribe()
+		return nil, fmt.Errorf("replica: subscribe: %w", err)
+	}
+	return func() { put.Unsubscribe(); syncs.Unsubscribe(); writes.Unsubscribe() }, nil
 }
 
 // Run fans out writes, answers peers, runs anti-entropy and collects

@@ -339,16 +339,36 @@ func (s *Store) List(prefix string) ([]Record, uint64, error) {
 type Precondition struct {
 	// MustNotExist makes the write a create: it fails with ErrExists if a
 	// live record is present.
-	MustNotExist bool
+	MustNotExist bool `json:"mustNotExist,omitempty"`
 	// MustExist fails the write with ErrNotFound if no live record is present.
-	MustExist bool
+	MustExist bool `json:"mustExist,omitempty"`
 	// RV, if non-zero, fails the write with ErrConflict unless the live
 	// record's RV equals it.
-	RV uint64
+	RV uint64 `json:"rv,omitempty"`
 	// Version, if non-zero, fails the write with ErrConflict unless the
 	// live record's Version equals it.
-	Version uint64
+	Version uint64 `json:"version,omitempty"`
+	// Strict asks that the precondition be checked where the key's writes
+	// meet (its owner: replica.Routed) rather than on this replica alone;
+	// a Store checks it as any other.
+	Strict bool `json:"strict,omitempty"`
 }
+
+// check is the error of a write under pre over cur (live or not).
+func (pre Precondition) check(cur Record, live bool) error {
+	switch {
+	case pre.MustNotExist && live:
+		return ErrExists
+	case pre.MustExist && !live:
+		return ErrNotFound
+	case pre.RV != 0 && (!live || cur.RV != pre.RV), pre.Version != 0 && (!live || cur.Version() != pre.Version):
+		return ErrConflict
+	}
+	return nil
+}
+
+// Holds reports whether a write under pre over cur (live or not) may go on.
+func (pre Precondition) Holds(cur Record, live bool) bool { return pre.check(cur, live) == nil }
 
 // Put writes value under key as a local write and returns the new record.
 // A value byte-equal to the live one is not written: Put returns the
@@ -536,15 +556,8 @@ func apply(tx *bolt.Tx, o op, rv *uint64) (change, error) {
 		exists = true
 	}
 	live := exists && !cur.Deleted
-	switch pre := o.pre; {
-	case pre.MustNotExist && live:
-		return change{}, ErrExists
-	case pre.MustExist && !live:
-		return change{}, ErrNotFound
-	case pre.RV != 0 && (!live || cur.RV != pre.RV):
-		return change{}, ErrConflict
-	case pre.Version != 0 && (!live || cur.Version() != pre.Version):
-		return change{}, ErrConflict
+	if err := o.pre.check(cur, live); err != nil {
+		return change{}, err
 	}
 	rec, ok := o.next(cur, exists)
 	if !ok {
