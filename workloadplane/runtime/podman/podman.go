@@ -46,7 +46,16 @@ type Podman struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]inspected // by container ID
+
+	versionMu sync.Mutex
+	version   string    // the service's, from /version
+	versionAt time.Time // when it was read
 }
+
+// versionFor is how long Info reuses the service's version: Podman's
+// /version runs its OCI runtime and conmon to report theirs (about a
+// quarter of a second here), and a node asks at every status check.
+const versionFor = 10 * time.Minute
 
 // inspected is what Inspect said about a container in a given state.
 type inspected struct {
@@ -126,21 +135,39 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("podman %s: %w", op, err)
 }
 
-// Info implements rt.Runtime.
+// Info implements rt.Runtime: it checks that the service answers
+// (/_ping, every call) and says its version (/version, read again every
+// versionFor).
 func (p *Podman) Info(ctx context.Context) (rt.Info, error) {
 	c, err := p.ctx(ctx)
 	if err != nil {
 		return rt.Info{}, err
 	}
-	v, err := system.Version(c, nil)
+	conn, err := bindings.GetClient(c)
 	if err != nil {
-		return rt.Info{}, wrap("version", err)
+		return rt.Info{}, wrap("ping", err)
 	}
-	info := rt.Info{Name: "podman"}
-	if v.Server != nil {
-		info.Version = v.Server.Version
+	resp, err := conn.DoRequest(c, nil, http.MethodGet, "/_ping", nil, nil)
+	if err != nil {
+		return rt.Info{}, wrap("ping", err)
 	}
-	return info, nil
+	resp.Body.Close()
+	if !resp.IsSuccess() {
+		return rt.Info{}, fmt.Errorf("podman ping: %w: %s", rt.ErrUnavailable, resp.Status)
+	}
+	p.versionMu.Lock()
+	defer p.versionMu.Unlock()
+	if p.versionAt.IsZero() || time.Since(p.versionAt) > versionFor {
+		v, err := system.Version(c, nil)
+		if err != nil {
+			return rt.Info{}, wrap("version", err)
+		}
+		p.version, p.versionAt = "", time.Now()
+		if v.Server != nil {
+			p.version = v.Server.Version
+		}
+	}
+	return rt.Info{Name: "podman", Version: p.version}, nil
 }
 
 // EnsureImage implements rt.Runtime. With pull, a failed pull of an image

@@ -99,5 +99,13 @@ func Open(ctx context.Context, socket string, log *slog.Logger) (*Podman, error)
 	case !Listening(socket):
 		log.Warn("nothing listens on the Podman socket yet; pods will wait until it does", "socket", socket)
 	}
-	return New(socket), nil
+	p := New(socket)
+	// Connect and read the service's version while the node starts: its
+	// first status waits for them.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Info(ctx)
+	}()
+	return p, nil
 }
