@@ -29,21 +29,47 @@ import (
 // once. Liveness is membership's business, not the heartbeat's.
 const StatusReportEvery = 5 * time.Minute
 
-// RunHeartbeat checks the node's Node object now and every
-// Config.HeartbeatInterval until ctx is done.
+// RunHeartbeat checks the node's Node object now, every
+// Config.HeartbeatInterval, and whenever another node has overruled it
+// (marked it Ready=Unknown, or deleted it) until ctx is done. A Node's
+// owner marks it Unknown while membership holds the node dead; a node that
+// restarts within that time would otherwise stay Unknown, and get no pods,
+// until its next heartbeat.
 func (a *Agent) RunHeartbeat(ctx context.Context) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
-	for {
-		if err := a.Heartbeat(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("publish node status", "err", err)
+	changed := make(chan struct{}, 1)
+	go a.cfg.Client.Notify(ctx, "nodes", changed)
+	for due := true; ; {
+		if due {
+			if err := a.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("publish node status", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			due = true
+		case <-changed:
+			due = a.overruled(ctx)
 		}
 	}
+}
+
+// overruled reports whether the node's Node was deleted or marked
+// Ready=Unknown, which only other nodes do.
+func (a *Agent) overruled(ctx context.Context) bool {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName}}
+	if err := a.cfg.Client.Get(ctx, node); err != nil {
+		return apierrors.IsNotFound(err)
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionUnknown
+		}
+	}
+	return false
 }
 
 // Heartbeat creates or updates the node's Node object and its status.

@@ -109,3 +109,57 @@ func TestHeartbeatWritesOnlyChanges(t *testing.T) {
 		t.Fatalf("the heartbeat was not refreshed after %s", StatusReportEvery)
 	}
 }
+
+// TestHeartbeatAnswersAnOverrule: a Node that another node marks
+// Ready=Unknown (its owner, while membership held it dead) or deletes is
+// written again at once, not at the next heartbeat.
+func TestHeartbeatAnswersAnOverrule(t *testing.T) {
+	h := newHarness(t)
+	rec := &noderecord.Record{PeerID: "12D3KooWpeer", Name: "node-1", Versions: map[string]string{"runtime": "fake/1"}}
+	a, err := New(Config{NodeName: "node-1", Client: h.objs, Runtime: h.fake, Now: func() time.Time { return h.now },
+		HeartbeatInterval: time.Hour, Record: func(context.Context) (*noderecord.Record, error) { return rec, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.RunHeartbeat(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	ready := func() corev1.ConditionStatus {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+		if err := h.objs.Get(ctx, n); err != nil || len(n.Status.Conditions) == 0 {
+			return ""
+		}
+		return n.Status.Conditions[0].Status
+	}
+	changed := make(chan struct{}, 1)
+	go h.objs.Notify(ctx, "nodes", changed)
+	await := func(what string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		recheck := time.NewTicker(50 * time.Millisecond) // Notify may not be watching yet
+		defer recheck.Stop()
+		for ready() != corev1.ConditionTrue {
+			select {
+			case <-changed:
+			case <-recheck.C:
+			case <-deadline:
+				t.Fatalf("the Node was not Ready again after %s", what)
+			}
+		}
+	}
+	await("the first heartbeat")
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+	if err := h.objs.Get(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	n.Status.Conditions[0].Status, n.Status.Conditions[0].Reason = corev1.ConditionUnknown, "NodeStatusUnknown"
+	if err := h.objs.UpdateStatus(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	await("it was marked Unknown")
+	if err := h.objs.Delete(ctx, n, nil); err != nil {
+		t.Fatal(err)
+	}
+	await("it was deleted")
+}

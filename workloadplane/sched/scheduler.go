@@ -316,8 +316,10 @@ func (s *Scheduler) place(ctx context.Context, p *corev1.Pod, nodes []corev1.Nod
 // node.kubernetes.io/unreachable:NoExecute; only controlled pods leave it,
 // so their controllers create replacements on live nodes (a node that
 // comes back removes their containers as orphans), and a pod tolerating
-// that taint without a time (a DaemonSet's) stays. It returns how long
-// until the next eviction falls due.
+// that taint without a time (a DaemonSet's) stays. Pods already being
+// deleted on a lost node are deleted at once (grace 0), as the node itself
+// would once their grace period ended. It returns how long until the next
+// eviction falls due.
 func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []corev1.Node, chain objects.Chain) (time.Duration, error) {
 	now := s.cfg.Now()
 	next := s.cfg.MaxBackoff
@@ -334,7 +336,21 @@ func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []co
 	for i := range pods {
 		p := &pods[i]
 		n := byName[p.Spec.NodeName]
-		if n == nil || !active(p) || !s.cfg.Owns(chain.WorkloadKey(p)) {
+		if n == nil || !s.cfg.Owns(chain.WorkloadKey(p)) {
+			continue
+		}
+		if lost, isLost := lostAt[n.Name]; isLost && p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			// Being deleted, on a node that will not finish it: nothing
+			// there runs its grace period, and a node that comes back
+			// removes its containers as orphans.
+			if wait := lost.Sub(now); wait > 0 {
+				next = min(next, wait)
+			} else if err := s.cfg.Client.Delete(ctx, p, new(int64(0))); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("finish deleting %s/%s on lost node %s: %w", p.Namespace, p.Name, n.Name, err))
+			}
+			continue
+		}
+		if !active(p) {
 			continue
 		}
 		at, why, ok := time.Time{}, "", false

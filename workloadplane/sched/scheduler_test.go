@@ -261,6 +261,38 @@ func TestSchedulerReplacesAtOnceOnConfirmedDeath(t *testing.T) {
 	}
 }
 
+// TestSchedulerFinishesDeletionsOnLostNodes: a pod being deleted on a node
+// that is lost would stay Terminating until the node came back; it is
+// deleted once the node counts as lost. On a live node it waits for the
+// node.
+func TestSchedulerFinishesDeletionsOnLostNodes(t *testing.T) {
+	h := newSchedHarness(t)
+	ctx := context.Background()
+	var pods []*corev1.Pod
+	for _, node := range []string{"a", "b"} {
+		p := h.pod(t, "bare-on-"+node, "64Mi", false)
+		p.Spec.NodeName = node
+		if err := h.objs.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.objs.Delete(ctx, p, new(int64(30))); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.objs.Get(ctx, p); err != nil || p.DeletionTimestamp == nil {
+			t.Fatalf("pod %s: %v, deletionTimestamp %v: want it terminating", p.Name, err, p.DeletionTimestamp)
+		}
+		pods = append(pods, p)
+	}
+	h.live["peer-b"], h.dead["peer-b"] = false, death{at: h.now, confirmed: true}
+	h.s.ScheduleAll(ctx)
+	if err := h.objs.Get(ctx, pods[1]); err == nil {
+		t.Fatal("a terminating pod of a node confirmed dead still exists")
+	}
+	if err := h.objs.Get(ctx, pods[0]); err != nil {
+		t.Fatalf("a terminating pod of a live node was deleted before its node finished it: %v", err)
+	}
+}
+
 // tolerating is a controlled pod with one toleration.
 func (h *schedHarness) tolerating(t *testing.T, name string, tol corev1.Toleration) *corev1.Pod {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", OwnerReferences: []metav1.OwnerReference{
