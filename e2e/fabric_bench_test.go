@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	stdnet "net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
@@ -321,6 +323,12 @@ func BenchmarkHeal10k(b *testing.B) {
 		b.StartTimer()
 
 		healed := time.Now()
+		if dir := os.Getenv("MYCEL_E2E_PROFILE_DIR"); dir != "" {
+			for _, n := range nodes {
+				h, _, _ := stdnet.SplitHostPort(n.apiAddr)
+				go exec.Command("curl", "-s", "-o", filepath.Join(dir, n.name+".prof"), "http://"+stdnet.JoinHostPort(h, "6060")+"/debug/pprof/profile?seconds=8").Run()
+			}
+		}
 		net.heal()
 		var ds []time.Duration
 		for k, s := range seen {
@@ -338,6 +346,11 @@ func BenchmarkHeal10k(b *testing.B) {
 			ds = append(ds, last.Sub(healed))
 		}
 		cancel()
+		if dir := os.Getenv("MYCEL_E2E_PROFILE_DIR"); dir != "" {
+			for _, n := range nodes {
+				os.WriteFile(filepath.Join(dir, n.name+".log"), []byte(healed.Format("15:04:05.000 healed\n")+n.log.String()), 0o644)
+			}
+		}
 		each = append(each, ds...)
 		all = append(all, maxOf(ds))
 	}

@@ -89,21 +89,40 @@ func (e *Endpoint) Ask(ctx context.Context, subject, peer, typ string, sealed []
 }
 
 // Handle subscribes fn to subject: every message is opened and passed to
-// fn, and fn's reply, if any, is sealed and sent back.
+// fn, and fn's reply, if any, is sealed and sent back. Messages are
+// handled one at a time, in order.
 func (e *Endpoint) Handle(subject string, fn Handler) (Subscription, error) {
+	return e.Conn.Subscribe(subject, func(m Msg) { e.serve(m, fn) })
+}
+
+// HandleConcurrently is Handle with up to n messages handled at once, in
+// no particular order: for requests that do not depend on each other,
+// from several askers (anti-entropy steps), that would otherwise each
+// wait for the others' answers. Past n, the subscription's pending
+// messages queue.
+func (e *Endpoint) HandleConcurrently(subject string, n int, fn Handler) (Subscription, error) {
+	slots := make(chan struct{}, n)
 	return e.Conn.Subscribe(subject, func(m Msg) {
-		in, err := e.Opener.Open(m.Data)
-		if err != nil {
-			in = nil
-		}
-		typ, reply := fn(in, err)
-		if typ == "" || m.Reply == "" {
-			return
-		}
-		if data, err := e.Seal(typ, reply); err == nil {
-			e.Conn.Publish(m.Reply, data)
-		}
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots }()
+			e.serve(m, fn)
+		}()
 	})
+}
+
+func (e *Endpoint) serve(m Msg, fn Handler) {
+	in, err := e.Opener.Open(m.Data)
+	if err != nil {
+		in = nil
+	}
+	typ, reply := fn(in, err)
+	if typ == "" || m.Reply == "" {
+		return
+	}
+	if data, err := e.Seal(typ, reply); err == nil {
+		e.Conn.Publish(m.Reply, data)
+	}
 }
 
 // Decode decodes the payload of a message that must be of type typ.

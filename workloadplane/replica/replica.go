@@ -18,10 +18,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mycelfabric/mycel/machineplane/bus"
 	"github.com/mycelfabric/mycel/securityplane/envelope"
@@ -44,6 +46,7 @@ const (
 	DefaultBucketsPerStep = 32
 	DefaultKeysPerStep    = 256
 	queueSize             = 10000
+	DefaultInFlight       = 4
 )
 
 // Config configures a Replicator.
@@ -72,6 +75,14 @@ type Config struct {
 	// anti-entropy request asks for. Zero means the defaults above.
 	BatchBytes, BatchCount      int
 	BucketsPerStep, KeysPerStep int
+	// InFlight is how many requests of one anti-entropy round are
+	// outstanding at once, and how many sync requests this replica serves
+	// at once (from any peers): a heal moves thousands of records in
+	// steps of KeysPerStep, and one step at a time waits out a round trip
+	// for each, while a replica that several peers sync with at once
+	// would make each wait for the others. Zero means DefaultInFlight; 1
+	// keeps every exchange in order (protocol scripts).
+	InFlight int
 	// TombstoneTTL is how long deletions are kept for replicas that missed
 	// them; zero means 24h. A replica away longer can bring a deleted
 	// object back.
@@ -107,6 +118,7 @@ func New(cfg Config) (*Replicator, error) {
 	cfg.BatchCount = cmp.Or(cfg.BatchCount, DefaultBatchCount)
 	cfg.BucketsPerStep = cmp.Or(cfg.BucketsPerStep, DefaultBucketsPerStep)
 	cfg.KeysPerStep = cmp.Or(cfg.KeysPerStep, DefaultKeysPerStep)
+	cfg.InFlight = cmp.Or(cfg.InFlight, DefaultInFlight)
 	cfg.TombstoneTTL = cmp.Or(cfg.TombstoneTTL, 24*time.Hour)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -159,7 +171,13 @@ func (r *Replicator) Serve() (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica: subscribe: %w", err)
 	}
-	syncs, err := r.ep.Handle(fmt.Sprintf(SubjectSyncFmt, r.cfg.Self), r.onSync)
+	handle := r.ep.Handle
+	if r.cfg.InFlight > 1 {
+		handle = func(subject string, fn bus.Handler) (bus.Subscription, error) {
+			return r.ep.HandleConcurrently(subject, r.cfg.InFlight, fn)
+		}
+	}
+	syncs, err := handle(fmt.Sprintf(SubjectSyncFmt, r.cfg.Self), r.onSync)
 	if err != nil {
 		put.Unsubscribe()
 		return nil, fmt.Errorf("replica: subscribe: %w", err)
@@ -201,6 +219,7 @@ func (r *Replicator) Run(ctx context.Context) error {
 	defer t.Stop()
 	collect := time.NewTicker(time.Hour)
 	defer collect.Stop()
+	backoff := map[string]time.Duration{} // the last retry delay of peers failing in a row
 	for {
 		peer := ""
 		select {
@@ -214,18 +233,36 @@ func (r *Replicator) Run(ctx context.Context) error {
 				r.log.Warn("collect tombstones", "err", err)
 			}
 		}
-		if peer != "" {
-			switch err := r.SyncWith(ctx, peer); {
-			case err == nil || ctx.Err() != nil:
-			case strings.Contains(err.Error(), refusedPrefix):
-				// A member just met: it knows this node within seconds.
-				r.log.Debug("anti-entropy", "peer", peer, "err", err)
-			default:
-				r.log.Warn("anti-entropy round failed; retrying with the next peer", "peer", peer, "err", err)
-			}
+		if peer == "" {
+			continue
+		}
+		err := r.SyncWith(ctx, peer)
+		if err == nil || ctx.Err() != nil {
+			delete(backoff, peer)
+			continue
+		}
+		// Try the peer again soon: a member just met (at a heal, say)
+		// refuses this node, or is not reachable over the bus yet, for
+		// moments, and the next period is seconds away.
+		wait := max(2*backoff[peer], firstRetry)
+		if wait < r.cfg.Interval {
+			backoff[peer] = wait
+			time.AfterFunc(wait, func() { r.SyncSoon(peer) })
+		} else {
+			delete(backoff, peer)
+			wait = 0 // the next period's round
+		}
+		if strings.Contains(err.Error(), refusedPrefix) || errors.Is(err, bus.ErrNoResponders) {
+			r.log.Debug("anti-entropy", "peer", peer, "retry", wait, "err", err)
+		} else {
+			r.log.Warn("anti-entropy round failed", "peer", peer, "retry", wait, "err", err)
 		}
 	}
 }
+
+// firstRetry is how soon a failed round of anti-entropy is tried again;
+// each failure in a row doubles it, until it reaches the period.
+const firstRetry = 100 * time.Millisecond
 
 func (r *Replicator) pick() string {
 	peers := r.cfg.Peers()
@@ -500,31 +537,71 @@ func (r *Replicator) syncBuckets(ctx context.Context, peer string, buckets []int
 		pull = append(pull, k)
 	}
 	sort.Strings(pull)
-	for len(pull) > 0 {
-		step := pull[:min(len(pull), r.cfg.KeysPerStep)]
-		rep, err := r.ask(ctx, peer, syncRequest{Op: "get", Keys: step})
-		if err != nil {
-			return nil, pulled, pushed, err
-		}
-		r.merge(rep.Records, r.repaired)
-		pulled += len(rep.Records)
-		pull = append(rep.More, pull[len(step):]...)
+	pulled, err = r.pull(ctx, peer, pull)
+	if err != nil {
+		return nil, pulled, 0, err
 	}
-	for len(push) > 0 {
-		step := push[:min(len(push), r.cfg.KeysPerStep)]
-		push = push[len(step):]
-		recs, err := r.cfg.Store.Records(step)
-		if err != nil {
-			return nil, pulled, pushed, err
+	pushed, err = r.push(ctx, peer, push)
+	return left, pulled, pushed, err
+}
+
+// pull gets keys from peer in steps of KeysPerStep, InFlight steps at a
+// time (Config.InFlight), merges what comes back and returns how many
+// records that was.
+func (r *Replicator) pull(ctx context.Context, peer string, keys []string) (int, error) {
+	var mu sync.Mutex
+	pulled := 0
+	for len(keys) > 0 {
+		var more []string
+		g := errgroup.Group{}
+		g.SetLimit(r.cfg.InFlight)
+		for ; len(keys) > 0; keys = keys[min(len(keys), r.cfg.KeysPerStep):] {
+			step := keys[:min(len(keys), r.cfg.KeysPerStep)]
+			g.Go(func() error {
+				rep, err := r.ask(ctx, peer, syncRequest{Op: "get", Keys: step})
+				if err != nil {
+					return err
+				}
+				r.merge(rep.Records, r.repaired)
+				mu.Lock()
+				defer mu.Unlock()
+				pulled += len(rep.Records)
+				more = append(more, rep.More...) // left out for size: asked again
+				return nil
+			})
 		}
-		for len(recs) > 0 {
-			n := r.fit(recs)
-			if _, err := r.ask(ctx, peer, syncRequest{Op: "push", Records: recs[:n]}); err != nil {
-				return nil, pulled, pushed, err
+		if err := g.Wait(); err != nil {
+			return pulled, err
+		}
+		keys = more
+	}
+	return pulled, nil
+}
+
+// push sends peer the records of keys in messages of at most KeysPerStep
+// records, InFlight at a time, and returns how many records it sent.
+func (r *Replicator) push(ctx context.Context, peer string, keys []string) (int, error) {
+	var pushed atomic.Int64
+	g := errgroup.Group{}
+	g.SetLimit(r.cfg.InFlight)
+	for ; len(keys) > 0; keys = keys[min(len(keys), r.cfg.KeysPerStep):] {
+		step := keys[:min(len(keys), r.cfg.KeysPerStep)]
+		g.Go(func() error {
+			recs, err := r.cfg.Store.Records(step)
+			if err != nil {
+				return err
 			}
-			pushed += n
-			recs = recs[n:]
-		}
+			for len(recs) > 0 {
+				n := r.fit(recs)
+				if _, err := r.ask(ctx, peer, syncRequest{Op: "push", Records: recs[:n]}); err != nil {
+					return err
+				}
+				pushed.Add(int64(n))
+				recs = recs[n:]
+			}
+			return nil
+		})
 	}
-	return left, pulled, pushed, nil
+	err := g.Wait()
+	return int(pushed.Load()), err
 }

@@ -146,7 +146,7 @@ func (w *world) addNode(t testing.TB, d *datadriven.TestData, name string) {
 		w.members[id] = true
 	}
 	w.names[n.peer] = name
-	cfg := Config{Conn: w.bus.Conn(n.peer), Key: key, Self: n.peer, Now: w.clock,
+	cfg := Config{Conn: w.bus.Conn(n.peer), Key: key, Self: n.peer, Now: w.clock, InFlight: 1,
 		Opener: &envelope.Opener{Known: func(p peer.ID) bool { return w.members[p] }, Now: w.clock},
 		Peers:  func() []string { return nil }}
 	d.MaybeScanArgs(t, "batch-count", &cfg.BatchCount)
