@@ -553,12 +553,12 @@ func (r *Replicator) pull(ctx context.Context, peer string, keys []string) (int,
 	pulled := 0
 	for len(keys) > 0 {
 		var more []string
-		g := errgroup.Group{}
+		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(r.cfg.InFlight)
 		for ; len(keys) > 0; keys = keys[min(len(keys), r.cfg.KeysPerStep):] {
 			step := keys[:min(len(keys), r.cfg.KeysPerStep)]
 			g.Go(func() error {
-				rep, err := r.ask(ctx, peer, syncRequest{Op: "get", Keys: step})
+				rep, err := r.ask(gctx, peer, syncRequest{Op: "get", Keys: step})
 				if err != nil {
 					return err
 				}
@@ -582,7 +582,7 @@ func (r *Replicator) pull(ctx context.Context, peer string, keys []string) (int,
 // records, InFlight at a time, and returns how many records it sent.
 func (r *Replicator) push(ctx context.Context, peer string, keys []string) (int, error) {
 	var pushed atomic.Int64
-	g := errgroup.Group{}
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.InFlight)
 	for ; len(keys) > 0; keys = keys[min(len(keys), r.cfg.KeysPerStep):] {
 		step := keys[:min(len(keys), r.cfg.KeysPerStep)]
@@ -593,7 +593,7 @@ func (r *Replicator) push(ctx context.Context, peer string, keys []string) (int,
 			}
 			for len(recs) > 0 {
 				n := r.fit(recs)
-				if _, err := r.ask(ctx, peer, syncRequest{Op: "push", Records: recs[:n]}); err != nil {
+				if _, err := r.ask(gctx, peer, syncRequest{Op: "push", Records: recs[:n]}); err != nil {
 					return err
 				}
 				pushed.Add(int64(n))

@@ -253,7 +253,11 @@ func (s *Scheduler) ScheduleAll(ctx context.Context) (time.Duration, error) {
 }
 
 func active(p *corev1.Pod) bool {
-	return p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+	return p.DeletionTimestamp == nil && !finished(p)
+}
+
+func finished(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
 func (s *Scheduler) addSibling(spread map[types.UID]Spread, key types.UID, node string, zone map[string]string) {
@@ -339,7 +343,7 @@ func (s *Scheduler) evictLost(ctx context.Context, pods []corev1.Pod, nodes []co
 		if n == nil || !s.cfg.Owns(chain.WorkloadKey(p)) {
 			continue
 		}
-		if lost, isLost := lostAt[n.Name]; isLost && p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+		if lost, isLost := lostAt[n.Name]; isLost && p.DeletionTimestamp != nil && !finished(p) {
 			// Being deleted, on a node that will not finish it: nothing
 			// there runs its grace period, and a node that comes back
 			// removes its containers as orphans.
